@@ -1,0 +1,37 @@
+# Two commands: `make demo` and `make test`. Each creates .venv on first use and installs
+# graphsel into it in editable mode, with torch pinned by constraints.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install bench bench-graph bench-select bench-train clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/graphsel demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-graph: $(STAMP)
+	$(PY) benchmarks/bench_graph.py
+
+bench-select: $(STAMP)
+	$(PY) benchmarks/bench_select.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+bench: bench-graph bench-select bench-train
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Public datasets and the embedded synthetic default, as source/target logs."""
