@@ -20,6 +20,7 @@ Users and items of a source and a target log are encoded by one shared :class:`I
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -369,8 +370,10 @@ def validate_table(table: pa.Table, name: str) -> pa.Table:
                                          column.cast(column.type.value_type))
     ts = table.column("ts")
     if not _is_integer(ts.type):
-        example = next((v for v in ts.to_pylist() if v is not None and
-                        not (isinstance(v, int) and not isinstance(v, bool))), ts[0].as_py())
+        values = [v for v in ts.to_pylist() if v is not None]
+        example = next((v for v in values if not isinstance(v, (int, float))
+                        or not math.isfinite(v) or v != int(v)),
+                       values[0] if values else None)
         raise InputError(f"{name}: column 'ts' has type {ts.type}, expected integer Unix "
                          f"seconds (e.g. {example!r})")
     if ts.null_count:
