@@ -134,3 +134,13 @@ def test_dictionary_encoded_ids_are_accepted(tmp_path):
 def test_boolean_label_is_accepted():
     log = InteractionLog.from_columns([1], [2], [3], pa.array([True]), "s")
     assert log.label.tolist() == [1]
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    path = write_log(_source(), tmp_path / "out.parquet")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

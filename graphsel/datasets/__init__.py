@@ -1,1 +1,38 @@
-"""Public datasets and the embedded synthetic default, as source/target logs."""
+"""Public datasets and the embedded synthetic default, as source/target logs.
+
+Each dataset is registered by name and builds a :class:`DatasetSplit`: a source and a target
+:class:`~graphsel.log.InteractionLog` on one shared id index (``domain`` ``"source"`` /
+``"target"``) and, for the synthetic default, the ground truth of which source rows are
+target-like. :func:`prepare` writes a split to a folder with its card.
+
+>>> [d.name for d in list_datasets()]
+['synthetic', 'movielens-1m', 'taobao-userbehavior']
+"""
+
+from graphsel.datasets._registry import (
+    CARD_FILE,
+    SOURCE_FILE,
+    TARGET_FILE,
+    TRUTH_FILE,
+    Dataset,
+    DatasetSplit,
+    get_dataset,
+    list_datasets,
+    prepare,
+    register_dataset,
+)
+# Importing a dataset module registers it; this order is the listing order.
+from graphsel.datasets import synthetic, movielens, taobao  # noqa: F401, I001
+
+__all__ = [
+    "CARD_FILE",
+    "SOURCE_FILE",
+    "TARGET_FILE",
+    "TRUTH_FILE",
+    "Dataset",
+    "DatasetSplit",
+    "get_dataset",
+    "list_datasets",
+    "prepare",
+    "register_dataset",
+]
