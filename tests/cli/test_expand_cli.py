@@ -1,0 +1,84 @@
+"""Tests of ``graphsel expand``."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from graphsel.cli import cli
+from graphsel.log import InteractionLog, write_log
+
+
+@pytest.fixture
+def logs(tmp_path):
+    """Source: a-x, b-x, c-x (x a hub of 3), a-y (purchase), d-z; target shares user a."""
+    source = InteractionLog.from_columns(
+        ["a", "b", "c", "a", "d"], ["x", "x", "x", "y", "z"], [1, 2, 3, 4, 5], [1, 1, 1, 1, 1],
+        "source", ["click", "click", "click", "purchase", "click"])
+    target = InteractionLog.from_columns(["a", "e"], ["v", "v"], [6, 7], [1, 1], "target")
+    source_path, target_path = tmp_path / "source.parquet", tmp_path / "target.parquet"
+    write_log(source, source_path)
+    write_log(target, target_path)
+    return ["--source", str(source_path), "--target", str(target_path)]
+
+
+def _run(args):
+    return CliRunner().invoke(cli, ["expand", *args])
+
+
+def test_expand_writes_reached_nodes_and_prints_hops(logs, tmp_path):
+    out = tmp_path / "nodes.parquet"
+    result = _run([*logs, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).to_pydict() == {
+        "node_type": ["user", "user", "user", "item", "item"],
+        "node_id": ["a", "b", "c", "x", "y"],
+        "hop": [0, 2, 2, 1, 1],
+        "degree": [2, 1, 1, 3, 1],
+    }
+    lines = result.output.splitlines()
+    assert lines[0] == "expansion over click, purchase (5 source rows)"
+    assert lines[1].split() == ["hop", "users", "items", "rows", "(both)", "rows", "so", "far"]
+    assert [line.split() for line in lines[3:6]] == [
+        ["0", "1", "0", "0", "0"], ["1", "0", "2", "2", "2"], ["2", "2", "0", "2", "4"]]
+    assert "no hub cap" in result.output
+    assert f"wrote 5 nodes to {out}" in result.output
+
+
+def test_expand_caps_hubs_and_prints_json(logs, tmp_path):
+    out = tmp_path / "nodes.parquet"
+    result = _run([*logs, "--out", str(out), "--max-degree", "2", "--relations", "click",
+                   "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["capped"] == {"users": 0, "items": 1}
+    assert payload["relations"] == ["click"]
+    assert payload["reached"] == {"users": 1, "items": 1}
+    assert [hop["rows_cumulative"] for hop in payload["hops"]] == [0, 1, 1]
+    assert pq.read_table(out).column("node_id").to_pylist() == ["a", "x"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--relations", "click,buy"],
+     "error: Could not resolve relation 'buy' among ['click', 'purchase']"),
+    (["--hops", "-1"], "error: num_hops must be an integer >= 0, got -1"),
+    (["--edges", "some"], "error: Could not resolve edges 'some' among ['all', 'positive']"),
+    (["--fanout", "0"], "error: fanout must be an integer >= 1 or None, got 0"),
+    (["--mode", "edge"], "error: Could not resolve mode 'edge' among"),
+])
+def test_bad_input_exits_2_with_one_line_and_no_file(logs, tmp_path, extra, message):
+    out = tmp_path / "nodes.parquet"
+    result = _run([*logs, "--out", str(out), *extra])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith(message)
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.parquet", "target.parquet"]
+
+
+def test_missing_output_folder_exits_2(logs, tmp_path):
+    result = _run([*logs, "--out", str(tmp_path / "missing" / "nodes.parquet")])
+    assert result.exit_code == 2
+    assert "parent directory" in result.output
