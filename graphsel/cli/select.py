@@ -1,0 +1,130 @@
+"""``graphsel select``: choose and weight the source rows that look like the target domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import pyarrow.parquet as pq
+
+from graphsel._io import check_output_file, write_json
+from graphsel.cli._common import emit, json_option
+from graphsel.errors import InputError
+from graphsel.log import InteractionLog, read_pair
+from graphsel.selector import STAGES, SampleSelector, format_report
+
+__all__ = ["command", "read_truth", "parse_max_degree"]
+
+TRUTH_FILE = "truth.parquet"
+TRUTH_COLUMN = "in_target_community"
+
+
+def parse_max_degree(value: str | None) -> float | str | None:
+    """``"auto"``, ``"none"`` (uncapped) or a number >= 0."""
+    if value is None or value == "auto":
+        return "auto"
+    if value.lower() in ("none", "inf"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(f"--max-degree must be a number, 'auto' or 'none', got {value!r}") from None
+    if number < 0:
+        raise InputError(f"--max-degree must be >= 0, got {value}")
+    return number
+
+
+def read_truth(path: str | Path, source: InteractionLog) -> np.ndarray:
+    """The planted truth of the synthetic default as an ``(N_src,)`` bool mask."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same bad input
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    for column in ("row", TRUTH_COLUMN):
+        if column not in table.column_names:
+            raise InputError(f"{path}: missing column '{column}'")
+    rows = table.column("row").to_numpy()
+    if len(rows) != len(source) or (np.sort(rows) != np.arange(len(source))).any():
+        raise InputError(f"{path}: column 'row' does not cover the {len(source)} rows of "
+                         f"{source.name}")
+    truth = np.zeros(len(source), dtype=bool)
+    truth[rows] = table.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
+    return truth
+
+
+@click.command("select")
+@click.option("--source", required=True, type=click.Path(path_type=str), help="Source log.")
+@click.option("--target", required=True, type=click.Path(path_type=str), help="Target log.")
+@click.option("--out", required=True, type=click.Path(path_type=str),
+              help="Parquet file: the selected source rows plus hop, p_target, knn_score, weight.")
+@click.option("--report", "report_path", type=click.Path(path_type=str),
+              help="Also write the report as JSON to this file.")
+@click.option("--stages", default=",".join(STAGES), show_default=True,
+              help=f"Comma-separated stages, in order, from {', '.join(STAGES)}.")
+@click.option("--hops", default=2, show_default=True, type=int, help="Graph expansion hops.")
+@click.option("--max-degree", default="auto", show_default=True,
+              help="Hub cap: a number, 'auto' (99th percentile of degrees) or 'none'.")
+@click.option("--fanout", type=int, help="Expand hubs through this many random edges.")
+@click.option("--mode", default="both", show_default=True,
+              help="Rows the graph stage keeps: both, user, item or any end reached.")
+@click.option("--edges", default="all", show_default=True,
+              help="Rows that make graph edges: all or positive (label 1).")
+@click.option("--relations", help="Comma-separated relations to walk (default: all).")
+@click.option("--as-of", type=int, help="Ignore graph edges at or after this Unix time.")
+@click.option("--da-threshold", type=float, help="DA stage: keep rows with p_target >= X.")
+@click.option("--keep-quantile", type=float,
+              help="DA stage: keep this top fraction of rows by p_target.")
+@click.option("--budget", type=int, help="DA stage: keep the top N rows by p_target.")
+@click.option("--knn-index", default="auto", show_default=True,
+              help="FAISS index: Flat, HNSW32, IVF<n>,Flat, LSH or auto.")
+@click.option("--knn-threshold", default=0.9, show_default=True, type=float,
+              help="kNN stage: keep rows with knn_score >= X.")
+@click.option("--knn-k", default=10, show_default=True, type=int,
+              help="kNN stage: target neighbours averaged per row.")
+@click.option("--truth", "truth_path", type=click.Path(path_type=str),
+              help=f"Planted truth (default: {TRUTH_FILE} beside the source, if present).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@json_option
+def command(source: str, target: str, out: str, report_path: str | None, stages: str,
+            hops: int, max_degree: str, fanout: int | None, mode: str, edges: str,
+            relations: str | None, as_of: int | None, da_threshold: float | None,
+            keep_quantile: float | None, budget: int | None, knn_index: str,
+            knn_threshold: float, knn_k: int, truth_path: str | None, seed: int, as_json: bool) -> None:
+    """Select and weight the source rows that look like the target domain.
+
+    Stages run in the order given: the graph expansion from the users and items both logs
+    share (hubs capped), the domain classifier (out-of-fold p_target and density-ratio
+    weights; it cuts rows only with --da-threshold, --keep-quantile or --budget), and the
+    FAISS neighbour score of each row against the target rows (kept at --knn-threshold).
+    A summary table ends the output; --json prints the report instead.
+    """
+    check_output_file(out)
+    if report_path is not None:
+        check_output_file(report_path)
+    rules = [name for name, value in (("--da-threshold", da_threshold),
+                                      ("--keep-quantile", keep_quantile),
+                                      ("--budget", budget)) if value is not None]
+    if len(rules) > 1:
+        raise InputError(f"give at most one of --da-threshold, --keep-quantile, --budget "
+                         f"(got {', '.join(rules)})")
+    selector = SampleSelector(
+        [s.strip() for s in stages.split(",") if s.strip()], num_hops=hops,
+        max_degree=parse_max_degree(max_degree), fanout=fanout, mode=mode, edges=edges,
+        relations=None if relations is None else [r.strip() for r in relations.split(",")],
+        as_of=as_of, threshold=da_threshold, keep_quantile=keep_quantile, budget=budget,
+        knn_index=knn_index, knn_threshold=knn_threshold, knn_k=knn_k, seed=seed, progress=not as_json)
+    selector.check_params()  # bad options fail before the logs are read
+    source_log, target_log = read_pair(source, target)
+    if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
+        truth_path = str(Path(source).parent / TRUTH_FILE)
+    truth = None if truth_path is None else read_truth(truth_path, source_log)
+    selection = selector.fit(source_log, target_log, truth=truth).selection_
+    selection.write(source_log, out)
+    report = {**selection.report, "out": out}
+    if report_path is not None:
+        write_json(report, report_path)
+    emit(as_json, report, format_report(report) + f"\n\nwrote {selection.num_selected:,} rows "
+         f"to {out}")
+

@@ -1,0 +1,198 @@
+"""Domain classifier: out-of-fold scores, AUC as domain distance, weights and masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
+
+from graphsel.domain import MAX_CATEGORIES, DomainClassifier, domain_features
+from graphsel.errors import InputError
+from graphsel.log import InteractionLog, share_index
+
+
+def _log(rng, n, users, items, name, price_shift=0.0, cities=("a", "b", "c")):
+    return InteractionLog.from_columns(
+        rng.choice(users, n), rng.choice(items, n), np.zeros(n, dtype=np.int64),
+        rng.integers(0, 2, n), name, name=name,
+        city=rng.choice(np.array(cities), n), price=rng.normal(price_shift, 1.0, n))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small fits are fastest single-threaded, and other test processes share the cores."""
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def identical():
+    """Candidates and target drawn from one distribution: nothing tells them apart."""
+    rng = np.random.default_rng(0)
+    return share_index(_log(rng, 1_000, np.arange(150), np.arange(80), "source"),
+                       _log(rng, 250, np.arange(150), np.arange(80), "target"))
+
+
+@pytest.fixture(scope="module")
+def separable():
+    """Target on its own users, items, cities and prices: trivially told apart."""
+    rng = np.random.default_rng(1)
+    return share_index(
+        _log(rng, 1_000, np.arange(150), np.arange(80), "source"),
+        _log(rng, 250, np.arange(150, 200), np.arange(80, 100), "target", price_shift=3.0,
+             cities=("x", "y")))
+
+
+@pytest.mark.parametrize("model", ["hgb", "logistic"])
+def test_auc_is_chance_for_identical_domains(model, identical):
+    classifier = DomainClassifier(model=model, max_iter=30).fit(*identical)
+    assert 0.4 <= classifier.auc_ <= 0.6
+
+
+@pytest.mark.parametrize("model", ["hgb", "logistic"])
+def test_auc_is_near_one_for_separable_domains(model, separable):
+    classifier = DomainClassifier(model=model, max_iter=30).fit(*separable)
+    assert classifier.auc_ >= 0.95
+    assert classifier.p_target_in_target_.mean() > 0.8 > 0.2 > classifier.p_target_.mean()
+
+
+def test_graph_factors_alone_separate_disjoint_communities(separable):
+    classifier = DomainClassifier(columns=[], max_iter=30).fit(*separable)
+    assert all("_svd_" in name for name in classifier.feature_names_)
+    assert classifier.auc_ >= 0.95
+
+
+class _Spy(ClassifierMixin, BaseEstimator):
+    """Records which rows (ids in column 0) every fitted copy trained on and scored."""
+
+    fits: list[tuple[set[int], set[int]]] = []
+
+    def fit(self, x, y):
+        self.classes_ = np.array([0, 1])
+        self.trained_ = set(x[:, 0].astype(int).tolist())
+        return self
+
+    def predict_proba(self, x):
+        _Spy.fits.append((self.trained_, set(x[:, 0].astype(int).tolist())))
+        return np.full((len(x), 2), 0.5)
+
+
+def test_no_row_is_scored_by_a_model_that_saw_it():
+    _Spy.fits.clear()
+    n_cand, n_tgt = 90, 30
+    rows = np.arange(n_cand + n_tgt, dtype=np.float32)[:, None]
+    classifier = DomainClassifier(model=_Spy(), cv=3).fit_arrays(rows[:n_cand], rows[n_cand:])
+    assert len(_Spy.fits) == 3
+    scored = [row for _, test in _Spy.fits for row in test]
+    assert sorted(scored) == list(range(n_cand + n_tgt))  # each row scored exactly once
+    for trained, test in _Spy.fits:
+        assert not trained & test
+        assert trained | test == set(range(n_cand + n_tgt))
+    # folds_ records the partition: every fold holds a stratified share of both classes.
+    folds = classifier.folds_
+    assert sorted(np.unique(folds).tolist()) == [0, 1, 2]
+    assert np.bincount(folds[n_cand:]).tolist() == [10, 10, 10]
+    assert np.bincount(folds[:n_cand]).tolist() == [30, 30, 30]
+
+
+def test_memorising_model_gets_no_credit_out_of_fold():
+    """A 1-nearest-neighbour model on unique noise would score AUC 1.0 in-sample."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1_200, 4))
+    y = np.r_[np.zeros(1_000), np.ones(200)]
+    in_sample = KNeighborsClassifier(1).fit(x, y).predict_proba(x)[:, 1]
+    assert roc_auc_score(y, in_sample) == 1.0
+    classifier = DomainClassifier(model=KNeighborsClassifier(1)).fit_arrays(x[:1_000], x[1_000:])
+    assert classifier.auc_ < 0.6
+
+
+def test_weight_is_clipped_density_ratio(separable):
+    classifier = DomainClassifier(max_iter=30, weight_clip=(0.1, 5.0)).fit(*separable)
+    p = classifier.p_target_
+    ratio = len(separable[0]) / len(separable[1])
+    with np.errstate(divide="ignore"):
+        expected = np.clip(p / (1 - p) * ratio, 0.1, 5.0)
+    np.testing.assert_allclose(classifier.weight_, expected)
+    assert classifier.weight_.min() >= 0.1 and classifier.weight_.max() <= 5.0
+
+
+@pytest.mark.parametrize("rule, kept", [({"budget": 7}, 7), ({"keep_quantile": 0.25}, 250)])
+def test_selection_rules_count(rule, kept, identical):
+    classifier = DomainClassifier(max_iter=10, **rule).fit(*identical)
+    mask = classifier.get_support()
+    assert mask.shape == (1_000,) and mask.sum() == kept
+    assert classifier.p_target_[mask].min() >= classifier.p_target_[~mask].max()
+    assert len(classifier.transform(identical[0])) == kept
+
+
+def test_threshold_rule_and_determinism(identical):
+    first = DomainClassifier(max_iter=10, threshold=0.17).fit(*identical)
+    np.testing.assert_array_equal(first.get_support(), first.p_target_ >= 0.17)
+    second = clone(first).fit(*identical)
+    np.testing.assert_array_equal(first.p_target_, second.p_target_)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"model": "xgb"}, r"Could not resolve model 'xgb' among \['hgb', 'logistic'\]"),
+    ({"normalize": "l1"}, "Could not resolve normalize 'l1'"),
+    ({"cv": 1}, "cv must be an integer >= 2"),
+    ({"weight_clip": (5.0, 1.0)}, r"weight_clip must be a \(low, high\) pair with 0 < low"),
+    ({"weight_clip": 3}, r"weight_clip must be a \(low, high\) pair"),
+    ({"weight_clip": (0.0, 1.0)}, r"weight_clip must be a \(low, high\) pair"),
+    ({"threshold": 0.5, "budget": 2}, "at most one of"),
+    ({"columns": ["domain"]}, "column 'domain' cannot be a domain feature: it is the answer"),
+    ({"columns": ["nope"]}, "no column 'nope'"),
+])
+def test_bad_parameters_are_input_errors(params, message, identical):
+    with pytest.raises(InputError, match=message):
+        DomainClassifier(**params).fit(*identical)
+
+
+def test_too_few_rows_for_the_folds(identical):
+    source, target = identical
+    with pytest.raises(InputError, match="needs at least 5 candidates and 5 target samples, got "
+                                         "1000 and 3"):
+        DomainClassifier().fit(source, target[:3])
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        DomainClassifier().get_support()
+
+
+def test_features_share_categories_across_logs():
+    first = InteractionLog.from_columns([1, 2, 3], [7, 7, 8], [0, 0, 0], [0, 1, 0], "s",
+                                        city=["b", "a", "b"], price=[1.0, 2.0, 3.0])
+    second = InteractionLog.from_columns([3, 4], [8, 9], [0, 0], [1, 1], "t",
+                                         city=["a", "z"], price=[4.0, 5.0], extra=[1, 2])
+    first, second = share_index(first, second)
+    features = domain_features([first, second], shared_ids=True)
+    assert features.names == ("city", "price", "user_id", "item_id")  # 'extra': one log only
+    assert features.categorical.tolist() == [True, False, True, True]
+    source_x, target_x = features.matrices
+    # city codes by frequency over both logs: b (2), a (2, later in sort order), z (1)
+    assert source_x[:, 0].tolist() == [0, 1, 0] and target_x[:, 0].tolist() == [1, 2]
+    assert target_x[:, 1].tolist() == [4.0, 5.0]
+    # only user 3 and item 8 appear on both sides; other ids are missing
+    assert np.isnan(source_x[:2, 2]).all() and source_x[2, 2] == target_x[0, 2] == 0
+    assert np.isnan(target_x[1, 2:]).all()
+
+
+def test_rare_categories_beyond_the_cap_become_missing():
+    n = MAX_CATEGORIES + 45
+    values = [f"c{i}" for i in range(n)] + ["c0"] * 3
+    log = InteractionLog.from_columns(np.arange(len(values)), np.zeros(len(values), dtype=int),
+                                      np.zeros(len(values), dtype=int),
+                                      np.zeros(len(values), dtype=int), "s", city=values)
+    codes = domain_features([log]).matrices[0][:, 0]
+    assert codes[0] == 0
+    assert np.isnan(codes).sum() == 45 and np.nanmax(codes) == MAX_CATEGORIES - 1
+
+
+def test_no_features_at_all_is_an_input_error(identical):
+    with pytest.raises(InputError, match="no domain features"):
+        DomainClassifier(columns=[], embedding_dim=0).fit(*identical)
