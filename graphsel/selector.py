@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from graphsel._select_rule import check_choice, check_integer
 from graphsel._table import format_table

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from graphsel._io import atomic_path, check_output_file
 from graphsel.cli._common import emit, format_table, json_option
 from graphsel.expand import SELECT_MODES, expand, graph_select, shared_seeds
-from graphsel.graph import EDGE_CHOICES, ITEM, USER, BipartiteGraph
+from graphsel.graph import ITEM, USER, BipartiteGraph
 from graphsel.log import read_pair
 
 __all__ = ["command"]
@@ -31,8 +31,9 @@ __all__ = ["command"]
               help="Ignore edges with ts >= this (Unix seconds).")
 @click.option("--relations", default=None,
               help="Comma-separated relations to walk, e.g. click,purchase (default: all).")
-@click.option("--edges", default="positive", show_default=True,
-              help=f"Which source rows make edges: one of {', '.join(EDGE_CHOICES)}.")
+@click.option("--edges", default="all", show_default=True,
+              help="Which source rows make edges: all (every logged row links its user "
+                   "and item) or positive (label 1 only).")
 @click.option("--mode", default="both", show_default=True,
               help=f"How the per-hop row counts select rows: one of {', '.join(SELECT_MODES)}.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fanout draw.")

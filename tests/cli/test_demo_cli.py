@@ -1,4 +1,4 @@
-"""``graphsel demo``: prepares the synthetic default and prints its card."""
+"""``graphsel demo``: prepares the synthetic default, selects from it, prints card and funnel."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from graphsel.cli.demo import run_demo
 
 
 def test_demo_keeps_its_files_with_out(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--json"])
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--scale", "0.25",
+                                      "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["out_dir"] == str(tmp_path)
@@ -20,19 +21,26 @@ def test_demo_keeps_its_files_with_out(tmp_path):
     assert card == json.loads((tmp_path / "card.json").read_text())
     assert card["dataset"] == "synthetic" and card["options"]["seed"] == 0
     assert (card["domains"]["source"]["rows"], card["domains"]["target"]["rows"]) == (
-        200_000, 9_000)
+        50_000, 2_250)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "card.json", "source.parquet", "target.parquet", "truth.parquet"]
+        "card.json", "report.json", "selected.parquet", "source.parquet", "target.parquet",
+        "truth.parquet"]
+    selection = payload["selection"]
+    assert selection == json.loads((tmp_path / "report.json").read_text())
+    assert [stage["name"] for stage in selection["stages"]] == ["graph", "da", "knn"]
+    assert selection["truth"]["precision"] >= 0.9 and selection["truth"]["recall"] >= 0.9
 
 
 def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    result = CliRunner().invoke(cli, ["demo", "--seed", "1"])
+    result = CliRunner().invoke(cli, ["demo", "--seed", "1", "--scale", "0.1"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "dataset: synthetic"
-    assert lines[-1] == ("wrote source.parquet, target.parquet, truth.parquet, card.json to a "
-                         "temporary folder, now removed (keep them with --out DIR)")
+    assert ("wrote source.parquet, target.parquet, truth.parquet, card.json to a temporary "
+            "folder, now removed (keep them with --out DIR)") in lines
+    assert "selection funnel" in lines
+    assert lines[-1].startswith("planted truth: precision ")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -44,7 +52,8 @@ def test_demo_out_is_a_file_exits_2(tmp_path):
     assert result.stderr == f"error: {file}: is a file, expected a directory for the output\n"
 
 
-def test_run_demo_returns_the_card(tmp_path):
-    result = run_demo(tmp_path / "demo", seed=2)
+def test_run_demo_returns_card_and_selection(tmp_path):
+    result = run_demo(tmp_path / "demo", seed=2, scale=0.1)
     assert result["out_dir"] == str(tmp_path / "demo")
     assert result["card"]["options"]["seed"] == 2
+    assert result["selection"]["rows"]["source"] == result["card"]["domains"]["source"]["rows"]

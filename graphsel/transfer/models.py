@@ -1,0 +1,309 @@
+"""CTR models built from parts, and the registry that names them.
+
+The base model is ``CTRModel(EmbeddingBlock, MLPBlock, Head)`` (as in torchrec's
+``DLRM(SparseArch, DenseArch, ..., OverArch)``): embeddings of the ``F`` categorical fields,
+flattened and concatenated with the ``M`` numeric features, go through an MLP, and a linear
+head gives one logit per sample. ``forward`` returns logits; the loss (and any sample
+weight or distillation term) lives in the trainer.
+
+Transfer models reuse the parts: :meth:`CTRModel.forward_hidden` returns the hidden state of
+every MLP layer (DIIT distils at several of them), and :meth:`MLPLayer.forward` accepts an
+extra pre-activation term (CTNet adds a source-tower adapter's output at every layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphsel.errors import InputError, choice_error
+
+__all__ = [
+    "ModelConfig",
+    "EmbeddingBlock",
+    "MLPLayer",
+    "MLPBlock",
+    "Head",
+    "CTRModel",
+    "ModelOutput",
+    "ModelBuilder",
+    "register_model",
+    "get_model",
+    "model_names",
+    "build_base_model",
+]
+
+EMBEDDING_INIT_STD = 0.01
+"""Std of the normal initialisation of embedding rows (torch's default of 1 is far too large
+for hundreds of summed-in features)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Options of the base model.
+
+    Attributes:
+        embed_dim: ``D``, embedding size of every field. Default 16.
+        hidden: widths of the MLP's hidden layers. Default ``(256, 128, 64)``.
+        dropout: dropout after each hidden layer's activation. Default 0.0.
+        batch_norm: BatchNorm1d between each hidden layer's linear map and activation.
+            Default False.
+        sparse_embedding: the embedding table produces sparse gradients (the trainer then
+            updates it with ``SparseAdam``, touching only the rows of the batch). Default True.
+    """
+
+    embed_dim: int = 16
+    hidden: tuple[int, ...] = (256, 128, 64)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    sparse_embedding: bool = True
+
+    def __post_init__(self) -> None:
+        if self.embed_dim < 1:
+            raise InputError(f"embed_dim must be >= 1, got {self.embed_dim}")
+        if any(width < 1 for width in self.hidden):
+            raise InputError(f"hidden widths must be >= 1, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
+
+
+class EmbeddingBlock(nn.Module):
+    """One ``nn.Embedding`` over the concatenated vocabularies of ``F`` fields.
+
+    Field ``f``'s local index ``i`` (``0`` = its out-of-vocabulary bucket) reads row
+    ``offsets[f] + i`` of the table, so one lookup serves every field.
+
+    Args:
+        vocab_sizes: ``(F,)`` rows per field, OOV bucket included (``FeatureSpec.vocab_sizes``).
+        embed_dim: ``D``.
+        sparse: sparse gradients (only the rows a batch used). Default True.
+    """
+
+    def __init__(self, vocab_sizes: Sequence[int], embed_dim: int, sparse: bool = True) -> None:
+        super().__init__()
+        if len(vocab_sizes) == 0 or min(vocab_sizes) < 1:
+            raise InputError(f"vocab_sizes must be non-empty and >= 1, got {list(vocab_sizes)}")
+        self.vocab_sizes = tuple(int(size) for size in vocab_sizes)
+        offsets = np.concatenate([[0], np.cumsum(self.vocab_sizes)[:-1]])
+        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.int64))
+        self.table = nn.Embedding(sum(self.vocab_sizes), embed_dim, sparse=sparse)
+        nn.init.normal_(self.table.weight, std=EMBEDDING_INIT_STD)
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.vocab_sizes)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.table.embedding_dim
+
+    def forward(self, cat: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` local indices -> ``(B, F, D)`` embeddings."""
+        return self.table(cat + self.offsets)
+
+
+class MLPLayer(nn.Module):
+    """``dropout(relu(norm(linear(x) + extra)))``.
+
+    Args:
+        in_dim: input width.
+        out_dim: output width.
+        batch_norm: BatchNorm1d before the activation. Default False.
+        dropout: dropout probability after the activation. Default 0.0.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, batch_norm: bool = False,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.norm = nn.BatchNorm1d(out_dim) if batch_norm else nn.Identity()
+        self.activation = nn.ReLU()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, in_dim)`` -> ``(B, out_dim)``.
+
+        Args:
+            x: the layer input.
+            extra: ``(B, out_dim)`` added to the linear map's output before normalisation and
+                activation (CTNet's adapter term ``g_l(z_s)``). Default None.
+        """
+        z = self.linear(x)
+        if extra is not None:
+            z = z + extra
+        return self.dropout(self.activation(self.norm(z)))
+
+
+class MLPBlock(nn.Module):
+    """A stack of :class:`MLPLayer`.
+
+    Args:
+        in_dim: input width.
+        hidden: widths of the layers, e.g. ``(256, 128, 64)``; empty gives the identity.
+        batch_norm: see :class:`MLPLayer`. Default False.
+        dropout: see :class:`MLPLayer`. Default 0.0.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], batch_norm: bool = False,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        widths = [in_dim, *hidden]
+        self.layers = nn.ModuleList(
+            MLPLayer(widths[i], widths[i + 1], batch_norm, dropout) for i in range(len(hidden)))
+        self.in_dim = in_dim
+        self.out_dim = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_dim)`` -> ``(B, out_dim)``."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def forward_hidden(
+        self, x: torch.Tensor, extras: Sequence[torch.Tensor | None] | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Every layer's output.
+
+        Args:
+            x: ``(B, in_dim)`` input.
+            extras: one pre-activation term per layer (or None) passed to
+                :meth:`MLPLayer.forward`. Default None.
+
+        Returns:
+            ``L`` tensors, ``(B, hidden[l])`` each; the last one is :meth:`forward`'s output.
+        """
+        if extras is not None and len(extras) != len(self.layers):
+            raise InputError(f"extras has {len(extras)} entries, the MLP has "
+                             f"{len(self.layers)} layers")
+        hidden = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, None if extras is None else extras[i])
+            hidden.append(x)
+        return tuple(hidden)
+
+
+class Head(nn.Module):
+    """Linear map to one logit: ``(B, in_dim)`` -> ``(B,)``."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """Logits and the hidden states that produced them.
+
+    Attributes:
+        logits: ``(B,)``.
+        hidden: ``L + 1`` tensors: ``hidden[0]`` the MLP input ``(B, F*D + M)`` (CTNet's
+            ``z_0``), ``hidden[l]`` layer ``l``'s output ``(B, hidden[l-1])``.
+    """
+
+    logits: torch.Tensor
+    hidden: tuple[torch.Tensor, ...]
+
+
+class CTRModel(nn.Module):
+    """Embeddings + MLP + head.
+
+    Args:
+        embedding: maps ``cat`` ``(B, F)`` to ``(B, F, D)``.
+        mlp: its ``in_dim`` must be ``F * D + M``.
+        head: maps the MLP output to logits.
+
+    >>> model = build_base_model([3, 4], num_numeric=1, config=ModelConfig(8, (4, 2)))
+    >>> cat, num = torch.tensor([[1, 2], [0, 3]]), torch.zeros(2, 1)
+    >>> model(cat, num).shape, [h.shape[1] for h in model.forward_hidden(cat, num).hidden]
+    (torch.Size([2]), [17, 4, 2])
+    """
+
+    def __init__(self, embedding: EmbeddingBlock, mlp: MLPBlock, head: Head) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.mlp = mlp
+        self.head = head
+
+    def mlp_input(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B, F*D + M)``: flattened embeddings, then numerics."""
+        embedded = self.embedding(cat).flatten(1)
+        return torch.cat([embedded, num], dim=1) if num.shape[1] else embedded
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` int64 indices and ``(B, M)`` float32 numerics -> ``(B,)`` logits."""
+        return self.head(self.mlp(self.mlp_input(cat, num)))
+
+    def forward_hidden(self, cat: torch.Tensor, num: torch.Tensor) -> ModelOutput:
+        """Like :meth:`forward`, also returning every hidden state (see :class:`ModelOutput`)."""
+        x = self.mlp_input(cat, num)
+        hidden = self.mlp.forward_hidden(x)
+        return ModelOutput(self.head(hidden[-1] if hidden else x), (x, *hidden))
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+ModelBuilder = Callable[..., nn.Module]
+"""``builder(vocab_sizes, num_numeric=0, config=None) -> nn.Module`` whose forward is
+``(cat (B, F), num (B, M)) -> logits (B,)``."""
+
+_MODELS: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Registers a model builder under ``name``.
+
+    Raises:
+        ValueError: if ``name`` is already registered (a programming error, not bad input).
+    """
+
+    def decorate(builder: ModelBuilder) -> ModelBuilder:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = builder
+        return builder
+
+    return decorate
+
+
+def get_model(name: str) -> ModelBuilder:
+    """The builder registered as ``name``.
+
+    Raises:
+        InputError: ``Could not resolve model 'x' among ['base', ...]``.
+    """
+    if name not in _MODELS:
+        raise choice_error("model", name, list(_MODELS))
+    return _MODELS[name]
+
+
+def model_names() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_MODELS)
+
+
+@register_model("base")
+def build_base_model(
+    vocab_sizes: Sequence[int], num_numeric: int = 0, config: ModelConfig | None = None
+) -> CTRModel:
+    """The base CTR model (embeddings + MLP + head).
+
+    Args:
+        vocab_sizes: ``(F,)`` rows per field, OOV bucket included.
+        num_numeric: ``M``. Default 0.
+        config: default ``ModelConfig()``.
+    """
+    config = config or ModelConfig()
+    embedding = EmbeddingBlock(vocab_sizes, config.embed_dim, sparse=config.sparse_embedding)
+    mlp = MLPBlock(len(vocab_sizes) * config.embed_dim + num_numeric, config.hidden,
+                   batch_norm=config.batch_norm, dropout=config.dropout)
+    return CTRModel(embedding, mlp, Head(mlp.out_dim))
