@@ -159,6 +159,7 @@ class SampleSelector:
 
     Attributes:
         selection_: the :class:`Selection` of the last :meth:`fit`.
+        graph_: the graph the expansion ran on (when the ``"graph"`` stage ran).
         expansion_: the graph expansion (when the ``"graph"`` stage ran).
         domain_classifier_: the fitted :class:`DomainClassifier` (``"da"``).
         neighbor_scorer_: the fitted :class:`NeighborScorer` (``"knn"``).
@@ -340,6 +341,7 @@ class SampleSelector:
         expansion = expand(graph, seed_users, seed_items, num_hops=self.num_hops,
                            max_degree=max_degree, fanout=self.fanout, as_of=self.as_of,
                            seed=self.seed)
+        self.graph_ = graph
         self.expansion_ = expansion
         keep, row_hop = graph_select(part, expansion, mode=self.mode)
         hop[rows] = row_hop

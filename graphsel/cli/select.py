@@ -8,7 +8,7 @@ import click
 import numpy as np
 import pyarrow.parquet as pq
 
-from graphsel._io import check_output_file, write_json
+from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option
 from graphsel.errors import InputError
 from graphsel.log import InteractionLog, read_pair
@@ -54,6 +54,18 @@ def read_truth(path: str | Path, source: InteractionLog) -> np.ndarray:
     return truth
 
 
+def save_plots(selector: SampleSelector, out_dir: str | Path,
+               truth: np.ndarray | None = None) -> list[Path]:
+    """Writes the figures of a fitted selector into ``out_dir`` (see graphsel.viz)."""
+    from graphsel.viz import save_selection_plots  # matplotlib only when plots are asked for
+
+    classifier = getattr(selector, "domain_classifier_", None)
+    return save_selection_plots(
+        getattr(selector, "graph_", None), getattr(selector, "expansion_", None),
+        selector.selection_, selector.selection_.report, out_dir, truth=truth,
+        target_p=None if classifier is None else classifier.p_target_in_target_)
+
+
 @click.command("select")
 @click.option("--source", required=True, type=click.Path(path_type=str), help="Source log.")
 @click.option("--target", required=True, type=click.Path(path_type=str), help="Target log.")
@@ -85,13 +97,16 @@ def read_truth(path: str | Path, source: InteractionLog) -> np.ndarray:
               help="kNN stage: target neighbours averaged per row.")
 @click.option("--truth", "truth_path", type=click.Path(path_type=str),
               help=f"Planted truth (default: {TRUTH_FILE} beside the source, if present).")
+@click.option("--plots", "plots_dir", type=click.Path(path_type=str),
+              help="Also write the selection's figures (PNG) into this folder.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @json_option
 def command(source: str, target: str, out: str, report_path: str | None, stages: str,
             hops: int, max_degree: str, fanout: int | None, mode: str, edges: str,
             relations: str | None, as_of: int | None, da_threshold: float | None,
             keep_quantile: float | None, budget: int | None, knn_index: str,
-            knn_threshold: float, knn_k: int, truth_path: str | None, seed: int, as_json: bool) -> None:
+            knn_threshold: float, knn_k: int, truth_path: str | None,
+            plots_dir: str | None, seed: int, as_json: bool) -> None:
     """Select and weight the source rows that look like the target domain.
 
     Stages run in the order given: the graph expansion from the users and items both logs
@@ -103,6 +118,8 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     check_output_file(out)
     if report_path is not None:
         check_output_file(report_path)
+    if plots_dir is not None:
+        check_output_dir(plots_dir)
     rules = [name for name, value in (("--da-threshold", da_threshold),
                                       ("--keep-quantile", keep_quantile),
                                       ("--budget", budget)) if value is not None]
@@ -123,6 +140,8 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     selection = selector.fit(source_log, target_log, truth=truth).selection_
     selection.write(source_log, out)
     report = {**selection.report, "out": out}
+    if plots_dir is not None:
+        report["plots"] = [str(p) for p in save_plots(selector, plots_dir, truth)]
     if report_path is not None:
         write_json(report, report_path)
     emit(as_json, report, format_report(report) + f"\n\nwrote {selection.num_selected:,} rows "

@@ -86,3 +86,24 @@ def test_bad_source_file_exits_2(tmp_path, demo):
 def test_out_is_a_directory(tmp_path, demo):
     result = _select(demo, tmp_path, "--stages", "graph")
     assert result.exit_code == 2 and "is a directory" in result.output
+
+
+def test_plots_are_written(demo, tmp_path):
+    plots = tmp_path / "plots"
+    result = _select(demo, tmp_path / "s.parquet", "--stages", "graph,knn", "--plots",
+                     str(plots), "--json")
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.output)["plots"]
+    assert {Path(p).name for p in written} >= {"funnel.png", "scores.png", "hops.png",
+                                               "expansion.png"}
+    for path in written:
+        assert Path(path).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plots_dir_is_a_file(demo, tmp_path):
+    file = tmp_path / "plots"
+    file.write_text("x")
+    out = tmp_path / "s.parquet"
+    result = _select(demo, out, "--stages", "graph", "--plots", str(file))
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert not out.exists()
