@@ -23,6 +23,7 @@ generalises. The ``domain`` column is never a feature.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from graphsel._select_rule import SupportMixin, check_choice, check_integer
 from graphsel.embed import NORMALIZATIONS, svd_factors
@@ -89,6 +91,9 @@ def domain_features(
     """Encodes the same features for several logs (e.g. candidates and target) together.
 
     Categories are fitted on all logs at once, so a value means the same code everywhere.
+    Only categorical values present in every log are encoded (others are missing, like ids
+    with ``shared_ids``): a value that one domain alone has names the domain. A default
+    column whose values no two logs share is left out.
 
     Args:
         logs: logs on one :class:`IdIndex`.
@@ -110,6 +115,7 @@ def domain_features(
     logs = list(logs)
     if not logs:
         raise InputError("no interaction log given")
+    explicit = columns is not None
     if columns is None:
         columns = [c for c in logs[0].feature_columns if all(c in log.columns for log in logs)]
     blocks: list[list[np.ndarray]] = [[] for _ in logs]
@@ -134,7 +140,15 @@ def domain_features(
             raise InputError(f"column '{column}' is numeric in some logs and categorical in "
                              f"others ({kinds})")
         numeric = next(iter(kinds.values()))
-        add(column, values if numeric else _encode_categories(values), not numeric)
+        if numeric:
+            add(column, values, False)
+            continue
+        # A value seen in one domain only says which domain a row is from, not how alike
+        # the domains are (Taobao's target is a set of categories): only shared values count.
+        shared = functools.reduce(np.intersect1d, [pd.unique(v.astype(str)) for v in values])
+        if len(shared) == 0 and not explicit:
+            continue
+        add(column, _encode_categories([v.astype(str) for v in values], allowed=shared), True)
     if shared_ids:
         for name in ("user", "item"):
             codes = [getattr(log, name) for log in logs]
@@ -191,6 +205,10 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
             given, the top half is kept).
         random_state: seed of the folds, the SVD and the model. Defaults to 0.
+        n_threads: OpenMP threads of the model's fits. Defaults to 1: per-fold fits on
+            candidate sets gain little from threads, and gradient boosting's spinning
+            threads are several times slower than one when the machine is shared. None
+            leaves the library's setting.
 
     Attributes:
         p_target_: ``(N_cand,)`` out-of-fold ``p(target | x)`` of the candidates.
@@ -218,6 +236,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         keep_quantile: float | None = None,
         budget: int | None = None,
         random_state: int = 0,
+        n_threads: int | None = 1,
     ) -> None:
         self.model = model
         self.cv = cv
@@ -231,6 +250,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.keep_quantile = keep_quantile
         self.budget = budget
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def _check_params(self) -> None:
         """All parameter rules, checked before any work."""
@@ -245,6 +265,8 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         check_integer("max_iter", self.max_iter, 1)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         _clip_bounds(self.weight_clip)
+        if self.n_threads is not None:
+            check_integer("n_threads", self.n_threads, 1)
 
     def fit(
         self,
@@ -329,10 +351,13 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         folds = np.empty(len(y), dtype=np.int64)
         p_target = np.empty(len(y), dtype=np.float64)
         splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
-        for fold, (train, test) in enumerate(splitter.split(x, y)):
-            model = self._make_model(categorical).fit(x[train], y[train])
-            p_target[test] = model.predict_proba(x[test])[:, 1]
-            folds[test] = fold
+        limit = (contextlib.nullcontext() if self.n_threads is None
+                 else threadpool_limits(self.n_threads, user_api="openmp"))
+        with limit:
+            for fold, (train, test) in enumerate(splitter.split(x, y)):
+                model = self._make_model(categorical).fit(x[train], y[train])
+                p_target[test] = model.predict_proba(x[test])[:, 1]
+                folds[test] = fold
         low, high = _clip_bounds(self.weight_clip)
         p_cand = p_target[:n_cand]
         with np.errstate(divide="ignore"):

