@@ -14,10 +14,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: s
     """A plain-text table: left-aligned text, right-aligned numbers.
 
     >>> print(format_table(["domain", "rows"], [["source", 1200], ["target", 35]]))
-    domain  rows
-    ------  ----
-    source  1200
-    target    35
+    domain   rows
+    ------  -----
+    source  1,200
+    target     35
     """
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -41,5 +41,5 @@ def _cell(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.4f}"
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+        return f"{value:,}"
     return str(value)
