@@ -113,8 +113,8 @@ def test_unknown_index_lists_valid_ones(bad):
 
 def test_auto_is_exact_for_small_targets_and_ivf_for_large():
     assert resolve_index("auto", 5_000) == "Flat"
-    assert resolve_index("auto", 50_000) == "IVF1024,Flat"
-    assert resolve_index("auto", 1_000_000) == "IVF4096,Flat"
+    assert resolve_index("auto", 50_000) == "IVF256,Flat"
+    assert resolve_index("auto", 1_000_000) == "IVF1024,Flat"
 
 
 def test_ivf_rows_not_found_are_marked_and_left_out_of_the_score(vectors):

@@ -1,0 +1,172 @@
+"""Benchmark of the selection stages (``make bench-select``).
+
+Section ``knn``: :class:`graphsel.neighbors.NeighborScorer` scoring ``N_cand`` candidate
+vectors against ``N_tgt`` target vectors (default 1,000,000 against 50,000, d = 32) with
+every index type. Flat (exact) runs first in the same process and is the baseline: each
+row reports its time (index build + all searches), its speed-up over Flat and its recall@10
+against Flat's neighbours, plus how far its ``knn_score`` is from Flat's. The goal for the
+default index (``"auto"``) is <= 20 s at recall@10 >= 0.95. Wall seconds depend on what else
+runs on the machine; the CPU seconds (all threads of this process) and the ratios to Flat
+measured in the same run are what to compare across machines and runs.
+
+Section ``select`` (to come): ``graphsel select`` end to end on MovieLens-1M, timed per
+stage, once ``SampleSelector`` exists. Add it to ``SECTIONS`` below.
+
+Usage::
+
+    python benchmarks/bench_select.py            # full size, a few minutes on 2 cores
+    python benchmarks/bench_select.py --small    # 20k x 2k, seconds (run by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from graphsel._table import format_table
+from graphsel.neighbors import NeighborScorer, default_nprobe, ivf_lists, resolve_index
+
+K = 10
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    """Sizes of the ``knn`` section."""
+
+    n_candidates: int = 1_000_000
+    n_target: int = 50_000
+    dim: int = 32
+    clusters: int = 1_000
+    seed: int = 0
+
+
+def synthetic_vectors(config: KnnConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered candidates ``(N_cand, d)`` and targets ``(N_tgt, d)``, float32, seeded.
+
+    Targets come from a tenth of the clusters (a target domain covers a few communities of
+    the source). Candidates, like graph-expansion candidates seeded from target users and
+    items, come half from those communities and half from all clusters, so scores spread
+    from near to far. Far-away candidates are the hard queries for graph indexes (HNSW).
+    """
+    rng = np.random.default_rng(config.seed)
+    centers = rng.standard_normal((config.clusters, config.dim)).astype(np.float32)
+    target_clusters = rng.choice(config.clusters, max(1, config.clusters // 10), replace=False)
+
+    def draw(n: int, pool: np.ndarray) -> np.ndarray:
+        x = centers[rng.choice(pool, n)]
+        x += np.float32(0.7) * rng.standard_normal(x.shape, dtype=np.float32)
+        return x
+
+    near = config.n_candidates // 2
+    x_candidates = np.vstack([draw(near, target_clusters),
+                              draw(config.n_candidates - near, np.arange(config.clusters))])
+    return x_candidates[rng.permutation(config.n_candidates)], draw(config.n_target,
+                                                                    target_clusters)
+
+
+@dataclass(frozen=True)
+class KnnRun:
+    """One row of the ``knn`` table.
+
+    ``max_queries`` times a brute-force-cost index (LSH scans every target code) on the first
+    candidates only and scales the seconds to all of them; the row says so.
+    """
+
+    label: str
+    index: str
+    nprobe: int | None = None
+    max_queries: int | None = None
+
+
+def knn_runs(config: KnnConfig) -> list[KnnRun]:
+    """Flat first (the baseline), then every approximate index type."""
+    nlist = ivf_lists(config.n_target)
+    nprobe = default_nprobe(nlist)
+    default_key = resolve_index("auto", config.n_target)
+    runs = [
+        KnnRun("Flat", "Flat"),
+        KnnRun("HNSW32 ef_search=64", "HNSW32"),
+        KnnRun(f"IVF{nlist},Flat nprobe={nprobe}", f"IVF{nlist},Flat"),
+        KnnRun(f"IVF{nlist},Flat nprobe={min(nlist, 2 * nprobe)}", f"IVF{nlist},Flat",
+               nprobe=min(nlist, 2 * nprobe)),
+        KnnRun(f"LSH {4 * config.dim} bits, rerank 10k", "LSH",
+               max_queries=min(config.n_candidates, 50_000)),
+    ]
+    # FAISS's rule of thumb (~4 sqrt(N) lists), the alternative to the default's sqrt(N)
+    many = ivf_lists(16 * config.n_target)
+    if config.n_target >= 39 * many:
+        probes = max(8, many // 32)
+        runs.insert(4, KnnRun(f"IVF{many},Flat nprobe={probes}", f"IVF{many},Flat", probes))
+    default = next((run for run in runs if run.index == default_key and run.nprobe is None))
+    runs[runs.index(default)] = KnnRun(f"{default.label} (auto: default)", default.index)
+    return runs
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+def bench_knn(config: KnnConfig) -> str:
+    """Times every index type against Flat on the same vectors; returns the table."""
+    x_candidates, x_target = synthetic_vectors(config)
+    # recall over a fixed sample of queries keeps the Python-side check cheap
+    sample = np.sort(np.random.default_rng(1).choice(
+        config.n_candidates, min(20_000, config.n_candidates), replace=False))
+    rows = []
+    baseline: NeighborScorer | None = None
+    baseline_seconds = 0.0
+    for run in knn_runs(config):
+        queries = run.max_queries or config.n_candidates
+        start, start_cpu = time.perf_counter(), time.process_time()
+        scorer = NeighborScorer(run.index, K, nprobe=run.nprobe).fit_arrays(
+            x_candidates[:queries], x_target)
+        scale = config.n_candidates / queries
+        seconds = (time.perf_counter() - start) * scale
+        cpu_seconds = (time.process_time() - start_cpu) * scale
+        if baseline is None:
+            baseline, baseline_seconds = scorer, seconds
+        rows_checked = sample[sample < queries]
+        recall = _recall(scorer.neighbors_[rows_checked], baseline.neighbors_[rows_checked])
+        error = np.abs(scorer.knn_score_[rows_checked] - baseline.knn_score_[rows_checked])
+        label = run.label if queries == config.n_candidates else (
+            f"{run.label} (timed on {queries:,}, scaled)")
+        rows.append([label, seconds, cpu_seconds, f"{baseline_seconds / seconds:.1f}x", recall,
+                     f"{error.mean():.1e}"])
+        print(f"  {label}: {seconds:.1f} s, recall@10 {recall:.4f}", file=sys.stderr, flush=True)
+    title = (f"knn scoring: {config.n_candidates:,} candidates x {config.n_target:,} targets, "
+             f"d={config.dim}, k={K}, faiss threads={faiss.omp_get_max_threads()}")
+    return format_table(["index", "seconds", "cpu seconds", "speedup vs Flat",
+                         "recall@10 vs Flat", "mean |score - Flat|"], rows, title=title)
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
+    "knn": lambda args: bench_knn(
+        KnnConfig(20_000, 2_000, clusters=200) if args.small else KnnConfig()),
+    # "select": graphsel select end to end on ML-1M (per-stage seconds, rows kept), timed
+    # here once SampleSelector lands; it should read the data from $GRAPHSEL_DATA.
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="tiny sizes, runs in seconds")
+    parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS),
+                        default=sorted(SECTIONS), help="which sections to run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="FAISS OpenMP threads (default: FAISS's own)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        faiss.omp_set_num_threads(args.threads)
+    for section in args.sections:
+        print(SECTIONS[section](args), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The selection benchmark runs and prints its table (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_select.py"
+
+
+def test_small_knn_table_prints_every_index():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--threads", "1"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("knn scoring: 20,000 candidates x 2,000 targets, d=32, k=10")
+    assert lines[1].split("  ")[0] == "index" and "recall@10 vs Flat" in lines[1]
+    rows = {line.split("  ")[0].strip(): line for line in lines[3:]}
+    assert list(rows) == ["Flat (auto: default)", "HNSW32 ef_search=64", "IVF32,Flat nprobe=8",
+                          "IVF32,Flat nprobe=16", "LSH 128 bits, rerank 10k"]
+    # Flat is its own baseline: recall 1 and no score difference.
+    assert rows["Flat (auto: default)"].split()[-2:] == ["1.0000", "0.0e+00"]
