@@ -36,6 +36,9 @@ SELECT_MODES: tuple[str, ...] = ("both", "user", "item", "any")
 # instead of per-node slices: at hop 2 on a power-law graph the frontier touches most edges.
 _DENSE_SHARE = 0.25
 
+# Edges per block when gathering a node table through int32 edge endpoints (see _gather).
+_GATHER_BLOCK = 1 << 16
+
 
 @dataclass(frozen=True)
 class _Side:
@@ -160,6 +163,20 @@ def _slice_positions(starts: np.ndarray, counts: np.ndarray, total: int) -> np.n
     return np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
 
 
+def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``table[index]`` for a long int32 ``index``, a block at a time.
+
+    numpy gathers with intp indices only: ``table[index]`` first converts a whole int32
+    index to a new intp array (160 MB for 20M edges), which doubles the time of a gather
+    from a small table. Converting a block at a time stays in cache.
+    """
+    out = np.empty(len(index), dtype=table.dtype)
+    for start in range(0, len(index), _GATHER_BLOCK):
+        stop = start + _GATHER_BLOCK
+        np.take(table, index[start:stop], out=out[start:stop])
+    return out
+
+
 def _sampled_neighbours(side: _Side, hubs: np.ndarray, fanout: int,
                         rng: np.random.Generator) -> np.ndarray:
     """``fanout`` entries of each hub's CSR row, drawn without replacement."""
@@ -253,7 +270,7 @@ def expand(
             edge_mask[edges.relation] = np.zeros(edges.num_edges, dtype=bool)
             continue
         mask = np.repeat(user_reached, edges.user_degree())
-        mask &= item_reached[edges.indices]
+        mask &= _gather(item_reached, edges.indices)
         if as_of is not None:
             mask &= edges.edge_ts < as_of
         edge_mask[edges.relation] = mask

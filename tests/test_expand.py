@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import graphsel.expand as expand_module
 from graphsel.errors import InputError
 from graphsel.expand import expand, graph_select, shared_seeds
 from graphsel.graph import CLICK, PURCHASE, BipartiteGraph
@@ -386,3 +387,17 @@ def test_taobao_caps_only_shrink_and_select_rows(taobao):
         selected.append(int(mask.sum()))
         assert (hop[mask] <= 2).all() and (hop[~mask] == -1).all()
     assert selected[0] >= selected[1] >= selected[2] > 0
+
+
+def test_edge_mask_is_the_same_gathered_in_blocks(monkeypatch):
+    # Gathering the item mask through int32 endpoints goes a block at a time (_gather):
+    # with 5-edge blocks the mask must still be "both ends reached", edge by edge.
+    rng = np.random.default_rng(5)
+    graph = BipartiteGraph.from_arrays(rng.integers(0, 40, 300), rng.integers(0, 30, 300),
+                                       num_users=40, num_items=30)
+    monkeypatch.setattr(expand_module, "_GATHER_BLOCK", 5)
+    result = expand(graph, seed_users=[0, 1], num_hops=1)
+    edges = graph.edges(CLICK)
+    expected = result.user_mask[edges.edge_user()] & result.item_mask[edges.indices]
+    assert 0 < expected.sum() < edges.num_edges
+    assert result.edge_mask[CLICK].tolist() == expected.tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import graphsel.graph as graph_module
 from graphsel.errors import InputError
 from graphsel.graph import (
     CLICK,
@@ -150,8 +151,27 @@ def _pandas_oracle(user, item, ts, num_users, num_items):
     return first.reset_index(drop=True)
 
 
+# The ways a relation's pairs get sorted: packed int64 keys, the same with blocks of 7 rows (so
+# the blockwise packing and compression cross block edges), and the counting sorts used when
+# the codes do not fit one key.
+SORT_PATHS = {"key": {}, "key, 7-row blocks": {"_BLOCK": 7}, "counting": {"_KEY_BITS": 0}}
+
+
+@pytest.fixture(params=list(SORT_PATHS))
+def sort_path(request, monkeypatch):
+    for name, value in SORT_PATHS[request.param].items():
+        monkeypatch.setattr(graph_module, name, value)
+    return request.param
+
+
+def test_sort_path_follows_the_key_width():
+    # 20 + 18 + 25 bits: 1,048,576 users, 262,144 items and 33,554,432 rows fit in 63
+    assert graph_module._fits_key(2**20, 2**18, 2**25)
+    assert not graph_module._fits_key(2**20, 2**18, 2**25 + 1)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_dedup_matches_a_pandas_oracle(seed):
+def test_dedup_matches_a_pandas_oracle(seed, sort_path):
     rng = np.random.default_rng(seed)
     num_users, num_items, n = 30, 20, 400
     user = rng.integers(0, num_users, n)
@@ -175,7 +195,7 @@ def test_dedup_matches_a_pandas_oracle(seed):
         expected["item"], minlength=num_items).tolist()
 
 
-def test_multi_relation_arrays_match_per_relation_builds():
+def test_multi_relation_arrays_match_per_relation_builds(sort_path):
     rng = np.random.default_rng(7)
     n = 200
     user, item = rng.integers(0, 12, n), rng.integers(0, 9, n)
@@ -189,6 +209,27 @@ def test_multi_relation_arrays_match_per_relation_builds():
         assert graph.edges(name).edge_row.tolist() == rows[alone.edges(CLICK).edge_row].tolist()
         assert (graph.row_relation[rows] == position).all()
         assert graph.row_edge[rows].tolist() == alone.row_edge.tolist()
+
+
+def test_a_relation_of_every_row_matches_the_general_path(sort_path):
+    # Every row positive and one behaviour: built from the columns as they are. One negative
+    # row more sends the same rows through the general path (selected by relation, copied).
+    rng = np.random.default_rng(11)
+    n = 300
+    rows = [(int(u), int(i), int(t), 1, "click") for u, i, t in zip(
+        rng.integers(0, 25, n), rng.integers(0, 15, n), rng.integers(0, 6, n))]
+    log = _log(rows)
+    fast = BipartiteGraph.from_log(log)
+    general = BipartiteGraph.from_log(_log(rows + [(rows[0][0], rows[0][1], 0, 0, "click")],
+                                           index=log.index))
+    assert fast.relations == general.relations == [CLICK]
+    for name in ("indptr", "indices", "rev_indptr", "rev_indices", "rev_edge", "edge_ts",
+                 "edge_row"):
+        assert getattr(fast.edges(CLICK), name).tolist() == getattr(
+            general.edges(CLICK), name).tolist(), name
+    assert general.row_edge.tolist() == fast.row_edge.tolist() + [-1]
+    assert general.row_relation.tolist() == fast.row_relation.tolist() + [-1]
+    assert fast.row_edge is fast.row_edge  # computed on first use, then kept
 
 
 def test_adjacency_merges_relations_and_cuts_time():
