@@ -199,6 +199,10 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             :data:`graphsel.embed.NORMALIZATIONS`). Defaults to ``"degree"``.
         shared_ids: also feed user / item ids both sides share. Defaults to False.
         max_iter: boosting rounds of ``"hgb"``. Defaults to 100.
+        max_train_candidates: each fold's model learns from at most this many candidates,
+            drawn at random (every candidate is still scored, out of fold); the odds are
+            rescaled by the share drawn, so ``p_target_`` and ``weight_`` keep the meaning
+            they have on all candidates. Defaults to 100,000; None uses them all.
         weight_clip: ``(low, high)`` bounds of ``weight_``. Defaults to ``(0.05, 20.0)``.
         threshold: keep candidates with ``p_target_ >= threshold``. Defaults to None.
         keep_quantile: keep the top fraction by ``p_target_``. Defaults to None.
@@ -231,6 +235,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         normalize: str = "degree",
         shared_ids: bool = False,
         max_iter: int = 100,
+        max_train_candidates: int | None = 100_000,
         weight_clip: tuple[float, float] = (0.05, 20.0),
         threshold: float | None = None,
         keep_quantile: float | None = None,
@@ -245,6 +250,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.normalize = normalize
         self.shared_ids = shared_ids
         self.max_iter = max_iter
+        self.max_train_candidates = max_train_candidates
         self.weight_clip = weight_clip
         self.threshold = threshold
         self.keep_quantile = keep_quantile
@@ -263,6 +269,8 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         check_integer("cv", self.cv, 2)
         check_integer("embedding_dim", self.embedding_dim, 0)
         check_integer("max_iter", self.max_iter, 1)
+        if self.max_train_candidates is not None:
+            check_integer("max_train_candidates", self.max_train_candidates, 1)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         _clip_bounds(self.weight_clip)
         if self.n_threads is not None:
@@ -353,10 +361,15 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         limit = (contextlib.nullcontext() if self.n_threads is None
                  else threadpool_limits(self.n_threads, user_api="openmp"))
+        rng = np.random.default_rng(self.random_state)
         with limit:
             for fold, (train, test) in enumerate(splitter.split(x, y)):
+                train, drawn_share = self._draw_candidates(train, y, rng)
                 model = self._make_model(categorical).fit(x[train], y[train])
-                p_target[test] = model.predict_proba(x[test])[:, 1]
+                p = model.predict_proba(x[test])[:, 1]
+                # a model that saw a share s of the candidates overstates the odds by 1 / s
+                odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
+                p_target[test] = odds / (1.0 + odds)
                 folds[test] = fold
         low, high = _clip_bounds(self.weight_clip)
         p_cand = p_target[:n_cand]
@@ -369,6 +382,16 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.folds_ = folds
         self.n_features_in_ = x.shape[1]
         self.support_ = rule.mask(self.p_target_)
+
+    def _draw_candidates(self, train: np.ndarray, y: np.ndarray,
+                         rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """``train`` with its candidates cut to ``max_train_candidates``; the share kept."""
+        candidates = train[y[train] == 0]
+        cap = self.max_train_candidates
+        if cap is None or len(candidates) <= cap:
+            return train, 1.0
+        drawn = rng.choice(candidates, cap, replace=False)
+        return np.sort(np.concatenate([drawn, train[y[train] == 1]])), cap / len(candidates)
 
     def _make_model(self, categorical: np.ndarray) -> ClassifierMixin:
         if not isinstance(self.model, str):

@@ -21,7 +21,8 @@ Index types (``index=`` factory strings, as in FAISS):
                  distance; FAISS's LSH is binary, so its Hamming distances are no cosine:
                  the ``lsh_rerank * k`` Hamming neighbours are re-ranked by exact inner
                  product and the score is that exact cosine, comparable with the others
-``"auto"``       ``"Flat"`` for fewer than :data:`AUTO_FLAT_MAX` target samples, else
+``"auto"``       ``"Flat"`` for fewer than :data:`AUTO_FLAT_MAX` target samples and at most
+                 :data:`AUTO_FLAT_WORK` query-target pairs, else
                  ``"IVF<n>,Flat"`` with ``n ~ sqrt(N_tgt)`` (the default; see
                  ``benchmarks/bench_select.py`` for the measurements behind it)
 ===============  ===========================================================================
@@ -47,6 +48,7 @@ from graphsel.log import InteractionLog
 
 __all__ = [
     "AUTO_FLAT_MAX",
+    "AUTO_FLAT_WORK",
     "INDEX_CHOICES",
     "NeighborScorer",
     "default_nprobe",
@@ -60,16 +62,25 @@ INDEX_CHOICES: tuple[str, ...] = ("Flat", "HNSW32", "IVF<n>,Flat", "LSH", "auto"
 """The index strings :func:`knn_search` accepts (``HNSW`` takes any ``M``, ``IVF`` any ``n``)."""
 
 AUTO_FLAT_MAX = 20_000
-"""Below this many target samples ``index="auto"`` is exact: brute force is fast enough."""
+"""Below this many target samples ``index="auto"`` may be exact: brute force is fast enough."""
+
+AUTO_FLAT_WORK = 1_000_000_000
+"""Above this many query-database pairs ``index="auto"`` is IVF even for a small database
+(ML-1M: 992k candidates x 7.9k target rows take 35 CPU seconds with Flat, 7 with IVF64)."""
 
 _INDEX_PATTERN = re.compile(r"^(?:Flat|HNSW(?P<m>\d+)|IVF(?P<nlist>\d+),Flat|LSH)$")
 
 
-def resolve_index(index: str, n_database: int) -> str:
-    """The concrete factory string for ``index`` and a database of ``n_database`` vectors.
+def resolve_index(index: str, n_database: int, n_queries: int = 0) -> str:
+    """The concrete factory string for ``index``, ``n_database`` vectors, ``n_queries`` queries.
+
+    ``"auto"`` is exact (``Flat``) while the brute-force work ``n_database * n_queries`` stays
+    under :data:`AUTO_FLAT_WORK` and the database under :data:`AUTO_FLAT_MAX`.
 
     >>> resolve_index("auto", 1_000), resolve_index("auto", 50_000)
     ('Flat', 'IVF256,Flat')
+    >>> resolve_index("auto", 8_000, n_queries=1_000_000)
+    'IVF64,Flat'
     >>> resolve_index("hnsw32", 10)
     Traceback (most recent call last):
     ...
@@ -80,7 +91,8 @@ def resolve_index(index: str, n_database: int) -> str:
         InputError: for any other string, listing :data:`INDEX_CHOICES`.
     """
     if index == "auto":
-        return "Flat" if n_database < AUTO_FLAT_MAX else f"IVF{ivf_lists(n_database)},Flat"
+        exact = n_database < AUTO_FLAT_MAX and n_database * n_queries <= AUTO_FLAT_WORK
+        return "Flat" if exact else f"IVF{ivf_lists(n_database)},Flat"
     match = _INDEX_PATTERN.match(index) if isinstance(index, str) else None
     if match is None or match["m"] == "0" or match["nlist"] == "0":
         raise choice_error("index", index, INDEX_CHOICES)
@@ -225,7 +237,7 @@ def knn_search(
     xq = _unit(xq, "xq")
     if xb.shape[1] != xq.shape[1]:
         raise InputError(f"xb has dimension {xb.shape[1]} but xq has {xq.shape[1]}")
-    key = resolve_index(index, len(xb))
+    key = resolve_index(index, len(xb), len(xq))
     k = min(check_integer("k", k, 1), len(xb))
     batch_size = check_integer("batch_size", batch_size, 1)
     fetch = min(len(xb), k * check_integer("lsh_rerank", lsh_rerank, 1)) if key == "LSH" else k
@@ -396,7 +408,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         # A candidate whose IVF probes found nothing is as dissimilar as cosine allows.
         score = np.divide(total, found.sum(axis=1), out=np.full(len(total), -1.0),
                           where=found.any(axis=1))
-        self.index_key_ = resolve_index(self.index, len(x_target))
+        self.index_key_ = resolve_index(self.index, len(x_target), len(x_candidates))
         self.neighbors_ = neighbors
         self.knn_score_ = score.astype(np.float32)
         self.support_ = rule.mask(self.knn_score_)

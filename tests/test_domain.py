@@ -210,3 +210,16 @@ def test_rare_categories_beyond_the_cap_become_missing():
 def test_no_features_at_all_is_an_input_error(identical):
     with pytest.raises(InputError, match="no domain features"):
         DomainClassifier(columns=[], embedding_dim=0).fit(*identical)
+
+
+def test_training_on_a_share_of_the_candidates_keeps_the_weights_calibrated():
+    # identical domains: every density ratio is ~1 whether the folds see all candidates or 10%
+    rng = np.random.default_rng(3)
+    x_candidates, x_target = rng.normal(size=(4000, 3)), rng.normal(size=(400, 3))
+    full = DomainClassifier("logistic", cv=4, keep_quantile=1.0).fit_arrays(x_candidates,
+                                                                            x_target)
+    drawn = DomainClassifier("logistic", cv=4, keep_quantile=1.0,
+                             max_train_candidates=300).fit_arrays(x_candidates, x_target)
+    assert np.median(full.weight_) == pytest.approx(1.0, abs=0.1)
+    assert np.median(drawn.weight_) == pytest.approx(1.0, abs=0.15)
+    assert np.isfinite(drawn.p_target_).all() and len(drawn.p_target_) == 4000
