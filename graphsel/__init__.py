@@ -1,8 +1,14 @@
 """graphsel: graph-centric sample transfer for cross-domain CTR prediction.
 
 The core (this package: logs, graphs, selection) never imports :mod:`graphsel.transfer` or
-:mod:`graphsel.cli`.
+:mod:`graphsel.cli`. The graph and selection names load on first use, so ``import graphsel``
+stays light (no torch, FAISS or scikit-learn until they are needed).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from graphsel.errors import InputError
 from graphsel.log import (
@@ -16,6 +22,17 @@ from graphsel.log import (
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "BipartiteGraph": "graphsel.graph",
+    "Expansion": "graphsel.expand",
+    "graph_select": "graphsel.expand",
+    "shared_seeds": "graphsel.expand",
+    "DomainClassifier": "graphsel.domain",
+    "NeighborScorer": "graphsel.neighbors",
+    "SampleSelector": "graphsel.selector",
+    "Selection": "graphsel.selector",
+}
+
 __all__ = [
     "IdIndex",
     "InputError",
@@ -24,4 +41,11 @@ __all__ = [
     "read_pair",
     "share_index",
     "write_log",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'graphsel' has no attribute {name!r}")
