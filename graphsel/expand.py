@@ -28,7 +28,7 @@ from graphsel.errors import InputError, choice_error
 from graphsel.graph import BipartiteGraph, Relation
 from graphsel.log import InteractionLog
 
-__all__ = ["Expansion", "SELECT_MODES", "expand", "graph_select", "shared_seeds"]
+__all__ = ["Expansion", "SELECT_MODES", "expand", "graph_select", "seed_codes", "shared_seeds"]
 
 SELECT_MODES: tuple[str, ...] = ("both", "user", "item", "any")
 
@@ -101,7 +101,7 @@ class Expansion:
         return int(np.count_nonzero(self.item_mask))
 
 
-def _seed_codes(seeds: Any, size: int, what: str) -> np.ndarray:
+def seed_codes(seeds: Any, size: int, what: str) -> np.ndarray:
     """Normalises seeds (None, int, list, array, boolean mask or tensor) to sorted codes."""
     if seeds is None:
         return np.zeros(0, dtype=np.int64)
@@ -227,8 +227,8 @@ def expand(
         InputError: for no seeds, a seed out of range, an unknown relation or a bad option.
     """
     _check_options(num_hops, max_degree, fanout, as_of)
-    users = _seed_codes(seed_users, graph.num_users, "seed_users")
-    items = _seed_codes(seed_items, graph.num_items, "seed_items")
+    users = seed_codes(seed_users, graph.num_users, "seed_users")
+    items = seed_codes(seed_items, graph.num_items, "seed_items")
     if len(users) == 0 and len(items) == 0:
         raise InputError("expand: no seed users and no seed items")
     used = graph.resolve_relations(relations)

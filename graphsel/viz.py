@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from graphsel._io import atomic_path, check_output_dir
 from graphsel.errors import InputError
-from graphsel.expand import Expansion, _seed_codes
+from graphsel.expand import Expansion, seed_codes
 from graphsel.graph import ITEM, USER, BipartiteGraph, Relation, RelationEdges
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,8 +222,8 @@ def expansion_subgraph(
         users = np.flatnonzero(expansion.user_hop == 0)
         items = np.flatnonzero(expansion.item_hop == 0)
     else:
-        users = _seed_codes(seed_users, graph.num_users, "seed_users")
-        items = _seed_codes(seed_items, graph.num_items, "seed_items")
+        users = seed_codes(seed_users, graph.num_users, "seed_users")
+        items = seed_codes(seed_items, graph.num_items, "seed_items")
     for what, codes, hop in (("user", users, expansion.user_hop),
                              ("item", items, expansion.item_hop)):
         unreached = codes[hop[codes] < 0]
