@@ -42,7 +42,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from graphsel._select_rule import SupportMixin, check_choice, check_integer
-from graphsel.embed import NORMALIZATIONS, svd_factors
+from graphsel.embed import NORMALIZATIONS, resolve_factors
 from graphsel.errors import InputError
 from graphsel.log import InteractionLog
 
@@ -289,7 +289,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (label 0).
             target: ``N_tgt`` target rows (label 1), on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` graph factors. Defaults to :func:`svd_factors` of both
+            user_factors: ``(U, d)`` graph factors. Defaults to :func:`~graphsel.embed.svd_factors` of both
                 logs with ``embedding_dim`` (none when it is 0).
             item_factors: ``(I, d)``, given together with ``user_factors``.
 
@@ -297,14 +297,12 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             self
         """
         self._check_params()
-        if (user_factors is None) != (item_factors is None):
-            raise InputError("give both user_factors and item_factors, or neither")
         if candidates.index is not target.index:
             raise InputError(f"{candidates.name} and {target.name} do not share one id index; "
                              f"read them with read_pair or share_index")
-        if user_factors is None and self.embedding_dim > 0:
-            user_factors, item_factors = svd_factors(
-                [candidates, target], self.embedding_dim, self.normalize, self.random_state)
+        user_factors, item_factors = resolve_factors(
+            [candidates, target], user_factors, item_factors, self.embedding_dim,
+            self.normalize, self.random_state)
         features = domain_features([candidates, target], self.columns,
                                    user_factors=user_factors, item_factors=item_factors,
                                    shared_ids=self.shared_ids)

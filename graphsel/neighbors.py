@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from graphsel._select_rule import SupportMixin, check_choice, check_integer
-from graphsel.embed import NORMALIZATIONS, sample_vectors, svd_factors
+from graphsel.embed import NORMALIZATIONS, resolve_factors, sample_vectors
 from graphsel.errors import InputError, choice_error
 from graphsel.log import InteractionLog
 
@@ -373,7 +373,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (e.g. the graph-expansion candidates).
             target: ``N_tgt`` target rows, on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` user factors. Defaults to :func:`svd_factors` of
+            user_factors: ``(U, d)`` user factors. Defaults to :func:`~graphsel.embed.svd_factors` of
                 ``candidates`` and ``target`` together.
             item_factors: ``(I, d)`` item factors, given together with ``user_factors``.
 
@@ -381,11 +381,9 @@ class NeighborScorer(SupportMixin, BaseEstimator):
             self
         """
         self._check_params()
-        if (user_factors is None) != (item_factors is None):
-            raise InputError("give both user_factors and item_factors, or neither")
-        if user_factors is None:
-            user_factors, item_factors = svd_factors(
-                [candidates, target], self.embedding_dim, self.normalize, self.random_state)
+        user_factors, item_factors = resolve_factors(
+            [candidates, target], user_factors, item_factors, self.embedding_dim,
+            self.normalize, self.random_state)
         return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
                                sample_vectors(target, user_factors, item_factors))
 
