@@ -116,7 +116,7 @@ def knn_runs(config: KnnConfig) -> list[KnnRun]:
     if config.n_target >= 39 * many:
         probes = max(8, many // 32)
         runs.insert(4, KnnRun(f"IVF{many},Flat nprobe={probes}", f"IVF{many},Flat", probes))
-    default = next((run for run in runs if run.index == default_key and run.nprobe is None))
+    default = next(run for run in runs if run.index == default_key and run.nprobe is None)
     runs[runs.index(default)] = KnnRun(f"{default.label} (auto: default)", default.index)
     return runs
 

@@ -75,4 +75,4 @@ def format_card(card: dict[str, Any]) -> str:
 
 
 def _date(ts: int) -> str:
-    return dt.datetime.fromtimestamp(int(ts), tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(int(ts), tz=dt.UTC).strftime("%Y-%m-%d %H:%M")

@@ -289,8 +289,9 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (label 0).
             target: ``N_tgt`` target rows (label 1), on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` graph factors. Defaults to :func:`~graphsel.embed.svd_factors` of both
-                logs with ``embedding_dim`` (none when it is 0).
+            user_factors: ``(U, d)`` graph factors. Defaults to
+                :func:`~graphsel.embed.svd_factors` of both logs with ``embedding_dim``
+                (none when it is 0).
             item_factors: ``(I, d)``, given together with ``user_factors``.
 
         Returns:

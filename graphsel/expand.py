@@ -233,8 +233,6 @@ def expand(
         raise InputError("expand: no seed users and no seed items")
     used = graph.resolve_relations(relations)
     adjacency = graph.adjacency(used, as_of)
-    user_degree = adjacency.user_degree()
-    item_degree = adjacency.item_degree()
     cap = max_degree if max_degree is not None else fanout
     if cap is not None and np.isinf(cap):
         cap = None

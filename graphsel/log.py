@@ -257,7 +257,8 @@ class InteractionLog:
         """Column ``name`` as a numpy array (strings as an object array), cached."""
         if name not in self._cache:
             if name not in self.table.column_names:
-                raise InputError(f"{self.name}: no column '{name}' (has: {', '.join(self.columns)})")
+                raise InputError(
+                    f"{self.name}: no column '{name}' (has: {', '.join(self.columns)})")
             self._cache[name] = _frozen(_column_numpy(self.table, name))
         return self._cache[name]
 

@@ -373,8 +373,8 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (e.g. the graph-expansion candidates).
             target: ``N_tgt`` target rows, on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` user factors. Defaults to :func:`~graphsel.embed.svd_factors` of
-                ``candidates`` and ``target`` together.
+            user_factors: ``(U, d)`` user factors. Defaults to
+                :func:`~graphsel.embed.svd_factors` of ``candidates`` and ``target`` together.
             item_factors: ``(I, d)`` item factors, given together with ``user_factors``.
 
         Returns:

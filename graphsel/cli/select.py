@@ -29,7 +29,8 @@ def parse_max_degree(value: str | None) -> float | str | None:
     try:
         number = float(value)
     except ValueError:
-        raise InputError(f"--max-degree must be a number, 'auto' or 'none', got {value!r}") from None
+        raise InputError(
+            f"--max-degree must be a number, 'auto' or 'none', got {value!r}") from None
     if number < 0:
         raise InputError(f"--max-degree must be >= 0, got {value}")
     return number
@@ -131,7 +132,8 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
         max_degree=parse_max_degree(max_degree), fanout=fanout, mode=mode, edges=edges,
         relations=None if relations is None else [r.strip() for r in relations.split(",")],
         as_of=as_of, threshold=da_threshold, keep_quantile=keep_quantile, budget=budget,
-        knn_index=knn_index, knn_threshold=knn_threshold, knn_k=knn_k, seed=seed, progress=not as_json)
+        knn_index=knn_index, knn_threshold=knn_threshold, knn_k=knn_k, seed=seed,
+        progress=not as_json)
     selector.check_params()  # bad options fail before the logs are read
     source_log, target_log = read_pair(source, target)
     if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
