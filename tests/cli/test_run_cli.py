@@ -1,0 +1,95 @@
+"""`graphsel run`: JSON schema, --out, flags over the file, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from graphsel.cli import cli
+
+TINY_CONFIG = """
+dataset: {name: synthetic, options: {scale: 0.05}}
+selection: {stages: [graph, da], da_model: logistic, cv: 2, embedding_dim: 4}
+model: {embed_dim: 4, hidden: [16]}
+train: {epochs: 1, batch_size: 256, num_threads: 1}
+strategies: [target_only, selected_weighted]
+n_boot: 20
+"""
+
+
+def _config(tmp_path: Path, text: str = TINY_CONFIG) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, ["run", *args])
+
+
+@pytest.fixture(scope="module")
+def json_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("run")
+    out = tmp_path / "results.json"
+    result = _run("--config", str(_config(tmp_path)), "--seeds", "2", "--json", "--out", str(out))
+    return result, out
+
+
+def test_json_schema(json_run):
+    result, out = json_run
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload == json.loads(out.read_text())
+    assert list(payload["strategies"]) == ["target_only", "selected_weighted"]
+    for metrics in payload["strategies"].values():
+        assert set(metrics) == {"auc", "gauc", "logloss"}
+        for value in metrics.values():
+            assert set(value) == {"mean", "std"}
+            assert isinstance(value["mean"], float) and value["std"] >= 0.0
+    comparison = payload["vs_target_only"]["selected_weighted"]
+    assert set(comparison) == {"auc_diff", "ci95"} and len(comparison["ci95"]) == 2
+    assert list(payload["vs_target_only"]) == ["selected_weighted"]
+    assert payload["seeds"] == [0, 1]  # --seeds 2 beat the file's default of 1
+    assert sorted((r["strategy"], r["seed"]) for r in payload["periods"]) == [
+        ("selected_weighted", 0), ("selected_weighted", 1), ("target_only", 0),
+        ("target_only", 1)]
+    for record in payload["periods"]:
+        assert {"strategy", "seed", "period", "auc", "gauc", "logloss", "n_train"} <= set(record)
+
+
+def test_table_output_and_flags(tmp_path):
+    result = _run("--config", str(_config(tmp_path)), "--strategies", "target_only,merge_all",
+                  "--periods", "2", "--mode", "once")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("test set:") and "2 period(s)" in lines[0]
+    assert lines[1].split()[:4] == ["strategy", "AUC", "GAUC", "LogLoss"]
+    assert [line.split()[0] for line in lines[3:5]] == ["target_only", "merge_all"]
+    assert "±" in lines[3] and "[" in lines[4]
+    assert "AUC per period" in result.stdout and "period 1" in result.stdout
+
+
+@pytest.mark.parametrize("text, flags, message", [
+    (TINY_CONFIG + "epoch: 2\n", [], "unknown key 'epoch'"),
+    (TINY_CONFIG.replace("selected_weighted", "best_one"), [],
+     "Could not resolve strategy 'best_one'"),
+    (TINY_CONFIG, ["--strategies", "target_only,nope"], "Could not resolve strategy 'nope'"),
+    ("dataset:\n  name: movielens-1m\n  options:\n    path: ${GRAPHSEL_UNSET_FOR_TEST}/x\n", [],
+     "environment variable GRAPHSEL_UNSET_FOR_TEST is not set"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, text, flags, message):
+    out = tmp_path / "results.json"
+    result = _run("--config", str(_config(tmp_path, text)), "--out", str(out), "--json", *flags)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_missing_config_file(tmp_path):
+    result = _run("--config", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2 and "nope.yaml: cannot read the config" in result.stderr

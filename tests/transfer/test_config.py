@@ -1,0 +1,127 @@
+"""Experiment config: defaults < YAML < flags, typed values, one-line errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graphsel.errors import InputError
+from graphsel.transfer.config import (
+    DatasetConfig,
+    ExperimentConfig,
+    config_from_dict,
+    load_config,
+    override,
+)
+from graphsel.transfer.models import ModelConfig
+from graphsel.transfer.protocol import ProtocolConfig
+from graphsel.transfer.strategies import strategy_names
+from graphsel.transfer.trainer import TrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_empty_file_gives_the_dataclass_defaults(tmp_path):
+    config = load_config(_write(tmp_path, ""))
+    assert config == ExperimentConfig()
+    assert config.data == DatasetConfig("synthetic", {})
+    assert config.model == ModelConfig() and config.train == TrainConfig()
+    assert config.protocol == ProtocolConfig()
+    assert list(config.strategies) == strategy_names() and config.seeds == 1
+
+
+def test_yaml_values_replace_only_what_they_name(tmp_path):
+    config = load_config(_write(tmp_path, """
+dataset: {name: synthetic, options: {scale: 0.5}}
+selection: {num_hops: 1, stages: [graph, knn]}
+model: {embed_dim: 8, hidden: [32, 16]}
+train: {epochs: 2, lr: 0.01}
+strategies: [target_only, selected]
+periods: 3
+mode: once
+max_source_rows: 1000
+seeds: 2
+"""))
+    assert config.data == DatasetConfig("synthetic", {"scale": 0.5})
+    assert config.selection == {"num_hops": 1, "stages": ["graph", "knn"]}
+    assert config.model == ModelConfig(embed_dim=8, hidden=(32, 16))
+    assert config.train == TrainConfig(epochs=2, lr=0.01)
+    assert config.strategies == ("target_only", "selected")
+    assert config.protocol == ProtocolConfig(periods=3, mode="once", max_source_rows=1000)
+    assert config.seeds == 2
+
+
+def test_flags_beat_the_file(tmp_path):
+    config = load_config(_write(tmp_path, "seeds: 2\nperiods: 2\ntrain: {epochs: 4, lr: 0.01}\n"))
+    flagged = override(config, seeds=3, periods=None, epochs=1, strategies=["merge_all"])
+    assert flagged.seeds == 3 and flagged.protocol.periods == 2
+    assert flagged.train == TrainConfig(epochs=1, lr=0.01)
+    assert flagged.strategies == ("merge_all",)
+    assert override(config) == config
+
+
+def test_source_and_target_paths(tmp_path):
+    config = config_from_dict({"source": "a.parquet", "target": "b.parquet"})
+    assert config.data == ("a.parquet", "b.parquet")
+    with pytest.raises(InputError, match="either 'dataset' or 'source' and 'target'"):
+        config_from_dict({"source": "a", "target": "b", "dataset": {"name": "synthetic"}})
+    with pytest.raises(InputError, match="give both paths"):
+        config_from_dict({"source": "a"})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epoch: 3\n", r"exp\.yaml: unknown key 'epoch' \(valid: dataset, .*periods, mode"),
+    ("model: {embed_size: 3}\n", r"exp\.yaml: unknown key 'model\.embed_size' \(valid: embed_dim"),
+    ("train: {epochs: two}\n", r"exp\.yaml: key 'train\.epochs' must be an integer, got 'two'"),
+    ("train: {epochs: 0}\n", r"exp\.yaml: train: TrainConfig\.epochs must be >= 1"),
+    ("model: {hidden: 64}\n", r"key 'model\.hidden' must be a list, got 64"),
+    ("strategies: [target_only, best]\n", r"exp\.yaml: Could not resolve strategy 'best'"),
+    ("mode: sometimes\n", r"exp\.yaml: protocol: Could not resolve mode 'sometimes'"),
+    ("selection: {hops: 2}\n", r"exp\.yaml: unknown selection option 'hops' \(valid: stages"),
+    ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),
+    ("protocol: {periods: 2}\n", r"unknown key 'protocol' \(its keys .* sit at the top level"),
+    ("- a\n- b\n", r"exp\.yaml: expected a mapping of keys at the top level, got list"),
+    ("model: [\n", r"exp\.yaml: not valid YAML"),
+])
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, message):
+    with pytest.raises(InputError, match=message) as info:
+        load_config(_write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.yaml: cannot read the config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_environment_variables_expand_and_unset_ones_are_named(tmp_path, monkeypatch):
+    text = "dataset:\n  name: movielens-1m\n  options:\n    path: ${GRAPHSEL_DATA}/ml-1m\n"
+    monkeypatch.setenv("GRAPHSEL_DATA", "/data")
+    assert load_config(_write(tmp_path, text)).dataset.options == {"path": "/data/ml-1m"}
+    monkeypatch.delenv("GRAPHSEL_DATA")
+    with pytest.raises(InputError, match=r"exp\.yaml: key 'dataset\.options\.path' uses "
+                                         r"\$\{GRAPHSEL_DATA\}, but the environment variable "
+                                         r"GRAPHSEL_DATA is not set"):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("name", ["synthetic", "ml1m-documentary", "ml1m-animation", "taobao"])
+def test_shipped_configs_load(name, monkeypatch):
+    monkeypatch.setenv("GRAPHSEL_DATA", "/shared/data")
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert set(config.strategies) == set(strategy_names())
+    if name != "synthetic":
+        assert config.dataset.options["path"].startswith("/shared/data/")
+
+
+def test_synthetic_yaml_is_the_demo_default():
+    from graphsel.transfer.experiment import synthetic_default
+
+    assert load_config(CONFIGS / "synthetic.yaml") == synthetic_default()
