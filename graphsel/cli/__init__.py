@@ -25,7 +25,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("validate", "datasets", "demo", "expand", "select"):
+    for name in ("validate", "datasets", "demo", "expand", "select", "run"):
         try:
             module = importlib.import_module(f"graphsel.cli.{name}")
         except ModuleNotFoundError as exc:  # TEMPORARY while commands are being written

@@ -4,7 +4,15 @@ This layer sits on top of the core (:mod:`graphsel.log` and the selection stages
 imports :mod:`graphsel.cli`.
 """
 
+from graphsel.transfer.config import (
+    DatasetConfig,
+    ExperimentConfig,
+    config_from_dict,
+    load_config,
+    override,
+)
 from graphsel.transfer.data import CTRBatch, CTRDataset, iter_batches
+from graphsel.transfer.experiment import load_data, run_experiment, synthetic_default
 from graphsel.transfer.features import (
     OOV_INDEX,
     CategoricalField,
@@ -26,6 +34,24 @@ from graphsel.transfer.models import (
     model_names,
     register_model,
 )
+from graphsel.transfer.protocol import (
+    MODES,
+    ProtocolConfig,
+    Results,
+    TimeSplit,
+    compare_strategies,
+    fit_selection,
+    score_predictions,
+    split_by_time,
+)
+from graphsel.transfer.strategies import (
+    SourcePlan,
+    Strategy,
+    StrategyContext,
+    get_strategy,
+    register_strategy,
+    strategy_names,
+)
 from graphsel.transfer.trainer import (
     EpochRecord,
     FitResult,
@@ -41,14 +67,27 @@ from graphsel.transfer.trainer import (
     weighted_bce,
     weighted_bce_loss,
 )
+from graphsel.transfer.ctnet import CTNet, GLUAdapter, LinearAdapter
+from graphsel.transfer.ecat import ECAT, DistillConfig, adaptive_distillation_loss, ecat_loss
+from graphsel.transfer.diit import DIIT, DIITConfig, DIITLossConfig, diit_loss, grad_reverse
+from graphsel.transfer.ecdctr import (
+    EntityEmbeddings,
+    TinyPretrainModel,
+    add_embedding_features,
+    aggregate_periods,
+    init_from,
+    reset_batchnorm,
+)
 
 __all__ = [
     "CTRBatch",
     "CTRDataset",
     "CTRModel",
     "CategoricalField",
+    "DatasetConfig",
     "EmbeddingBlock",
     "EpochRecord",
+    "ExperimentConfig",
     "FeatureEncoder",
     "FeatureSpec",
     "FitResult",
@@ -56,28 +95,66 @@ __all__ = [
     "METRICS",
     "MLPBlock",
     "MLPLayer",
+    "MODES",
     "ModelConfig",
     "ModelOutput",
     "NumericField",
     "OOV_INDEX",
+    "ProtocolConfig",
+    "Results",
+    "SourcePlan",
+    "Strategy",
+    "StrategyContext",
+    "TimeSplit",
     "TrainConfig",
     "Trainer",
     "auc",
     "build_base_model",
+    "compare_strategies",
+    "config_from_dict",
     "evaluate",
     "fit",
+    "fit_selection",
     "gauc",
     "get_model",
+    "get_strategy",
     "iter_batches",
     "load_checkpoint",
+    "load_config",
+    "load_data",
     "logloss",
     "model_names",
+    "override",
     "paired_bootstrap_ci",
     "predict",
     "register_model",
+    "register_strategy",
+    "run_experiment",
     "save_checkpoint",
+    "score_predictions",
     "seed_everything",
+    "split_by_time",
     "split_parameters",
+    "strategy_names",
+    "synthetic_default",
     "weighted_bce",
     "weighted_bce_loss",
+    "CTNet",
+    "GLUAdapter",
+    "LinearAdapter",
+    "ECAT",
+    "DistillConfig",
+    "adaptive_distillation_loss",
+    "ecat_loss",
+    "DIIT",
+    "DIITConfig",
+    "DIITLossConfig",
+    "diit_loss",
+    "grad_reverse",
+    "EntityEmbeddings",
+    "TinyPretrainModel",
+    "add_embedding_features",
+    "aggregate_periods",
+    "init_from",
+    "reset_batchnorm",
 ]
