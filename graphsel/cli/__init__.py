@@ -23,15 +23,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    import importlib
+    from graphsel.cli import datasets, demo, expand, run, select, validate
 
-    for name in ("validate", "datasets", "demo", "expand", "select", "run"):
-        try:
-            module = importlib.import_module(f"graphsel.cli.{name}")
-        except ModuleNotFoundError as exc:  # TEMPORARY while commands are being written
-            if exc.name != f"graphsel.cli.{name}":
-                raise
-            continue
+    for module in (validate, datasets, expand, select, run, demo):
         cli.add_command(module.command)
 
 

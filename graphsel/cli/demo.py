@@ -15,26 +15,31 @@ from graphsel.cli.select import TRUTH_FILE, read_truth
 from graphsel.datasets import prepare
 from graphsel.log import read_pair
 from graphsel.selector import SampleSelector, format_report
+from graphsel.transfer.experiment import run_experiment, synthetic_default
 
 __all__ = ["command", "run_demo"]
 
 
-def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0,
-             progress: bool = False) -> dict[str, Any]:
+def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = False,
+             transfer: bool = True) -> dict[str, Any]:
     """Runs the demo into ``out_dir`` and returns its results.
 
-    Prepares the synthetic default, then selects and weights its source rows with the
-    default :class:`~graphsel.selector.SampleSelector` (graph, domain classifier,
-    neighbours), scored against the planted truth.
+    Prepares the synthetic default, selects and weights its source rows with the default
+    :class:`~graphsel.selector.SampleSelector` (graph, domain classifier, neighbours),
+    scored against the planted truth, then compares the transfer strategies on a time split
+    (:func:`~graphsel.transfer.experiment.synthetic_default`, the settings of
+    ``configs/synthetic.yaml``; its selection is fitted again on training-time rows only).
 
     Args:
         out_dir: folder for the demo's files (created if missing).
         seed: random seed of the data and the selection (default 0).
         scale: size multiplier of the synthetic data (default 1.0).
         progress: show progress bars (default False).
+        transfer: also train and compare the strategies (default True).
 
     Returns:
-        ``{"out_dir": str, "card": the dataset card, "selection": the selection report}``.
+        ``{"out_dir": str, "card": the dataset card, "selection": the selection report,
+        "transfer": the strategy comparison (see ``graphsel run --json``), or None}``.
     """
     out_dir = Path(out_dir)
     card = prepare("synthetic", out_dir, seed=seed, scale=scale)
@@ -43,7 +48,13 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0,
     selection = SampleSelector(seed=seed, progress=progress).fit(source, target, truth).selection_
     selection.write(source, out_dir / "selected.parquet")
     write_json(selection.report, out_dir / "report.json")
-    return {"out_dir": str(out_dir), "card": card, "selection": selection.report}
+    results = None
+    if transfer:
+        results = run_experiment(synthetic_default(seed, scale), progress=progress,
+                                 data=(source, target, truth))
+    return {"out_dir": str(out_dir), "card": card, "selection": selection.report,
+            "transfer": None if results is None else results.to_json(),
+            "transfer_table": None if results is None else results.table()}
 
 
 @click.command("demo")
@@ -53,14 +64,20 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0,
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Size multiplier of the synthetic data.")
+@click.option("--no-transfer", is_flag=True,
+              help="Stop after the selection: no training of the strategies.")
 @json_option
-def command(out_dir: Path | None, seed: int, scale: float, as_json: bool) -> None:
+def command(out_dir: Path | None, seed: int, scale: float, no_transfer: bool,
+            as_json: bool) -> None:
     """Run the embedded synthetic default end to end: needs nothing but the repository."""
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="graphsel-demo-") as tmp:
-            result = {**run_demo(Path(tmp), seed, scale, progress=not as_json), "out_dir": None}
+            result = {**run_demo(Path(tmp), seed, scale, not as_json, not no_transfer),
+                      "out_dir": None}
     else:
-        result = run_demo(out_dir, seed, scale, progress=not as_json)
-    text = "\n\n".join([prepared_text(result["card"], out_dir),
-                        format_report(result["selection"])])
-    emit(as_json, result, text)
+        result = run_demo(out_dir, seed, scale, not as_json, not no_transfer)
+    parts = [prepared_text(result["card"], out_dir), format_report(result["selection"])]
+    table = result.pop("transfer_table")
+    if table is not None:
+        parts.append(table)
+    emit(as_json, result, "\n\n".join(parts))

@@ -13,7 +13,7 @@ from graphsel.cli.demo import run_demo
 
 def test_demo_keeps_its_files_with_out(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--scale", "0.25",
-                                      "--json"])
+                                      "--no-transfer", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["out_dir"] == str(tmp_path)
@@ -29,6 +29,7 @@ def test_demo_keeps_its_files_with_out(tmp_path):
     assert selection == json.loads((tmp_path / "report.json").read_text())
     assert [stage["name"] for stage in selection["stages"]] == ["graph", "da", "knn"]
     assert selection["truth"]["precision"] >= 0.9 and selection["truth"]["recall"] >= 0.9
+    assert payload["transfer"] is None
 
 
 def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
@@ -40,8 +41,15 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     assert ("wrote source.parquet, target.parquet, truth.parquet, card.json to a temporary "
             "folder, now removed (keep them with --out DIR)") in lines
     assert "selection funnel" in lines
-    assert lines[-1].startswith("planted truth: precision ")
-    assert list(tmp_path.iterdir()) == []
+    assert any(line.startswith("planted truth: precision ") for line in lines)
+    # it ends with the strategy table
+    header = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    strategies = [line.split()[0] for line in lines[header + 2:-1]]
+    assert strategies == ["target_only", "merge_all", "random_same_size", "selected",
+                          "selected_weighted", "pretrain_finetune"]
+    assert lines[-1].startswith("selection: ")
+    # (torch may leave its own cache folder in the temporary directory; the demo leaves none)
+    assert list(tmp_path.glob("graphsel-demo-*")) == []
 
 
 def test_demo_out_is_a_file_exits_2(tmp_path):
@@ -52,8 +60,14 @@ def test_demo_out_is_a_file_exits_2(tmp_path):
     assert result.stderr == f"error: {file}: is a file, expected a directory for the output\n"
 
 
-def test_run_demo_returns_card_and_selection(tmp_path):
+def test_run_demo_returns_card_selection_and_transfer(tmp_path):
     result = run_demo(tmp_path / "demo", seed=2, scale=0.1)
     assert result["out_dir"] == str(tmp_path / "demo")
     assert result["card"]["options"]["seed"] == 2
     assert result["selection"]["rows"]["source"] == result["card"]["domains"]["source"]["rows"]
+    transfer = result["transfer"]
+    assert set(transfer["strategies"]) == {"target_only", "merge_all", "random_same_size",
+                                           "selected", "selected_weighted", "pretrain_finetune"}
+    assert set(transfer["vs_target_only"]) == set(transfer["strategies"]) - {"target_only"}
+    for scores in transfer["strategies"].values():
+        assert 0.0 <= scores["auc"]["mean"] <= 1.0
