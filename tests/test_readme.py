@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import shlex
 from pathlib import Path
 
@@ -57,7 +58,10 @@ def test_console_examples_run(command, tmp_path, monkeypatch):
 
 
 def _prepare_inputs(command: str, tmp_path: Path) -> None:
-    """Commands that read ``demo/`` get the synthetic default prepared there first."""
+    """Commands that read ``demo/`` get the synthetic default prepared there first, and
+    commands that read ``configs/`` get a copy of the repository's configs."""
+    if "configs/" in command:
+        shutil.copytree(README.parent / "configs", tmp_path / "configs")
     if "demo/" in command and not command.startswith("graphsel datasets prepare synthetic"):
         result = CliRunner().invoke(cli, ["datasets", "prepare", "synthetic", "--out", "demo"])
         assert result.exit_code == 0, result.output
