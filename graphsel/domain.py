@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,10 +147,11 @@ def domain_features(
             continue
         # A value seen in one domain only says which domain a row is from, not how alike
         # the domains are (Taobao's target is a set of categories): only shared values count.
-        shared = functools.reduce(np.intersect1d, [pd.unique(v.astype(str)) for v in values])
+        shared = functools.reduce(pd.Index.intersection,
+                                  [pd.Index(pd.unique(v)) for v in values]).to_numpy()
         if len(shared) == 0 and not explicit:
             continue
-        add(column, _encode_categories([v.astype(str) for v in values], allowed=shared), True)
+        add(column, _encode_categories(values, allowed=shared), True)
     if shared_ids:
         for name in ("user", "item"):
             codes = [getattr(log, name) for log in logs]
@@ -209,10 +212,12 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
             given, the top half is kept).
         random_state: seed of the folds, the SVD and the model. Defaults to 0.
-        n_threads: OpenMP threads of the model's fits. Defaults to 1: per-fold fits on
-            candidate sets gain little from threads, and gradient boosting's spinning
-            threads are several times slower than one when the machine is shared. None
-            leaves the library's setting.
+        n_threads: OpenMP threads of each fold's fit. Defaults to 1: gradient boosting's
+            spinning threads are several times slower than one when the cores are shared,
+            so the folds run side by side instead (``n_jobs``). None leaves the library's
+            setting.
+        n_jobs: folds fitted at once, in threads (the fits release the GIL). Defaults to
+            None: one per CPU core, at most ``cv``.
 
     Attributes:
         p_target_: ``(N_cand,)`` out-of-fold ``p(target | x)`` of the candidates.
@@ -242,6 +247,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         budget: int | None = None,
         random_state: int = 0,
         n_threads: int | None = 1,
+        n_jobs: int | None = None,
     ) -> None:
         self.model = model
         self.cv = cv
@@ -257,6 +263,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.budget = budget
         self.random_state = random_state
         self.n_threads = n_threads
+        self.n_jobs = n_jobs
 
     def _check_params(self) -> None:
         """All parameter rules, checked before any work."""
@@ -273,8 +280,9 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             check_integer("max_train_candidates", self.max_train_candidates, 1)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         _clip_bounds(self.weight_clip)
-        if self.n_threads is not None:
-            check_integer("n_threads", self.n_threads, 1)
+        for name in ("n_threads", "n_jobs"):
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name), 1)
 
     def fit(
         self,
@@ -358,18 +366,26 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         folds = np.empty(len(y), dtype=np.int64)
         p_target = np.empty(len(y), dtype=np.float64)
         splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        # the candidates each fold learns from are drawn here, in fold order, so the result
+        # does not depend on how the folds are scheduled
+        plans = [(fold, *self._draw_candidates(train, y, rng), test)
+                 for fold, (train, test) in enumerate(splitter.split(x, y))]
+
+        def score(plan: tuple[int, np.ndarray, float, np.ndarray]) -> None:
+            fold, train, drawn_share, test = plan
+            model = self._make_model(categorical).fit(x[train], y[train])
+            p = model.predict_proba(x[test])[:, 1]
+            # a model that saw a share s of the candidates overstates the odds by 1 / s
+            odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
+            p_target[test] = odds / (1.0 + odds)
+            folds[test] = fold
+
         limit = (contextlib.nullcontext() if self.n_threads is None
                  else threadpool_limits(self.n_threads, user_api="openmp"))
-        rng = np.random.default_rng(self.random_state)
-        with limit:
-            for fold, (train, test) in enumerate(splitter.split(x, y)):
-                train, drawn_share = self._draw_candidates(train, y, rng)
-                model = self._make_model(categorical).fit(x[train], y[train])
-                p = model.predict_proba(x[test])[:, 1]
-                # a model that saw a share s of the candidates overstates the odds by 1 / s
-                odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
-                p_target[test] = odds / (1.0 + odds)
-                folds[test] = fold
+        n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
+        with limit, ThreadPoolExecutor(n_jobs) as pool:
+            list(pool.map(score, plans))  # list() re-raises a fold's exception here
         low, high = _clip_bounds(self.weight_clip)
         p_cand = p_target[:n_cand]
         with np.errstate(divide="ignore"):
