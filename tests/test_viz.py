@@ -414,6 +414,92 @@ def test_plot_periods_one_line_per_strategy_in_period_order():
         viz.plot_periods([{"strategy": "a", "period": 0}])
 
 
+@pytest.fixture(scope="module")
+def transfer_results():
+    """A real comparison, as small as it gets: 2 strategies x 2 seeds x 2 periods, 1 epoch."""
+    from graphsel.transfer.models import ModelConfig
+    from graphsel.transfer.protocol import ProtocolConfig, compare_strategies
+    from graphsel.transfer.trainer import TrainConfig
+
+    split = get_dataset("synthetic")(scale=0.05)
+    return compare_strategies(
+        split.source, split.target, ["target_only", "merge_all"],
+        model=ModelConfig(embed_dim=4, hidden=(16,)),
+        train=TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False),
+        protocol=ProtocolConfig(periods=2, n_boot=20), seeds=[0, 1])
+
+
+def test_plot_periods_of_real_results_averaged_over_seeds(transfer_results):
+    records = transfer_results.records
+    averaged = viz.average_over_seeds(records)
+    (ax,) = viz.plot_periods(averaged).axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["target_only", "merge_all"]
+    for name, line in lines.items():
+        assert list(line.get_xdata()) == [0, 1]
+        for period, y in zip(line.get_xdata(), line.get_ydata()):
+            values = [r["auc"] for r in records if r["strategy"] == name
+                      and r["period"] == period]
+            assert len(values) == 2 and values[0] != values[1]  # two seeds, two scores
+            assert y == pytest.approx(np.mean(values), abs=1e-12)
+    # one min-max band per strategy, spanning its seeds' scores at each period
+    assert len(ax.collections) == 2
+    for row in averaged:
+        values = [r["auc"] for r in records if (r["strategy"], r["period"]) == (
+            row["strategy"], row["period"])]
+        assert (row["auc_low"], row["auc_high"], row["n_seeds"]) == (min(values),
+                                                                     max(values), 2)
+
+
+def test_plot_transfer_periods_averages_and_marks_the_test_period(transfer_results):
+    records = transfer_results.records
+    (ax,) = viz.plot_transfer_periods(records).axes
+    (expected,) = viz.plot_periods(viz.average_over_seeds(records)).axes
+    assert [(line.get_label(), list(line.get_ydata())) for line in ax.get_lines()] == [
+        (line.get_label(), list(line.get_ydata())) for line in expected.get_lines()]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["0", "1\n(test)"]
+    assert ax.get_title() == "AUC per period: mean of 2 seeds (band: min to max)"
+    one_seed = [r for r in records if r["seed"] == 0]
+    assert viz.plot_transfer_periods(one_seed).axes[0].get_title() == "AUC per period (one seed)"
+    with pytest.raises(InputError, match="no record"):
+        viz.plot_transfer_periods([{"strategy": "a", "period": 0, "auc": None}])
+
+
+def test_average_over_seeds_skips_undefined_values_and_single_seeds():
+    records = [{"strategy": "a", "period": 1, "auc": 0.6},
+               {"strategy": "a", "period": 0, "auc": None},
+               {"strategy": "a", "period": 0, "auc": 0.5},
+               {"strategy": "b", "period": 0, "auc": None}]
+    assert viz.average_over_seeds(records) == [
+        {"strategy": "a", "period": 0, "auc": 0.5, "n_seeds": 1},
+        {"strategy": "a", "period": 1, "auc": 0.6, "n_seeds": 1}]
+    with pytest.raises(InputError, match="'period'"):
+        viz.average_over_seeds([{"strategy": "a", "auc": 0.5}])
+
+
+def test_plot_periods_styles_override_colour_and_line():
+    results = [{"strategy": "a", "period": 0, "auc": 0.5, "auc_low": 0.4, "auc_high": 0.6}]
+    (ax,) = viz.plot_periods(results, styles={"a": {"color": "black",
+                                                    "linestyle": "--"}}).axes
+    (line,) = ax.get_lines()
+    assert line.get_linestyle() == "--" and to_rgba(line.get_color()) == to_rgba("black")
+    assert tuple(ax.collections[0].get_facecolor()[0][:3]) == (0.0, 0.0, 0.0)
+
+
+def test_plot_calibrations_one_panel_per_strategy(transfer_results):
+    labels, predictions = transfer_results.test_labels, transfer_results.test_predictions
+    figure = viz.plot_calibrations(labels, predictions, n_bins=5)
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["target_only", "merge_all"]
+    for ax, p in zip(panels, predictions.values()):
+        bins = viz.calibration_bins(labels, p, n_bins=5)
+        (model,) = [line for line in ax.get_lines() if line.get_label() == "model"]
+        np.testing.assert_allclose(model.get_xdata(), bins.mean_pred[bins.count > 0])
+        np.testing.assert_allclose(model.get_ydata(), bins.frac_pos[bins.count > 0])
+    with pytest.raises(InputError, match="no predictions"):
+        viz.plot_calibrations(labels, {})
+
+
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
@@ -468,6 +554,36 @@ def test_save_selection_plots_leaves_no_partial_file(tmp_path, fitted, monkeypat
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         viz.save_selection_plots(None, None, selector.selection_, None, tmp_path / "file")
+
+
+def test_save_transfer_plots_writes_the_pngs(tmp_path, transfer_results):
+    out = tmp_path / "plots" / "nested"
+    paths = viz.save_transfer_plots(transfer_results, out)
+    assert [p.name for p in paths] == ["periods.png", "calibration.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["calibration.png", "periods.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    # plain data: the to_json() payload has no predictions, so only the periods
+    few = viz.save_transfer_plots(transfer_results.to_json(), tmp_path / "json")
+    assert [p.name for p in few] == ["periods.png"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        viz.save_transfer_plots(transfer_results, tmp_path / "file")
+    with pytest.raises(InputError, match="no record"):
+        viz.save_transfer_plots([{"strategy": "a", "period": 0, "auc": None}], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_transfer_plots_leaves_no_partial_file(tmp_path, transfer_results, monkeypatch):
+    def broken_savefig(self, path, **kw):
+        with open(path, "wb") as handle:
+            handle.write(PNG_MAGIC[:4])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        viz.save_transfer_plots(transfer_results, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_docstring_examples():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from graphsel._io import check_output_file, write_json
+from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option, to_jsonable
 from graphsel.transfer.config import load_config, override
 from graphsel.transfer.experiment import run_experiment
@@ -31,10 +31,13 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--epochs", type=int, help="Training epochs (overrides train.epochs).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Also write the JSON results to this file.")
+@click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
+              help="Also write the figures (PNG) into this folder: AUC per period per "
+                   "strategy, and each strategy's calibration on the test set.")
 @json_option
 def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             periods: int | None, mode: str | None, epochs: int | None, out: Path | None,
-            as_json: bool) -> None:
+            plots_dir: Path | None, as_json: bool) -> None:
     """Compare transfer strategies on a time split of the target domain.
 
     Every strategy trains the same model with the same options; the table shows test AUC,
@@ -43,10 +46,19 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     """
     if out is not None:
         check_output_file(out)
+    if plots_dir is not None:
+        check_output_dir(plots_dir)
     config = override(load_config(config_path), seeds=seeds, strategies=strategies,
                       periods=periods, mode=mode, epochs=epochs)
     results = run_experiment(config, progress=not as_json)
     payload = to_jsonable(results.to_json())
+    text = results.table()
+    if plots_dir is not None:
+        from graphsel.viz import save_transfer_plots  # matplotlib only when plots are asked for
+
+        written = save_transfer_plots(results, plots_dir)
+        payload["plots"] = [str(path) for path in written]
+        text += "\n\nplots: " + ", ".join(payload["plots"])
     if out is not None:
         write_json(payload, out)
-    emit(as_json, payload, results.table())
+    emit(as_json, payload, text)

@@ -487,11 +487,14 @@ def compare_strategies(
                 records.extend(run.records)
                 test_predictions[strategy.name].append(run.test_predictions)
     test = split.target_test
-    comparisons = _compare_with_baseline(
-        target.label[test], target.user[test],
-        {name: np.stack(p, axis=1) for name, p in test_predictions.items()}, protocol.n_boot)
+    stacked = {name: np.stack(p, axis=1) for name, p in test_predictions.items()}
+    comparisons = _compare_with_baseline(target.label[test], target.user[test], stacked,
+                                         protocol.n_boot)
     return Results(names, [int(s) for s in seeds], split.periods, records, comparisons,
-                   split.summary(), None if selection is None else selection.report)
+                   split.summary(), None if selection is None else selection.report,
+                   test_labels=np.asarray(target.label[test]).copy(),
+                   test_predictions={name: p.astype(np.float64).mean(axis=1)
+                                     for name, p in stacked.items()})
 
 
 def _compare_with_baseline(y: np.ndarray, users: np.ndarray,
@@ -532,6 +535,11 @@ class Results:
             ``target_only``.
         split: row counts of the time split (:meth:`TimeSplit.summary`).
         selection: the selection's report, or None when no strategy needed one.
+        test_labels: ``(N_test,)`` the labels of the test rows (the last period's evaluation
+            rows), in row order; None when not kept. Not part of :meth:`to_json`.
+        test_predictions: per strategy, ``(N_test,)`` float64: its test predictions averaged
+            over the seeds, aligned with ``test_labels`` (e.g. for a calibration plot). Not
+            part of :meth:`to_json`.
     """
 
     strategies: list[str]
@@ -541,6 +549,9 @@ class Results:
     vs_target_only: dict[str, dict[str, Any]] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] | None = None
+    test_labels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_predictions: dict[str, np.ndarray] = field(default_factory=dict, compare=False,
+                                                    repr=False)
 
     def test_records(self) -> list[dict[str, Any]]:
         """The records of the last period: the test-set scores, one per (seed, strategy)."""

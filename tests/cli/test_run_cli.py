@@ -93,3 +93,38 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, text, flags, messa
 def test_missing_config_file(tmp_path):
     result = _run("--config", str(tmp_path / "nope.yaml"))
     assert result.exit_code == 2 and "nope.yaml: cannot read the config" in result.stderr
+
+
+PLOTS_CONFIG = TINY_CONFIG.replace("selected_weighted", "merge_all") + "periods: 2\n"
+
+
+def test_plots_writes_the_pngs_and_lists_them(tmp_path):
+    plots = tmp_path / "plots"
+    out = tmp_path / "results.json"
+    result = _run("--config", str(_config(tmp_path, PLOTS_CONFIG)), "--plots", str(plots),
+                  "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["plots"] == [str(plots / "periods.png"), str(plots / "calibration.png")]
+    assert json.loads(out.read_text())["plots"] == payload["plots"]
+    assert sorted(p.name for p in plots.iterdir()) == ["calibration.png", "periods.png"]
+    for path in payload["plots"]:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch):
+    import graphsel.cli.run as run_module
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the experiment ran")
+
+    monkeypatch.setattr(run_module, "run_experiment", no_work)
+    plots = tmp_path / "plots"
+    plots.write_text("x")
+    out = tmp_path / "results.json"
+    result = _run("--config", str(_config(tmp_path)), "--plots", str(plots), "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "is a file" in result.stderr
+    assert not out.exists() and plots.read_text() == "x"

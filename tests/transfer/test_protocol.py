@@ -295,6 +295,38 @@ def test_results_json_and_table(spied_run):
     assert "precision" in table  # the planted truth
 
 
+def test_results_keep_the_test_labels_and_seed_averaged_predictions(data, monkeypatch):
+    from graphsel.transfer import protocol
+
+    calls = []
+    predict = protocol.predict
+
+    def spy_predict(*args, **kwargs):
+        calls.append(predict(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(protocol, "predict", spy_predict)
+    source, target, _ = data
+    names = ["target_only", "merge_all"]
+    results = _run(data, strategies=names, seeds=[0, 1])
+    test = split_by_time(source, target).target_test
+    assert results.test_labels.tolist() == target.label[test].tolist()
+    assert list(results.test_predictions) == names
+    # one period: each predict call is a test prediction, in seed-major order
+    assert len(calls) == 4
+    for number, name in enumerate(names):
+        mean = results.test_predictions[name]
+        assert mean.shape == (len(test),) and mean.dtype == np.float64
+        np.testing.assert_allclose(mean, (calls[number] + calls[2 + number]) / 2)
+        for seed in (0, 1):
+            (record,) = [r for r in results.records
+                         if r["strategy"] == name and r["seed"] == seed]
+            assert record["auc"] == score_predictions(
+                results.test_labels, calls[2 * seed + number], target.user[test])["auc"]
+    # kept beside the JSON, never in it
+    assert "test_predictions" not in str(results.to_json())
+
+
 def test_score_predictions_marks_undefined_metrics():
     scores = score_predictions(np.array([1, 1]), np.array([0.2, 0.9]), np.array([0, 1]))
     assert scores["auc"] is None and scores["gauc"] is None and scores["logloss"] > 0
