@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench bench-graph bench-select bench-train clean
+.PHONY: demo test install bench bench-graph bench-select bench-train peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-select: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+
+peer-swr: $(STAMP)
+	$(PY) benchmarks/peer_swr.py
 
 bench: bench-graph bench-select bench-train
 
