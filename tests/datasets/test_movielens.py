@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-
 import pytest
 
 from graphsel.datasets import get_dataset, prepare
 from graphsel.errors import InputError
+from tests.datasets.atomic import write_atomic, write_ml1m_folder
 
 movielens = get_dataset("movielens-1m")
 
@@ -32,16 +31,9 @@ INTER = [
 ]
 
 
-def _write(path, rows):
-    with gzip.open(path, "wt") as handle:
-        handle.write("".join("\t".join(row) + "\n" for row in rows))
-
-
 @pytest.fixture
 def folder(tmp_path):
-    for name, rows in (("item", ITEMS), ("user", USERS), ("inter", INTER)):
-        _write(tmp_path / f"ml-1m.{name}.gz", rows)
-    return tmp_path
+    return write_ml1m_folder(tmp_path, ITEMS, USERS, INTER)
 
 
 def _rows(log):
@@ -82,21 +74,21 @@ def test_unknown_genre_lists_the_genres(folder):
 
 
 def test_missing_side_row_names_the_value(folder):
-    _write(folder / "ml-1m.inter.gz", INTER + [("1m_9", "Alpha (1990)", "4", "600")])
+    write_atomic(folder / "ml-1m.inter.gz", INTER + [("1m_9", "Alpha (1990)", "4", "600")])
     with pytest.raises(InputError, match=r"column 'user_id' value '1m_9' has no row in "
                                          r".*ml-1m.user.gz"):
         movielens(path=folder)
 
 
 def test_bad_rating_names_file_column_and_value(folder):
-    _write(folder / "ml-1m.inter.gz", INTER + [("1m_1", "Alpha (1990)", "five", "600")])
+    write_atomic(folder / "ml-1m.inter.gz", INTER + [("1m_1", "Alpha (1990)", "five", "600")])
     with pytest.raises(InputError, match=r"ml-1m.inter.gz: column 'rating' has non-numeric "
                                          r"value 'five' at row 5"):
         movielens(path=folder)
 
 
 def test_missing_column_names_the_file(folder):
-    _write(folder / "ml-1m.item.gz", [row[:3] for row in ITEMS])
+    write_atomic(folder / "ml-1m.item.gz", [row[:3] for row in ITEMS])
     with pytest.raises(InputError, match=r"ml-1m.item.gz: missing column 'genre'"):
         movielens(path=folder)
 

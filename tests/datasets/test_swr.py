@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from graphsel.datasets.swr import movielens_swr, split_sizes
 from graphsel.errors import InputError
 from tests.conftest import data_path
+from tests.datasets.atomic import write_atomic, write_ml1m_folder
 
 ITEMS = [
     ("item_id:token", "movie_title:token", "release_year:float", "genre:token"),
@@ -56,16 +55,9 @@ COLUMNS = ["user_id", "item_id", "ts", "label", "domain", "gender", "occupation"
            "first_genre", "age"]
 
 
-def _write(path, rows):
-    with gzip.open(path, "wt") as handle:
-        handle.write("".join("\t".join(row) + "\n" for row in rows))
-
-
 @pytest.fixture
 def folder(tmp_path):
-    for name, rows in (("item", ITEMS), ("user", USERS), ("inter", INTER)):
-        _write(tmp_path / f"ml-1m.{name}.gz", rows)
-    return tmp_path
+    return write_ml1m_folder(tmp_path, ITEMS, USERS, INTER)
 
 
 def _rows(log):
@@ -103,22 +95,22 @@ def test_split_sizes_truncate_like_swr(num_rows, sizes):
 
 
 def test_age_outside_the_groups_names_the_value(folder):
-    _write(folder / "ml-1m.user.gz", USERS + [("1m_6", "30", "F", "1", "10001")])
-    _write(folder / "ml-1m.inter.gz", INTER + [("1m_6", "Alpha (1990)", "4", "200")])
+    write_atomic(folder / "ml-1m.user.gz", USERS + [("1m_6", "30", "F", "1", "10001")])
+    write_atomic(folder / "ml-1m.inter.gz", INTER + [("1m_6", "Alpha (1990)", "4", "200")])
     with pytest.raises(InputError, match=r"ml-1m.user.gz: column 'age' has value 30, not an "
                                          r"ML-1M age group \(expected one of \[1, 18, 25, "):
         movielens_swr(folder)
 
 
 def test_missing_side_row_names_the_value(folder):
-    _write(folder / "ml-1m.inter.gz", INTER + [("1m_1", "Delta (1993)", "4", "600")])
+    write_atomic(folder / "ml-1m.inter.gz", INTER + [("1m_1", "Delta (1993)", "4", "600")])
     with pytest.raises(InputError, match=r"column 'item_id' value 'Delta \(1993\)' has no row "
                                          r"in .*ml-1m.item.gz"):
         movielens_swr(folder)
 
 
 def test_too_few_ratings_for_three_splits(folder):
-    _write(folder / "ml-1m.inter.gz", INTER[:8])
+    write_atomic(folder / "ml-1m.inter.gz", INTER[:8])
     with pytest.raises(InputError, match=r"ml-1m.inter.gz: 7 ratings give an empty split "
                                          r"\(train/valid/test 5/0/2\)"):
         movielens_swr(folder)
