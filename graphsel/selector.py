@@ -319,9 +319,10 @@ class SampleSelector:
                     info["index"] = model.index_key_
                 keep = model.get_support()
             candidates = candidates[keep]
-            kept = source[candidates]
-            info.update(kept=int(len(candidates)), users=int(len(kept.unique_users())),
-                        items=int(len(kept.unique_items())),
+            # counted on the code arrays: slicing the log would copy every column
+            info.update(kept=int(len(candidates)),
+                        users=int(len(np.unique(source.user[candidates]))),
+                        items=int(len(np.unique(source.item[candidates]))),
                         seconds=round(time.perf_counter() - start, 3))
             stage_reports.append(info)
         mask = np.zeros(n, dtype=bool)
@@ -389,19 +390,19 @@ class SampleSelector:
 
 def _report(source: InteractionLog, target: InteractionLog, mask: np.ndarray,
             stages: list[dict[str, Any]], truth: np.ndarray | None) -> dict[str, Any]:
-    selected = source[mask]
-    target_users, target_items = target.unique_users(), target.unique_items()
+    selected_labels = source.label[mask]
     report: dict[str, Any] = {
         "rows": {"source": len(source), "target": len(target)},
         "stages": stages,
         "selected": int(mask.sum()),
         "coverage": {
-            "target_users": _share(np.isin(target_users, selected.unique_users())),
-            "target_items": _share(np.isin(target_items, selected.unique_items())),
+            "target_users": _share(np.isin(target.unique_users(), source.user[mask])),
+            "target_items": _share(np.isin(target.unique_items(), source.item[mask])),
         },
         "label_rate": {
             "target": round(float(target.label.mean()), 6),
-            "selected": round(float(selected.label.mean()), 6) if len(selected) else None,
+            "selected": (round(float(selected_labels.mean()), 6) if len(selected_labels)
+                         else None),
             "source": round(float(source.label.mean()), 6),
         },
     }
