@@ -8,37 +8,21 @@ import torch
 from graphsel.errors import InputError
 from graphsel.transfer import ctnet as ctnet_module
 from graphsel.transfer.ctnet import CTNet, GLUAdapter, LinearAdapter, build_ctnet
-from graphsel.transfer.data import CTRDataset
-from graphsel.transfer.models import CTRModel, ModelConfig, build_base_model, get_model
-from graphsel.transfer.trainer import Trainer, TrainConfig
+from graphsel.transfer.models import ModelConfig, build_base_model, get_model
+from graphsel.transfer.trainer import TrainConfig, Trainer
+from tests.transfer.tiny import (
+    TINY,
+    TINY_BN,
+    VOCAB,
+    snapshot,
+    tiny_dataset,
+    tiny_inputs,
+    tiny_model,
+)
 
 torch.set_num_threads(1)
 
-VOCAB = [5, 4]
-TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
-TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=8, lr=0.05, progress=False)
-
-
-def _tower(seed: int, config: ModelConfig = TINY) -> CTRModel:
-    torch.manual_seed(seed)
-    return build_base_model(VOCAB, num_numeric=1, config=config)
-
-
-def _inputs(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    cat = torch.stack([torch.randint(0, 5, (n,), generator=generator),
-                       torch.randint(0, 4, (n,), generator=generator)], dim=1)
-    return cat, torch.randn(n, 1, generator=generator)
-
-
-def _dataset(n: int = 32, seed: int = 0) -> CTRDataset:
-    cat, num = _inputs(n, seed)
-    return CTRDataset(cat, num, (cat[:, 0] % 2).float())
-
-
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 # -- adapters ---------------------------------------------------------------------------------
@@ -64,21 +48,21 @@ def test_adapters_start_near_zero_and_zero_std_gives_exact_zero():
 def test_unknown_adapter_lists_the_choices():
     with pytest.raises(InputError, match=r"Could not resolve adapter 'gru' among \['glu', "
                                          r"'linear'\]"):
-        CTNet(_tower(0), _tower(1), adapter="gru")
+        CTNet(tiny_model(0), tiny_model(1), adapter="gru")
 
 
 def test_towers_with_different_depths_are_refused():
     shallow = build_base_model(VOCAB, 1, ModelConfig(embed_dim=4, hidden=(8,)))
     with pytest.raises(InputError, match="2 MLP layers, the target tower 1"):
-        CTNet(_tower(0), shallow)
+        CTNet(tiny_model(0), shallow)
 
 
 # -- forward ----------------------------------------------------------------------------------
 
 
 def test_near_zero_adapters_reproduce_the_target_model():
-    source, target = _tower(0, TINY_BN), _tower(1, TINY_BN)
-    cat, num = _inputs()
+    source, target = tiny_model(0, TINY_BN), tiny_model(1, TINY_BN)
+    cat, num = tiny_inputs()
     for adapter in ("glu", "linear"):
         torch.manual_seed(2)
         model = CTNet(source, target, adapter=adapter).eval()
@@ -90,9 +74,9 @@ def test_near_zero_adapters_reproduce_the_target_model():
 
 
 def test_a_non_zero_adapter_changes_the_output():
-    source, target = _tower(0), _tower(1)
+    source, target = tiny_model(0), tiny_model(1)
     model = CTNet(source, target, adapter_init_std=0.0)
-    cat, num = _inputs()
+    cat, num = tiny_inputs()
     with torch.no_grad():
         model.adapters[1].value.weight.fill_(1.0)  # layer 2 now reads the source tower
     assert (model(cat, num) - target(cat, num)).abs().max() > 1e-2
@@ -100,10 +84,10 @@ def test_a_non_zero_adapter_changes_the_output():
 
 def test_adapter_l_reads_the_source_input_to_layer_l():
     # Oracle: CTNet eq. 4 written out layer by layer.
-    source, target = _tower(0), _tower(1)
+    source, target = tiny_model(0), tiny_model(1)
     torch.manual_seed(3)
     model = CTNet(source, target, adapter="linear", adapter_init_std=0.3)
-    cat, num = _inputs()
+    cat, num = tiny_inputs()
     z_source = source.mlp_input(cat, num)
     z = target.mlp_input(cat, num)
     for layer, source_layer, adapter in zip(target.mlp.layers, source.mlp.layers,
@@ -117,11 +101,11 @@ def test_adapter_l_reads_the_source_input_to_layer_l():
 
 
 def test_source_tower_is_bit_identical_after_training_and_the_rest_moves():
-    source, target = _tower(0, TINY_BN), _tower(1, TINY_BN)
+    source, target = tiny_model(0, TINY_BN), tiny_model(1, TINY_BN)
     model = CTNet(source, target)
-    frozen_before, target_before = _state(model.source), _state(model.target)
-    adapters_before = _state(model.adapters)
-    Trainer(ONE_EPOCH).fit(model, _dataset())
+    frozen_before, target_before = snapshot(model.source), snapshot(model.target)
+    adapters_before = snapshot(model.adapters)
+    Trainer(ONE_EPOCH).fit(model, tiny_dataset())
     frozen_after = model.source.state_dict()
     # Parameters and BatchNorm buffers: train-mode BN would have moved running_mean.
     assert frozen_before.keys() == frozen_after.keys()
@@ -135,8 +119,8 @@ def test_source_tower_is_bit_identical_after_training_and_the_rest_moves():
 
 
 def test_freezing_copies_the_source_and_leaves_the_callers_model_trainable():
-    source = _tower(0)
-    model = CTNet(source, _tower(1))
+    source = tiny_model(0)
+    model = CTNet(source, tiny_model(1))
     assert all(p.requires_grad for p in source.parameters())
     assert model.source.model is not source
     assert model.source.model.embedding.table.weight.data_ptr() != \
@@ -144,18 +128,18 @@ def test_freezing_copies_the_source_and_leaves_the_callers_model_trainable():
 
 
 def test_source_tower_stays_in_eval_mode_and_gets_no_gradient():
-    model = CTNet(_tower(0, TINY_BN), _tower(1, TINY_BN)).train()
+    model = CTNet(tiny_model(0, TINY_BN), tiny_model(1, TINY_BN)).train()
     assert model.training and model.target.training
     assert not model.source.training and not any(m.training for m in model.source.modules())
-    cat, num = _inputs()
+    cat, num = tiny_inputs()
     model(cat, num).sum().backward()
     assert all(p.grad is None for p in model.source.parameters())
     assert model.adapters[0].value.weight.grad is not None
 
 
 def test_refresh_source_copies_the_new_weights_and_stays_frozen():
-    model = CTNet(_tower(0, TINY_BN), _tower(1, TINY_BN))
-    retrained = _tower(5, TINY_BN)
+    model = CTNet(tiny_model(0, TINY_BN), tiny_model(1, TINY_BN))
+    retrained = tiny_model(5, TINY_BN)
     with torch.no_grad():
         retrained.mlp.layers[0].norm.running_mean.fill_(0.25)
     model.refresh_source(retrained)
@@ -174,7 +158,7 @@ def test_registered_builder_makes_a_ctnet_of_the_base_architecture():
     assert get_model("ctnet") is build_ctnet
     model = build_ctnet(VOCAB, 1, TINY, adapter="linear")
     assert isinstance(model, CTNet) and isinstance(model.adapters[0], LinearAdapter)
-    cat, num = _inputs()
+    cat, num = tiny_inputs()
     assert model(cat, num).shape == (6,)
     assert [a.linear.weight.shape for a in model.adapters] == [(8, 9), (4, 8)]
 

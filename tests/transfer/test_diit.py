@@ -9,38 +9,24 @@ from torch import nn
 
 from graphsel.errors import InputError
 from graphsel.transfer import diit as diit_module
-from graphsel.transfer.data import CTRBatch, CTRDataset
+from graphsel.transfer.data import CTRBatch
 from graphsel.transfer.diit import DIIT, DIITConfig, build_diit, diit_loss, grad_reverse
-from graphsel.transfer.models import CTRModel, ModelConfig, build_base_model, get_model
-from graphsel.transfer.trainer import Trainer, TrainConfig, predict
+from graphsel.transfer.models import ModelConfig, build_base_model, get_model
+from graphsel.transfer.trainer import TrainConfig, Trainer, predict
+from tests.transfer.tiny import TINY, TINY_BN, VOCAB, tiny_dataset, tiny_model
 
 torch.set_num_threads(1)
 
-VOCAB = [5, 4]
-TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
-TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
-
-
-def _model(seed: int, config: ModelConfig = TINY) -> CTRModel:
-    torch.manual_seed(seed)
-    return build_base_model(VOCAB, num_numeric=1, config=config)
 
 
 def _diit(num_sources: int = 3, config: ModelConfig = TINY, **options) -> DIIT:
-    sources = [_model(10 + k, config) for k in range(num_sources)]
+    sources = [tiny_model(10 + k, config) for k in range(num_sources)]
     torch.manual_seed(0)
-    return DIIT(sources, _model(1, config), DIITConfig(**options))
-
-
-def _dataset(n: int = 32, seed: int = 0) -> CTRDataset:
-    generator = torch.Generator().manual_seed(seed)
-    cat = torch.stack([torch.randint(0, 5, (n,), generator=generator),
-                       torch.randint(0, 4, (n,), generator=generator)], dim=1)
-    return CTRDataset(cat, torch.randn(n, 1, generator=generator), (cat[:, 0] % 2).float())
+    return DIIT(sources, tiny_model(1, config), DIITConfig(**options))
 
 
 def _batch(n: int = 6) -> CTRBatch:
-    return _dataset(n).batch(slice(0, n))
+    return tiny_dataset(n).batch(slice(0, n))
 
 
 class _Unreachable(nn.Module):
@@ -122,9 +108,9 @@ def test_gate_weights_sum_to_one_and_aggregate_the_sources():
 def test_sources_must_match_the_target_widths():
     other = build_base_model(VOCAB, 1, ModelConfig(embed_dim=4, hidden=(8, 3)))
     with pytest.raises(InputError, match="source model 1 has hidden widths"):
-        DIIT([_model(0), other], _model(1))
+        DIIT([tiny_model(0), other], tiny_model(1))
     with pytest.raises(InputError, match="at least one source"):
-        DIIT([], _model(1))
+        DIIT([], tiny_model(1))
 
 
 # -- frozen sources ---------------------------------------------------------------------------
@@ -135,7 +121,7 @@ def test_sources_are_bit_identical_after_a_trainer_step_and_the_rest_moves():
     before = {k: v.clone() for k, v in model.sources.state_dict().items()}
     trained = {name: p.clone() for name, p in model.named_parameters() if p.requires_grad}
     Trainer(TrainConfig(epochs=1, batch_size=8, lr=0.05, progress=False),
-            loss_fn=diit_loss()).fit(model, _dataset())
+            loss_fn=diit_loss()).fit(model, tiny_dataset())
     after = model.sources.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(p.requires_grad for p in model.sources.parameters())
@@ -150,7 +136,7 @@ def test_sources_are_bit_identical_after_a_trainer_step_and_the_rest_moves():
 
 def test_inference_touches_no_source_model():
     model = _diit(num_sources=2)
-    batch, data = _batch(), _dataset(10)
+    batch, data = _batch(), tiny_dataset(10)
     calls = []
     for tower in model.sources:
         # On the embedding: every path through a source model (forward or forward_hidden,
@@ -179,7 +165,7 @@ def test_inference_touches_no_source_model():
 
 def test_refresh_sources_copies_in_order_and_checks_the_count():
     model = _diit(num_sources=2)
-    new = [_model(20), _model(21)]
+    new = [tiny_model(20), tiny_model(21)]
     model.refresh_sources(new)
     for tower, source in zip(model.sources, new):
         state = source.state_dict()

@@ -20,27 +20,21 @@ from graphsel.transfer.ecat import (
     distillation_terms,
     ecat_loss,
 )
-from graphsel.transfer.models import CTRModel, ModelConfig, ModelOutput, build_base_model, get_model
-from graphsel.transfer.trainer import Trainer, TrainConfig
+from graphsel.transfer.models import (
+    ModelOutput,
+    get_model,
+)
+from graphsel.transfer.trainer import TrainConfig, Trainer
+from tests.transfer.tiny import TINY, TINY_BN, VOCAB, tiny_dataset, tiny_model
 
 torch.set_num_threads(1)
 
-VOCAB = [5, 4]
-TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
-TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
-
-
-def _model(seed: int, config: ModelConfig = TINY) -> CTRModel:
-    torch.manual_seed(seed)
-    return build_base_model(VOCAB, num_numeric=1, config=config)
-
 
 def _batch(n: int = 8, seed: int = 0) -> CTRBatch:
-    generator = torch.Generator().manual_seed(seed)
-    cat = torch.stack([torch.randint(0, 5, (n,), generator=generator),
-                       torch.randint(0, 4, (n,), generator=generator)], dim=1)
-    return CTRBatch(cat, torch.randn(n, 1, generator=generator), (cat[:, 0] % 2).float(),
-                    torch.ones(n))
+    return tiny_dataset(n, seed).batch(slice(0, n))
+
+
+
 
 
 # -- intensity --------------------------------------------------------------------------------
@@ -109,7 +103,7 @@ def test_adaptive_loss_weighs_each_sample_by_its_intensity():
 
 
 def test_initial_ecat_computes_the_target_model_and_the_gate_can_shut_the_source_out():
-    source, target = _model(0), _model(1)
+    source, target = tiny_model(0), tiny_model(1)
     batch = _batch()
     torch.manual_seed(2)
     model = ECAT(source, target)
@@ -127,7 +121,7 @@ def test_initial_ecat_computes_the_target_model_and_the_gate_can_shut_the_source
 
 
 def test_no_gradient_reaches_the_source_model():
-    model = ECAT(_model(0), _model(1))
+    model = ECAT(tiny_model(0), tiny_model(1))
     batch = _batch()
     output = model.forward_both(batch.cat, batch.num)
     assert not output.teacher.logits.requires_grad
@@ -139,7 +133,7 @@ def test_no_gradient_reaches_the_source_model():
 
 
 def test_source_is_bit_identical_after_a_trainer_step():
-    model = ECAT(_model(0, TINY_BN), _model(1, TINY_BN))
+    model = ECAT(tiny_model(0, TINY_BN), tiny_model(1, TINY_BN))
     before = {k: v.clone() for k, v in model.source.state_dict().items()}
     target_before = model.target.head.linear.weight.clone()
     generator = torch.Generator().manual_seed(1)
@@ -154,7 +148,7 @@ def test_source_is_bit_identical_after_a_trainer_step():
 
 
 def test_distillation_moves_the_target_towards_the_source():
-    model = ECAT(_model(0), _model(1))
+    model = ECAT(tiny_model(0), tiny_model(1))
     batch = _batch(16)
     config = DistillConfig(beta=0.0)
 

@@ -20,20 +20,17 @@ from graphsel.transfer.ecdctr import (
 )
 from graphsel.transfer.features import CategoricalField, FeatureSpec
 from graphsel.transfer.models import ModelConfig, build_base_model, get_model
-from graphsel.transfer.trainer import Trainer, TrainConfig
+from graphsel.transfer.trainer import TrainConfig, Trainer
+from tests.transfer.tiny import TINY_BN, tiny_dataset
 
 torch.set_num_threads(1)
 
-TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
-ONE_EPOCH = TrainConfig(epochs=1, batch_size=8, lr=0.05, progress=False)
-
 
 def _dataset(n: int = 32, seed: int = 0, num_numeric: int = 1) -> CTRDataset:
-    generator = torch.Generator().manual_seed(seed)
-    cat = torch.stack([torch.randint(0, 4, (n,), generator=generator),
-                       torch.randint(0, 3, (n,), generator=generator)], dim=1)
-    return CTRDataset(cat, torch.randn(n, num_numeric, generator=generator),
-                      (cat[:, 0] % 2).float())
+    return tiny_dataset(n, seed, vocab=(4, 3), num_numeric=num_numeric)
+
+
+ONE_EPOCH = TrainConfig(epochs=1, batch_size=8, lr=0.05, progress=False)
 
 
 # -- long-term embedding features -------------------------------------------------------------

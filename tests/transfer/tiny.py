@@ -1,0 +1,41 @@
+"""Tiny models and data shared by the transfer-model tests (two fields, one numeric)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from graphsel.transfer.data import CTRDataset
+from graphsel.transfer.models import CTRModel, ModelConfig, build_base_model
+
+VOCAB = (5, 4)
+TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
+TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
+
+
+def tiny_model(seed: int, config: ModelConfig = TINY) -> CTRModel:
+    """A seeded base model over :data:`VOCAB` and one numeric feature."""
+    torch.manual_seed(seed)
+    return build_base_model(list(VOCAB), num_numeric=1, config=config)
+
+
+def tiny_inputs(n: int = 6, seed: int = 0, vocab: Sequence[int] = VOCAB,
+                num_numeric: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded ``cat (n, F)`` codes below each field's vocabulary and ``num (n, M)``."""
+    generator = torch.Generator().manual_seed(seed)
+    cat = torch.stack([torch.randint(0, size, (n,), generator=generator) for size in vocab],
+                      dim=1)
+    return cat, torch.randn(n, num_numeric, generator=generator)
+
+
+def tiny_dataset(n: int = 32, seed: int = 0, vocab: Sequence[int] = VOCAB,
+                 num_numeric: int = 1) -> CTRDataset:
+    """:func:`tiny_inputs` with label = first field's code is odd."""
+    cat, num = tiny_inputs(n, seed, vocab, num_numeric)
+    return CTRDataset(cat, num, (cat[:, 0] % 2).float())
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter and buffer."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
