@@ -215,6 +215,7 @@ def test_each_strategy_trains_on_exactly_its_rows(data, spied_run):
     # pretrain_finetune: source first, then the target rows, on one model.
     (pre_model, pre, _), (fine_model, fine, _) = seen["fit"][5], seen["fit"][6]
     assert pre_model == fine_model
+    assert (len(pre), len(fine)) == (n_src, n_train)
     assert {r["strategy"]: r["n_train"] for r in results.records} == {
         "target_only": n_train, "merge_all": n_train + n_src, "random_same_size": n_train + n_sel,
         "selected": n_train + n_sel, "selected_weighted": n_train + n_sel,
