@@ -11,8 +11,7 @@ import click
 from graphsel._io import write_json
 from graphsel.cli._common import emit, json_option
 from graphsel.cli.datasets import prepared_text
-from graphsel.cli.select import TRUTH_FILE, read_truth
-from graphsel.datasets import prepare
+from graphsel.datasets import TRUTH_FILE, prepare, read_truth
 from graphsel.log import read_pair
 from graphsel.selector import SampleSelector, format_report
 from graphsel.transfer.experiment import run_experiment, synthetic_default
@@ -44,7 +43,7 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     out_dir = Path(out_dir)
     card = prepare("synthetic", out_dir, seed=seed, scale=scale)
     source, target = read_pair(out_dir / "source.parquet", out_dir / "target.parquet")
-    truth = read_truth(out_dir / TRUTH_FILE, source)
+    truth = read_truth(out_dir / TRUTH_FILE, len(source))
     selection = SampleSelector(seed=seed, progress=progress).fit(source, target, truth).selection_
     selection.write(source, out_dir / "selected.parquet")
     write_json(selection.report, out_dir / "report.json")

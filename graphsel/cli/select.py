@@ -6,18 +6,16 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pyarrow.parquet as pq
 
 from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option
+from graphsel.datasets import TRUTH_FILE, read_truth
 from graphsel.errors import InputError
-from graphsel.log import InteractionLog, read_pair
+from graphsel.log import read_pair
 from graphsel.selector import STAGES, SampleSelector, format_report
 
-__all__ = ["command", "read_truth", "parse_max_degree"]
+__all__ = ["command", "parse_max_degree"]
 
-TRUTH_FILE = "truth.parquet"
-TRUTH_COLUMN = "in_target_community"
 
 
 def parse_max_degree(value: str | None) -> float | str | None:
@@ -34,25 +32,6 @@ def parse_max_degree(value: str | None) -> float | str | None:
     if number < 0:
         raise InputError(f"--max-degree must be >= 0, got {value}")
     return number
-
-
-def read_truth(path: str | Path, source: InteractionLog) -> np.ndarray:
-    """The planted truth of the synthetic default as an ``(N_src,)`` bool mask."""
-    path = Path(path)
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same bad input
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    for column in ("row", TRUTH_COLUMN):
-        if column not in table.column_names:
-            raise InputError(f"{path}: missing column '{column}'")
-    rows = table.column("row").to_numpy()
-    if len(rows) != len(source) or (np.sort(rows) != np.arange(len(source))).any():
-        raise InputError(f"{path}: column 'row' does not cover the {len(source)} rows of "
-                         f"{source.name}")
-    truth = np.zeros(len(source), dtype=bool)
-    truth[rows] = table.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
-    return truth
 
 
 def save_plots(selector: SampleSelector, out_dir: str | Path,
@@ -138,7 +117,7 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     source_log, target_log = read_pair(source, target)
     if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
         truth_path = str(Path(source).parent / TRUTH_FILE)
-    truth = None if truth_path is None else read_truth(truth_path, source_log)
+    truth = None if truth_path is None else read_truth(truth_path, len(source_log))
     selection = selector.fit(source_log, target_log, truth=truth).selection_
     selection.write(source_log, out)
     report = {**selection.report, "out": out}

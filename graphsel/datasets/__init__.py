@@ -13,13 +13,16 @@ from graphsel.datasets._registry import (
     CARD_FILE,
     SOURCE_FILE,
     TARGET_FILE,
+    TRUTH_COLUMN,
     TRUTH_FILE,
     Dataset,
     DatasetSplit,
     get_dataset,
     list_datasets,
     prepare,
+    read_truth,
     register_dataset,
+    truth_mask,
 )
 # Importing a dataset module registers it; this order is the listing order.
 from graphsel.datasets import synthetic, movielens, taobao  # noqa: F401, I001
@@ -28,11 +31,14 @@ __all__ = [
     "CARD_FILE",
     "SOURCE_FILE",
     "TARGET_FILE",
+    "TRUTH_COLUMN",
     "TRUTH_FILE",
     "Dataset",
     "DatasetSplit",
     "get_dataset",
     "list_datasets",
     "prepare",
+    "read_truth",
     "register_dataset",
+    "truth_mask",
 ]

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from graphsel._io import check_output_dir, write_json
 from graphsel.card import make_card
@@ -32,12 +34,18 @@ __all__ = [
     "SOURCE_FILE",
     "TARGET_FILE",
     "TRUTH_FILE",
+    "TRUTH_COLUMN",
     "CARD_FILE",
+    "truth_mask",
+    "read_truth",
 ]
 
 SOURCE_FILE = "source.parquet"
 TARGET_FILE = "target.parquet"
 TRUTH_FILE = "truth.parquet"
+TRUTH_COLUMN = "in_target_community"
+"""The truth table's flag: the source row belongs with the target (its ``row`` column says
+which source row)."""
 CARD_FILE = "card.json"
 
 
@@ -201,8 +209,35 @@ def _write_all(out_dir: Path, split: DatasetSplit, card: dict[str, Any]) -> None
 
 
 def _truth_summary(truth: pa.Table) -> dict[str, int]:
-    flags = truth.column("in_target_community").to_numpy(zero_copy_only=False)
-    return {"rows": truth.num_rows, "in_target_community": int(flags.sum())}
+    flags = truth.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
+    return {"rows": truth.num_rows, TRUTH_COLUMN: int(flags.sum())}
+
+
+def truth_mask(truth: pa.Table, num_rows: int, where: str = "truth") -> np.ndarray:
+    """A truth table (``row``, :data:`TRUTH_COLUMN`) as an ``(N_src,)`` bool mask.
+
+    Raises:
+        InputError: a missing column, or ``row`` not covering ``0 .. num_rows - 1``.
+    """
+    for column in ("row", TRUTH_COLUMN):
+        if column not in truth.column_names:
+            raise InputError(f"{where}: missing column '{column}'")
+    rows = truth.column("row").to_numpy()
+    if len(rows) != num_rows or (np.sort(rows) != np.arange(num_rows)).any():
+        raise InputError(f"{where}: column 'row' does not cover the {num_rows} source rows")
+    mask = np.zeros(num_rows, dtype=bool)
+    mask[rows] = truth.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def read_truth(path: str | os.PathLike, num_rows: int) -> np.ndarray:
+    """:func:`truth_mask` of a ``truth.parquet`` file."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same bad input
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return truth_mask(table, num_rows, str(path))
 
 
 def _jsonable_option(value: Any) -> Any:

@@ -8,10 +8,8 @@ prints. ``graphsel demo``, which already holds the synthetic logs, ends with
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-from graphsel.datasets import get_dataset
-from graphsel.errors import InputError
+from graphsel.datasets import get_dataset, truth_mask
 from graphsel.log import InteractionLog, read_pair
 from graphsel.selector import SampleSelector
 from graphsel.transfer.config import DatasetConfig, ExperimentConfig
@@ -23,9 +21,6 @@ Data = tuple[InteractionLog, InteractionLog, "np.ndarray | None"]
 
 __all__ = ["load_data", "run_experiment", "synthetic_default"]
 
-_TRUTH_COLUMN = "in_target_community"
-
-
 def load_data(config: ExperimentConfig) -> tuple[InteractionLog, InteractionLog, np.ndarray | None]:
     """``(source, target, truth)`` of ``config.data``; ``truth`` is None for real data.
 
@@ -35,20 +30,10 @@ def load_data(config: ExperimentConfig) -> tuple[InteractionLog, InteractionLog,
     data = config.data
     if isinstance(data, DatasetConfig):
         split = get_dataset(data.name)(**data.options)
-        return split.source, split.target, _truth_mask(split.truth, len(split.source))
+        truth = None if split.truth is None else truth_mask(split.truth, len(split.source))
+        return split.source, split.target, truth
     source, target = read_pair(*data)
     return source, target, None
-
-
-def _truth_mask(table: pa.Table | None, num_rows: int) -> np.ndarray | None:
-    if table is None:
-        return None
-    truth = np.zeros(num_rows, dtype=bool)
-    rows = table.column("row").to_numpy()
-    if len(rows) != num_rows:
-        raise InputError(f"the truth table has {len(rows)} rows, the source {num_rows}")
-    truth[rows] = table.column(_TRUTH_COLUMN).to_numpy(zero_copy_only=False)
-    return truth
 
 
 def synthetic_default(seed: int = 0, scale: float = 1.0) -> ExperimentConfig:

@@ -119,3 +119,23 @@ def test_split_is_a_named_tuple_of_logs():
     source, target, truth = split
     assert isinstance(source, InteractionLog) and split.target is target
     assert source.index is target.index
+
+
+def test_truth_mask_places_flags_by_row_and_checks_coverage(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphsel.datasets import read_truth, truth_mask
+
+    table = pa.table({"row": [2, 0, 1], "in_target_community": [True, False, True]})
+    assert truth_mask(table, 3).tolist() == [False, True, True]
+    with pytest.raises(InputError, match="does not cover the 4 source rows"):
+        truth_mask(table, 4)
+    with pytest.raises(InputError, match="missing column 'row'"):
+        truth_mask(table.drop_columns(["row"]), 3)
+    pq.write_table(table, tmp_path / "truth.parquet")
+    assert np.array_equal(read_truth(tmp_path / "truth.parquet", 3), [False, True, True])
+    (tmp_path / "bad.parquet").write_text("no")
+    with pytest.raises(InputError, match="bad.parquet: not a readable Parquet file"):
+        read_truth(tmp_path / "bad.parquet", 3)
