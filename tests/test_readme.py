@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from graphsel.cli import cli
+from graphsel.transfer import strategies
 from tests.conftest import data_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -40,6 +41,8 @@ def test_readme_has_examples():
 
 def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # The examples register a strategy: into a copy of the registry, dropped afterwards.
+    monkeypatch.setattr(strategies, "_STRATEGIES", dict(strategies._STRATEGIES))
     namespace: dict = {}
     for block in _blocks("python"):
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102

@@ -20,7 +20,25 @@ from graphsel.transfer.features import (
     FeatureSpec,
     NumericField,
 )
-from graphsel.transfer.metrics import METRICS, auc, gauc, logloss, paired_bootstrap_ci
+from graphsel.transfer.learners import (
+    CTNetLearner,
+    DIITLearner,
+    ECATLearner,
+    ECDCTRLearner,
+    Learner,
+    LearnerContext,
+    PeriodData,
+    PlanLearner,
+    source_sub_domains,
+)
+from graphsel.transfer.metrics import (
+    METRICS,
+    auc,
+    gauc,
+    logloss,
+    mean_auc,
+    paired_bootstrap_ci,
+)
 from graphsel.transfer.models import (
     CTRModel,
     EmbeddingBlock,
@@ -157,4 +175,14 @@ __all__ = [
     "aggregate_periods",
     "init_from",
     "reset_batchnorm",
+    "Learner",
+    "LearnerContext",
+    "PeriodData",
+    "PlanLearner",
+    "CTNetLearner",
+    "ECATLearner",
+    "DIITLearner",
+    "ECDCTRLearner",
+    "source_sub_domains",
+    "mean_auc",
 ]

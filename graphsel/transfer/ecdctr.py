@@ -195,7 +195,8 @@ class TinyPretrainModel(nn.Module):
         Raises:
             InputError: if the spec's field sizes differ from the model's vocabularies.
         """
-        table = self.embedding.table.weight.detach().cpu().numpy()
+        # A copy: the vectors of a past period must not follow the table as it trains on.
+        table = self.embedding.table.weight.detach().cpu().numpy().copy()
         offsets = self.embedding.offsets.tolist()
         result = []
         for position, field_index in enumerate(self.fields):

@@ -12,8 +12,11 @@ Given a source and a target log (one shared id index), :func:`compare_strategies
 2. **Fits the selection once** on training-time data only: the target's training rows and
    the kept source rows (:func:`fit_selection`), if a strategy needs it. The selection does
    not change with the run's seed; the seeds measure the training noise.
-3. **Trains every strategy with the same model and hyper-parameters**
-   (:mod:`graphsel.transfer.strategies` decides only the source rows and their weights).
+3. **Trains every strategy with the same model and hyper-parameters**: a strategy
+   (:mod:`graphsel.transfer.strategies`) decides the source rows and their weights, and its
+   learner (:mod:`graphsel.transfer.learners`) what is trained on them: the base model for
+   the baselines, the transfer models of the seed papers (CTNet, ECAT, DIIT, E-CDCTR) built
+   from the base model's parts, with the same ``ModelConfig`` and ``TrainConfig``.
    Each strategy gets its own :class:`~graphsel.transfer.features.FeatureEncoder`, fitted on
    its own training data (target training rows + its source rows): ``merge_all``'s
    vocabulary then holds the source-only users and items it trains embeddings for, while
@@ -24,8 +27,10 @@ Given a source and a target log (one shared id index), :func:`compare_strategies
    trains on the window's target rows plus the strategy's source rows of the same time
    window (the first window reaches back to the oldest source row, the last one up to the
    test start), early-stopping on the validation rows, and is evaluated on the next
-   window's target rows; the last period is evaluated on the test set. ``mode="once"``
-   transfers only at the first period (later periods train on target rows only).
+   window's target rows; the last period is evaluated on the test set. Learners with
+   source models retrain them (warm-started) on the window's source rows and refresh their
+   frozen copies at every period. ``mode="once"`` transfers only at the first period (later
+   periods train on target rows only, with the first period's source models).
    ``periods=1`` is the plain train / validation / test protocol. The vocabulary is fitted
    once per strategy over its whole training span, so the warm-started embedding table
    keeps its shape.
@@ -53,16 +58,18 @@ from graphsel.errors import InputError, choice_error
 from graphsel.log import REQUIRED_COLUMNS, InteractionLog
 from graphsel.selector import SampleSelector, Selection
 from graphsel.transfer.data import CTRDataset
-from graphsel.transfer.features import ITEM_FIELD, USER_FIELD, FeatureEncoder
-from graphsel.transfer.metrics import auc, gauc, logloss, paired_bootstrap_ci
-from graphsel.transfer.models import ModelConfig, build_base_model
+from graphsel.transfer.features import ITEM_FIELD, USER_FIELD, FeatureEncoder, FeatureSpec
+from graphsel.transfer.learners import LearnerContext, PeriodData, PlanLearner
+from graphsel.transfer.metrics import auc, gauc, logloss, mean_auc, paired_bootstrap_ci
+from graphsel.transfer.models import ModelConfig
 from graphsel.transfer.strategies import (
     SourcePlan,
+    Strategy,
     StrategyContext,
     get_strategy,
     strategy_names,
 )
-from graphsel.transfer.trainer import TrainConfig, Trainer, predict, seed_everything
+from graphsel.transfer.trainer import TrainConfig, seed_everything
 
 __all__ = [
     "MODES",
@@ -286,11 +293,6 @@ def score_predictions(y: np.ndarray, p: np.ndarray, users: np.ndarray) -> dict[s
     return scores
 
 
-def _mean_auc(y: np.ndarray, predictions: np.ndarray) -> float:
-    """Mean over the columns (seeds) of ``(N, S)`` predictions of their AUC."""
-    return float(np.mean([auc(y, predictions[:, s]) for s in range(predictions.shape[1])]))
-
-
 # --------------------------------------------------------------------------------------------
 # Training one strategy
 # --------------------------------------------------------------------------------------------
@@ -339,8 +341,7 @@ class _Encoded:
 
     target: CTRDataset
     source: CTRDataset
-    vocab_sizes: tuple[int, ...]
-    num_numeric: int
+    spec: FeatureSpec
 
 
 class _EncodingCache:
@@ -363,10 +364,9 @@ class _EncodingCache:
             categorical, numeric = self.columns
             encoder = FeatureEncoder(categorical, numeric).fit(training_log(
                 self.source, self.target, rows, self.split.target_train, categorical + numeric))
-            spec = encoder.spec_
             self._cache[key] = _Encoded(CTRDataset.from_log(self.target, encoder),
                                         CTRDataset.from_log(self.source[rows], encoder),
-                                        spec.vocab_sizes, spec.num_numeric)
+                                        encoder.spec_)
         return self._cache[key]
 
 
@@ -376,41 +376,35 @@ class _StrategyRun:
     test_predictions: np.ndarray
 
 
-def _run_strategy(name: str, plan: SourcePlan, encoded: _Encoded, source_ts: np.ndarray,
-                  split: TimeSplit, target: InteractionLog, model_config: ModelConfig,
-                  train_config: TrainConfig, protocol: ProtocolConfig, seed: int,
-                  bar: tqdm) -> _StrategyRun:
+def _run_strategy(strategy: Strategy, plan: SourcePlan, encoded: _Encoded,
+                  source: InteractionLog, split: TimeSplit, target: InteractionLog,
+                  model_config: ModelConfig, train_config: TrainConfig,
+                  protocol: ProtocolConfig, seed: int, bar: tqdm) -> _StrategyRun:
     """Trains one strategy for one seed through every period (see the module docstring)."""
-    trainer = Trainer(replace(train_config, seed=seed))
     seed_everything(seed)
-    model = build_base_model(encoded.vocab_sizes, encoded.num_numeric, model_config)
+    context = LearnerContext(plan, encoded.spec, model_config, replace(train_config, seed=seed),
+                             source[plan.rows], seed)
+    learner = (strategy.learner or PlanLearner)(context)
     source_data = encoded.source.with_weight(plan.weight)
-    plan_ts = source_ts[plan.rows]
+    plan_ts = source.ts[plan.rows]
     valid = encoded.target.subset(split.target_valid)
     records: list[dict[str, Any]] = []
     predictions = np.zeros(0)
     for period in range(split.periods):
-        bar.set_postfix_str(f"{name} seed {seed} period {period}")
+        bar.set_postfix_str(f"{strategy.name} seed {seed} period {period}")
         start = time.perf_counter()
         transfer = protocol.mode == "continual" or period == 0
-        in_window = split.source_window(period, plan_ts) if transfer else np.zeros(
-            len(plan_ts), dtype=bool)
-        source_part = source_data.subset(in_window)
-        target_part = encoded.target.subset(split.periods_rows[period])
-        if plan.schedule == "pretrain":
-            if len(source_part):
-                trainer.fit(model, source_part, valid)
-            trainer.fit(model, target_part, valid)
-        else:
-            trainer.fit(model, CTRDataset.concat([target_part, source_part]), valid)
+        positions = (np.flatnonzero(split.source_window(period, plan_ts)) if transfer
+                     else np.zeros(0, dtype=np.int64))
+        data = PeriodData(period, transfer, encoded.target.subset(split.periods_rows[period]),
+                          source_data.subset(positions), positions, valid)
+        learner.fit_period(data)
         eval_rows = split.eval_rows(period)
-        predictions = predict(model, encoded.target.subset(eval_rows),
-                              batch_size=train_config.eval_batch_size,
-                              device=train_config.device, num_threads=train_config.num_threads)
+        predictions = learner.predict(encoded.target.subset(eval_rows))
         scores = score_predictions(target.label[eval_rows], predictions, target.user[eval_rows])
-        records.append({"strategy": name, "seed": seed, "period": period, **scores,
-                        "n_train": len(source_part) + len(target_part),
-                        "n_source": len(source_part), "n_eval": len(eval_rows),
+        records.append({"strategy": strategy.name, "seed": seed, "period": period, **scores,
+                        "n_train": len(data.source) + len(data.target),
+                        "n_source": len(data.source), "n_eval": len(eval_rows),
                         "seconds": round(time.perf_counter() - start, 3)})
         bar.update(1)
     return _StrategyRun(records, predictions)
@@ -482,7 +476,7 @@ def compare_strategies(
         for seed in seeds:
             for strategy in chosen:
                 plan = strategy.plan(StrategyContext(split.source_rows, selection, int(seed)))
-                run = _run_strategy(strategy.name, plan, cache.get(plan.rows), source.ts, split,
+                run = _run_strategy(strategy, plan, cache.get(plan.rows), source, split,
                                     target, model, run_train, protocol, int(seed), bar)
                 records.extend(run.records)
                 test_predictions[strategy.name].append(run.test_predictions)
@@ -507,7 +501,7 @@ def _compare_with_baseline(y: np.ndarray, users: np.ndarray,
     for name, p in predictions.items():
         if name == BASELINE:
             continue
-        diff, lo, hi = paired_bootstrap_ci(y, p, predictions[BASELINE], _mean_auc,
+        diff, lo, hi = paired_bootstrap_ci(y, p, predictions[BASELINE], mean_auc,
                                            n_boot=n_boot, seed=0, groups=users)
         comparisons[name] = {"auc_diff": round(diff, 6), "ci95": [round(lo, 6), round(hi, 6)]}
     return comparisons

@@ -18,6 +18,12 @@ The built-in strategies (``context.source_rows`` are the source rows before the 
 ``pretrain_finetune`` pre-train on every source row, then fine-tune on the target rows
 ====================  ======================================================================
 
+A strategy may also bring its own *learner* (:mod:`graphsel.transfer.learners`), which
+builds and trains its own models from the plan's rows: the transfer models of the seed
+papers (``ctnet``, ``ctnet_linear``, ``ecat``, ``diit``, ``ecdctr``) are registered there.
+Without one, the protocol trains the base model on the plan
+(:class:`~graphsel.transfer.learners.PlanLearner`).
+
 >>> context = StrategyContext(source_rows=np.arange(10, 16), selection=None, seed=0)
 >>> get_strategy("merge_all").build(context).rows.tolist()
 [10, 11, 12, 13, 14, 15]
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,11 +113,15 @@ class Strategy:
         name: the registry name, e.g. ``"selected_weighted"``.
         build: ``build(context) -> SourcePlan``.
         needs_selection: True if ``build`` reads ``context.selection``.
+        learner: ``learner(context) -> Learner`` that trains the strategy's models
+            (:mod:`graphsel.transfer.learners`), or None for the base model trained on the
+            plan.
     """
 
     name: str
     build: StrategyBuilder
     needs_selection: bool = False
+    learner: Callable[[Any], Any] | None = None
 
     def plan(self, context: StrategyContext) -> SourcePlan:
         """``build(context)``, checking that a needed selection is there."""
@@ -122,13 +133,16 @@ class Strategy:
 _STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str, *, needs_selection: bool = False
+def register_strategy(name: str, *, needs_selection: bool = False,
+                      learner: Callable[[Any], Any] | None = None
                       ) -> Callable[[StrategyBuilder], StrategyBuilder]:
     """Registers ``build(context) -> SourcePlan`` under ``name``.
 
     Args:
         name: the registry name.
         needs_selection: the strategy reads ``context.selection``. Default False.
+        learner: ``learner(LearnerContext) -> Learner`` that trains the strategy's own models
+            (:mod:`graphsel.transfer.learners`). Default None: the base model on the plan.
 
     Raises:
         ValueError: if ``name`` is already registered (a programming error, not bad input).
@@ -137,7 +151,7 @@ def register_strategy(name: str, *, needs_selection: bool = False
     def decorate(build: StrategyBuilder) -> StrategyBuilder:
         if name in _STRATEGIES:
             raise ValueError(f"strategy {name!r} is already registered")
-        _STRATEGIES[name] = Strategy(name, build, needs_selection)
+        _STRATEGIES[name] = Strategy(name, build, needs_selection, learner)
         return build
 
     return decorate

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from graphsel.cli import cli
 from graphsel.cli.demo import run_demo
+from graphsel.transfer.strategies import strategy_names
 
 
 def test_demo_keeps_its_files_with_out(tmp_path):
@@ -45,8 +46,7 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     # it ends with the strategy table
     header = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
     strategies = [line.split()[0] for line in lines[header + 2:-1]]
-    assert strategies == ["target_only", "merge_all", "random_same_size", "selected",
-                          "selected_weighted", "pretrain_finetune"]
+    assert strategies == strategy_names()  # every registered strategy, in order
     assert lines[-1].startswith("selection: ")
     # (torch may leave its own cache folder in the temporary directory; the demo leaves none)
     assert list(tmp_path.glob("graphsel-demo-*")) == []
@@ -66,8 +66,7 @@ def test_run_demo_returns_card_selection_and_transfer(tmp_path):
     assert result["card"]["options"]["seed"] == 2
     assert result["selection"]["rows"]["source"] == result["card"]["domains"]["source"]["rows"]
     transfer = result["transfer"]
-    assert set(transfer["strategies"]) == {"target_only", "merge_all", "random_same_size",
-                                           "selected", "selected_weighted", "pretrain_finetune"}
+    assert list(transfer["strategies"]) == strategy_names()
     assert set(transfer["vs_target_only"]) == set(transfer["strategies"]) - {"target_only"}
     for scores in transfer["strategies"].values():
         assert 0.0 <= scores["auc"]["mean"] <= 1.0

@@ -58,6 +58,10 @@ def test_tpm_embeddings_are_keyed_by_the_encoders_ids():
     # local index j + 1 is categories[j]; row 0 of each field is its OOV bucket
     np.testing.assert_array_equal(users.lookup(np.array([20])), table[[2]])
     np.testing.assert_array_equal(items.lookup(np.array([9, 7])), table[[4 + 2, 4 + 1]])
+    before = users.vectors.copy()
+    with torch.no_grad():
+        model.embedding.table.weight.add_(1.0)  # training on: a past period must not move
+    np.testing.assert_array_equal(users.vectors, before)
     with pytest.raises(InputError, match="'user_id' has 4 rows in the spec, 5 in the model"):
         TinyPretrainModel(5, 3).user_item_embeddings(spec)
 

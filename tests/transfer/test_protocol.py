@@ -23,6 +23,8 @@ from graphsel.transfer.trainer import TrainConfig, Trainer
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
 QUICK = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
 FAST_BOOT = ProtocolConfig(n_boot=30)
+BASELINES = ["target_only", "merge_all", "random_same_size", "selected", "selected_weighted",
+             "pretrain_finetune"]
 
 
 def _selector() -> SampleSelector:
@@ -108,7 +110,8 @@ def test_source_rows_are_older_than_the_test_and_can_be_capped(data):
 
 @pytest.fixture(scope="module")
 def spied_run(data):
-    """One run of every strategy that records what the selector, encoders and trainer saw."""
+    """One run of every baseline strategy that records what the selector, encoders and
+    trainer saw (the transfer models' learners: tests/transfer/test_learners.py)."""
     source, target, truth = data
     seen = {"selector": [], "encoder": [], "fit": []}
     patch = pytest.MonkeyPatch()
@@ -131,8 +134,8 @@ def spied_run(data):
     patch.setattr(features_module.FeatureEncoder, "fit", spy_encoder)
     patch.setattr(Trainer, "fit", spy_fit)
     try:
-        results = compare_strategies(source, target, model=TINY, train=QUICK, protocol=FAST_BOOT,
-                                     selector=_selector(), truth=truth)
+        results = compare_strategies(source, target, BASELINES, model=TINY, train=QUICK,
+                                     protocol=FAST_BOOT, selector=_selector(), truth=truth)
     finally:
         patch.undo()
     split = split_by_time(source, target)
@@ -297,16 +300,16 @@ def test_results_json_and_table(spied_run):
 
 
 def test_results_keep_the_test_labels_and_seed_averaged_predictions(data, monkeypatch):
-    from graphsel.transfer import protocol
+    from graphsel.transfer import learners
 
     calls = []
-    predict = protocol.predict
+    predict = learners.predict
 
     def spy_predict(*args, **kwargs):
         calls.append(predict(*args, **kwargs))
         return calls[-1]
 
-    monkeypatch.setattr(protocol, "predict", spy_predict)
+    monkeypatch.setattr(learners, "predict", spy_predict)
     source, target, _ = data
     names = ["target_only", "merge_all"]
     results = _run(data, strategies=names, seeds=[0, 1])
