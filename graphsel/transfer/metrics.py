@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from graphsel.errors import InputError, choice_error
 
-__all__ = ["auc", "gauc", "logloss", "paired_bootstrap_ci", "METRICS"]
+__all__ = ["auc", "mean_auc", "gauc", "logloss", "paired_bootstrap_ci", "METRICS"]
 
 LOGLOSS_EPS = 1e-7
 
@@ -29,6 +29,22 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     if len(np.unique(y)) < 2:
         raise InputError("AUC is undefined: the labels hold only one class")
     return float(roc_auc_score(y, p))
+
+
+def mean_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """The mean of the AUCs of the columns of ``p`` ``(N, S)`` (e.g. one strategy's runs
+    with ``S`` seeds, each scored alone); a ``(N,)`` ``p`` is its :func:`auc`.
+
+    Raises:
+        InputError: if ``y`` holds only one class.
+
+    >>> mean_auc([0, 1, 1], np.array([[0.1, 0.9], [0.5, 0.2], [0.7, 0.3]]))
+    0.5
+    """
+    p = np.asarray(p)
+    if p.ndim == 1:
+        return auc(y, p)
+    return float(np.mean([auc(y, p[:, column]) for column in range(p.shape[1])]))
 
 
 def gauc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float:
@@ -102,7 +118,8 @@ def logloss(y: np.ndarray, p: np.ndarray, eps: float = LOGLOSS_EPS) -> float:
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-METRICS: dict[str, Callable[..., float]] = {"auc": auc, "gauc": gauc, "logloss": logloss}
+METRICS: dict[str, Callable[..., float]] = {"auc": auc, "mean_auc": mean_auc, "gauc": gauc,
+                                            "logloss": logloss}
 """Metrics by name, for configs and :func:`paired_bootstrap_ci`."""
 
 
@@ -131,7 +148,8 @@ def paired_bootstrap_ci(
         y: ``(N,)`` labels.
         p_a: ``(N,)`` scores of strategy a.
         p_b: ``(N,)`` scores of strategy b.
-        metric: ``"auc"``, ``"gauc"``, ``"logloss"`` or a callable ``metric(y, p)`` (or
+        metric: ``"auc"``, ``"mean_auc"`` (``p_a`` and ``p_b`` may then be ``(N, S)``,
+            e.g. ``S`` seeds), ``"gauc"``, ``"logloss"`` or a callable ``metric(y, p)`` (or
             ``metric(y, p, groups)``).
         n_boot: replicates. Default 1000.
         seed: seeds the resampling. Default 0.
@@ -249,9 +267,16 @@ def _count_scorers(
             return float(np.dot(counts, losses[0] - losses[1]) / counts.sum())
 
         return logloss_diff
-    if metric is auc:
-        sorted_a, sorted_b = _SortedScores(y, p_a), _SortedScores(y, p_b)
-        return lambda draws: sorted_a.auc(expand(draws)) - sorted_b.auc(expand(draws))
+    if metric is auc or metric is mean_auc:
+        columns = [[_SortedScores(y, column) for column in np.asarray(p).reshape(len(y), -1).T]
+                   for p in (p_a, p_b)]
+
+        def auc_diff(draws: np.ndarray) -> float:
+            counts = expand(draws)
+            means = [np.mean([scores.auc(counts) for scores in side]) for side in columns]
+            return float(means[0] - means[1])
+
+        return auc_diff
     return None
 
 

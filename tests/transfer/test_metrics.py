@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from graphsel.errors import InputError
-from graphsel.transfer.metrics import auc, gauc, logloss, paired_bootstrap_ci
+from graphsel.transfer.metrics import auc, gauc, logloss, mean_auc, paired_bootstrap_ci
 
 
 def test_auc_matches_sklearn_and_rejects_one_class():
@@ -96,6 +96,26 @@ def test_built_in_metrics_fast_path_equals_the_generic_path(scores, name, by_use
             return {"auc": auc, "logloss": logloss}[name](y, p)
     fast = paired_bootstrap_ci(y, p_a, p_b, name, n_boot=30, seed=4, groups=groups)
     slow = paired_bootstrap_ci(y, p_a, p_b, generic, n_boot=30, seed=4, groups=groups)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("by_user", [False, True])
+def test_mean_auc_over_seed_columns_fast_path_equals_sklearn(scores, by_user):
+    y, p_a, p_b, users = scores
+    rng = np.random.default_rng(5)
+    seeds_a = np.stack([p_a, p_a + rng.normal(0, 0.2, len(y))], axis=1)  # (N, 2): 2 seeds
+    seeds_b = np.stack([p_b, rng.uniform(size=len(y))], axis=1)
+    assert mean_auc(y, seeds_a) == pytest.approx(
+        (roc_auc_score(y, seeds_a[:, 0]) + roc_auc_score(y, seeds_a[:, 1])) / 2, abs=1e-12)
+    assert mean_auc(y, p_a) == auc(y, p_a)
+
+    def generic(y, p):
+        return float(np.mean([roc_auc_score(y, p[:, s]) for s in range(p.shape[1])]))
+
+    groups = users if by_user else None
+    fast = paired_bootstrap_ci(y, seeds_a, seeds_b, "mean_auc", n_boot=30, seed=4,
+                               groups=groups)
+    slow = paired_bootstrap_ci(y, seeds_a, seeds_b, generic, n_boot=30, seed=4, groups=groups)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
 
 
