@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench bench-graph bench-select bench-train peer-swr clean
+.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,13 @@ bench-select: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
+bench-transfer: $(STAMP)
+	$(PY) benchmarks/bench_transfer.py
+
 peer-swr: $(STAMP)
 	$(PY) benchmarks/peer_swr.py
 
-bench: bench-graph bench-select bench-train
+bench: bench-graph bench-select bench-train bench-transfer
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
