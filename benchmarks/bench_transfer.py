@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from bench_train import FULL, SMALL, BenchSetup, build, synthetic
 
-from graphsel.transfer import CTNet, CTRDataset, DIIT, predict
+from graphsel.transfer import DIIT, CTNet, CTRDataset, predict
 
 REPEATS = 3
 NUM_SOURCES = 3
