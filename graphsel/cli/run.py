@@ -40,9 +40,11 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             plots_dir: Path | None, as_json: bool) -> None:
     """Compare transfer strategies on a time split of the target domain.
 
-    Every strategy trains the same model with the same options; the table shows test AUC,
-    GAUC and LogLoss (mean ± std over seeds) and each strategy's AUC minus target_only's
-    with a paired bootstrap 95% CI. Precedence: defaults < the YAML file < these flags.
+    Every strategy uses the same model and training options (the baselines train the base
+    model on their rows; ctnet, ctnet_linear, ecat, diit and ecdctr build theirs from its
+    parts); the table shows test AUC, GAUC and LogLoss (mean ± std over seeds) and each
+    strategy's AUC minus target_only's with a paired bootstrap 95% CI. Precedence:
+    defaults < the YAML file < these flags.
     """
     if out is not None:
         check_output_file(out)
