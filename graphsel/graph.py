@@ -14,15 +14,20 @@ Duplicates are merged by sorting one int64 key per row that packs ``(user, item,
 numpy's vectorised quicksort (AVX-512 where the CPU has it) sorts 20M such keys in about a
 quarter of a second, twice as fast as a counting sort, whose scatter misses the cache on every
 row; the row makes keys unique, so the unstable sort keeps input order among a pair's rows. The
-CSC is a second such sort, of ``(item, user, edge)``. When the codes need more than 63 bits,
-stable counting sorts (scipy's CSR -> CSC conversion, linear time) do the same, two for the
-CSR and one for the CSC. Never ``np.unique`` on pairs, which is twenty times slower on
+CSC is a second such sort, of ``(item, user, edge)``, in the same buffer. One blockwise pass
+between the sorts and one after them turn keys into results, and the buffer ends up holding
+two of them: besides sorting, a build spends its time mapping fresh pages (see
+:class:`_SmallPages`), so it maps little more than its results. When the codes need more than
+63 bits, stable counting sorts (scipy's CSR -> CSC conversion, linear time) do the same, two
+for the CSR and one for the CSC. Never ``np.unique`` on pairs, which is twenty times slower on
 ten-million-row logs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,19 +42,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch_geometric.data import HeteroData
 
 __all__ = [
-    "USER",
-    "ITEM",
-    "Relation",
-    "CLICK",
-    "PURCHASE",
     "CART",
-    "FAV",
+    "CLICK",
     "EDGE_CHOICES",
-    "relation",
-    "reverse_relation",
-    "RelationEdges",
+    "FAV",
+    "ITEM",
+    "PURCHASE",
+    "USER",
     "Adjacency",
     "BipartiteGraph",
+    "Relation",
+    "RelationEdges",
+    "relation",
+    "reverse_relation",
 ]
 
 USER = "user"
@@ -73,6 +78,57 @@ _KEY_BITS = 63
 
 _BLOCK = 1 << 16
 """Rows per block of the blockwise loops: a block of int64 (512 kB) stays in cache."""
+
+
+def _numpy_hugepage_switch() -> Callable[[bool], bool] | None:
+    """numpy's process-wide huge-page switch, or None where this numpy has none.
+
+    ``switch(False)`` turns numpy's huge-page advice off and returns the previous setting.
+    """
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return getattr(module, "_set_madvise_hugepage", None)
+    return None
+
+
+class _SmallPages:
+    """A context in which numpy gives new arrays ordinary pages, not huge ones.
+
+    numpy advises the kernel to back each array of 4 MB or more with 2 MB huge pages. A build
+    maps about 440 MB of new arrays for 20M rows and writes each once, front to back, so it
+    gains little from huge pages' fewer TLB misses, while every huge page is zeroed whole
+    when first written. Measured on the 2-core virtual machine ``make bench-graph`` runs on,
+    with the build otherwise unchanged: 0.15-0.25 s of system time per build with ordinary
+    pages, 0.25-1.3 s with huge ones (memory the guest has not used lately costs the most).
+    The arrays keep their pages afterwards: expansion, which reads them front to back or
+    gathers from small masks, took the same time either way.
+
+    The switch is numpy's, private and process-wide: the first of concurrent builds to enter
+    turns the advice off, the last to leave restores the setting it found. Where numpy has no
+    such switch, this does nothing.
+    """
+
+    _switch = _numpy_hugepage_switch()
+    _lock = threading.Lock()
+    _depth = 0
+    _previous = True
+
+    def __enter__(self) -> None:
+        cls = type(self)
+        with cls._lock:
+            if cls._switch is not None and cls._depth == 0:
+                cls._previous = cls._switch(False)
+            cls._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        cls = type(self)
+        with cls._lock:
+            cls._depth -= 1
+            if cls._switch is not None and cls._depth == 0:
+                cls._switch(cls._previous)
 
 
 def relation(name: str | Sequence[str]) -> Relation:
@@ -110,51 +166,56 @@ def _bit_width(size: int) -> int:
 
 
 def _pack_key(columns: Sequence[np.ndarray | None], widths: Sequence[int],
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, first_position: int = 0) -> np.ndarray:
     """``(n,)`` int64 keys holding ``columns`` side by side, the first most significant.
 
     Sorting the keys sorts the rows by the columns in turn. ``None`` stands for the row's
-    position ``0..n-1``: as the last column it makes every key unique, so an unstable sort
-    orders equal leading columns by position, as a stable sort would.
+    position ``first_position..first_position+n-1``: as the last column it makes every key
+    unique, so an unstable sort orders equal leading columns by position, as a stable sort
+    would.
 
-    Keys are built a block at a time in a scratch block that stays in cache: whole-array
-    ``<<`` and ``|`` would allocate an ``(n,)`` int64 temporary per column, and fresh pages
-    are what a build spends most of its system time on.
+    Keys are built a block at a time, each block staying in cache while its columns are
+    shifted in: whole-array ``<<`` and ``|`` would allocate an ``(n,)`` int64 temporary per
+    column, and fresh pages are what a build spends most of its system time on.
 
     Args:
         columns: ``(n,)`` non-negative integer arrays, or None; at least one array.
         widths: bits of each column (:func:`_bit_width`), summing to at most
             :data:`_KEY_BITS`.
-        out: ``(n,)`` int64 array to write the keys to (default: a new one); it may be one
-            of ``columns``, which is read a block ahead of being overwritten.
+        out: ``(n,)`` int64 array to write the keys to (default: a new one), sharing no
+            memory with ``columns``.
+        first_position: the position of the first row (default 0).
     """
     n = len(next(column for column in columns if column is not None))
     key = np.empty(n, dtype=np.int64) if out is None else out
-    scratch = np.empty(min(n, _BLOCK), dtype=np.int64)
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        block = scratch[:stop - start]
+        block = key[start:stop]
         for position, (column, width) in enumerate(zip(columns, widths)):
-            part = np.arange(start, stop) if column is None else column[start:stop]
+            part = (np.arange(first_position + start, first_position + stop) if column is None
+                    else column[start:stop])
             if position == 0:
                 np.copyto(block, part, casting="unsafe")
             else:
                 block <<= width
                 np.bitwise_or(block, part, out=block, dtype=np.int64, casting="unsafe")
-        key[start:stop] = block
     return key
 
 
-def _low_bits(key: np.ndarray, width: int, dtype: type) -> np.ndarray:
-    """The ``width`` least significant bits of every key, as a new ``dtype`` array."""
-    out = np.empty(len(key), dtype=dtype)
+def _low_bits(key: np.ndarray, width: int, out: np.ndarray) -> np.ndarray:
+    """Writes the ``width`` least significant bits of every key to ``out`` (any int dtype)."""
     return np.bitwise_and(key, (1 << width) - 1, out=out, casting="unsafe")
 
 
-def _sorted_pointers(sorted_key: np.ndarray, shift: int, size: int) -> np.ndarray:
-    """``(size + 1,)`` int64 CSR pointers of sorted keys grouped by ``key >> shift``."""
-    bounds = np.arange(size + 1, dtype=np.int64) << shift
-    return np.searchsorted(sorted_key, bounds).astype(np.int64, copy=False)
+def _add_counts(counts: np.ndarray, sorted_codes: np.ndarray) -> None:
+    """Adds to ``counts[c]`` the occurrences of each code ``c`` of ascending ``sorted_codes``.
+
+    One addition per run of equal codes: over a block of sorted keys this is several times
+    faster than a bincount (whose increments of one counter wait on each other) or a search
+    per code.
+    """
+    starts = np.flatnonzero(_run_starts(sorted_codes))
+    counts[sorted_codes[starts]] += np.diff(starts, append=len(sorted_codes))
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:
@@ -165,18 +226,19 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _compress_in_place(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``values[mask]``, written over the start of ``values`` (a view of it), a block at a time.
+def _compress_into(values: np.ndarray, mask: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``values[mask]``, written over the start of ``out`` (a view of it), a block at a time.
 
-    The same as ``values[mask]`` without allocating a new array (see :func:`_pack_key`):
-    each block is copied out before anything is written, and writes stay behind the reads.
+    The same as ``values[mask]`` without allocating a new array (see :func:`_pack_key`).
+    ``out`` may be ``values`` itself: each block is copied out before anything is written,
+    and writes stay behind the reads.
     """
     kept = 0
     for start in range(0, len(values), _BLOCK):
         block = values[start:start + _BLOCK][mask[start:start + _BLOCK]]
-        values[kept:kept + len(block)] = block
+        out[kept:kept + len(block)] = block
         kept += len(block)
-    return values[:kept]
+    return out[:kept]
 
 
 def _counting_sort(
@@ -275,6 +337,8 @@ class _SortedPairs:
         order: ``(n,)`` the pair (input position) at each sorted position.
         new_edge: ``(n,)`` bool, True at the first sorted position of each edge.
         indptr, indices, rev_indptr, rev_indices, rev_edge: as in :class:`RelationEdges`.
+        spare: ``(E,)`` memory of ``order``'s dtype that the sorts no longer need, for
+            ``edge_row`` (see :func:`_earliest`); None when there is none.
     """
 
     order: np.ndarray
@@ -284,6 +348,7 @@ class _SortedPairs:
     rev_indptr: np.ndarray
     rev_indices: np.ndarray
     rev_edge: np.ndarray
+    spare: np.ndarray | None = None
 
 
 def _fits_key(num_users: int, num_items: int, n: int) -> bool:
@@ -293,29 +358,117 @@ def _fits_key(num_users: int, num_items: int, n: int) -> bool:
 
 def _sort_by_key(user: np.ndarray, item: np.ndarray, num_users: int,
                  num_items: int) -> _SortedPairs:
-    """:class:`_SortedPairs` by two sorts of packed int64 keys (see :func:`_fits_key`)."""
+    """:class:`_SortedPairs` by two sorts of packed int64 keys (see :func:`_fits_key`).
+
+    One ``(n,)`` int64 buffer holds the keys of both sorts and then two of the results: a
+    build's time goes as much to mapping fresh pages as to sorting, so every array that can
+    live in memory already written is one fewer to map. The passes between and after the
+    sorts (:func:`_merge_sorted_keys`, :func:`_split_csc_keys`) each read the keys once, a
+    block at a time.
+    """
     n = len(user)
     user_bits, item_bits, row_bits = _bit_width(num_users), _bit_width(num_items), _bit_width(n)
     key = _pack_key([user, item, None], [user_bits, item_bits, row_bits])
     key.sort()
-    order = _low_bits(key, row_bits, _index_dtype(n))
-    key >>= row_bits  # now user << item_bits | item: equal keys are one edge
-    new_edge = _run_starts(key)
-    edge_key = _compress_in_place(key, new_edge)  # one key per edge, sorted
-    num_edges = len(edge_key)
-    indptr = _sorted_pointers(edge_key, item_bits, num_users)
-    indices = _low_bits(edge_key, item_bits, _index_dtype(num_items))
-    edge_key >>= item_bits  # now the edge's user
-    # The CSC: edges sorted by (item, user), in the same buffer; the edge id, last, makes
-    # keys unique and comes back out as rev_edge. It needs no more bits than the row did.
-    edge_bits = _bit_width(num_edges)
-    key = _pack_key([indices, edge_key, None], [item_bits, user_bits, edge_bits], out=edge_key)
+    order, new_edge, indptr, indices = _merge_sorted_keys(key, user_bits, item_bits, row_bits,
+                                                          num_users, num_items)
+    num_edges = len(indices)
+    # Only the first num_edges keys are still needed: give the rest back (realloc shrinks in
+    # place). No view of the buffer exists yet, so nothing can point into freed memory.
+    key.resize(num_edges, refcheck=False)
     key.sort()
-    rev_indptr = _sorted_pointers(key, user_bits + edge_bits, num_items)
-    rev_edge = _low_bits(key, edge_bits, _index_dtype(num_edges))
-    key >>= edge_bits
-    rev_indices = _low_bits(key, user_bits, _index_dtype(num_users))
-    return _SortedPairs(order, new_edge, indptr, indices, rev_indptr, rev_indices, rev_edge)
+    # After the split, the keys' memory holds rev_edge (written behind the reads) and, where
+    # two of them fit in a key, edge_row next to it.
+    slots = key.view(_index_dtype(num_edges))
+    rev_edge = slots[:num_edges]
+    rev_indptr, rev_indices = _split_csc_keys(key, rev_edge, user_bits, row_bits, num_users,
+                                              num_items)
+    spare = (slots[num_edges:] if len(slots) == 2 * num_edges and slots.dtype == order.dtype
+             else None)
+    return _SortedPairs(order, new_edge, indptr, indices, rev_indptr, rev_indices, rev_edge,
+                        spare)
+
+
+def _merge_sorted_keys(
+    key: np.ndarray, user_bits: int, item_bits: int, row_bits: int, num_users: int,
+    num_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merges sorted ``(user, item, row)`` keys into edges, in one pass over them.
+
+    Rows with equal ``(user, item)`` make one edge, numbered in key order. The CSC key
+    ``(item, user, edge)`` of every edge is written over the start of ``key``, behind the
+    reads, ready for the second sort; the edge id, last, makes the keys unique and comes back
+    out as ``rev_edge``. It takes ``row_bits`` bits: there are no more edges than rows.
+
+    Args:
+        key: ``(n,)`` sorted keys, from :func:`_pack_key` with ``widths`` ``(user_bits,
+            item_bits, row_bits)``.
+        num_users: ``U``.
+        num_items: ``I``.
+
+    Returns:
+        ``(order, new_edge, indptr, indices)`` as in :class:`_SortedPairs`; ``len(indices)``
+        is the number of edges ``E``, and ``key[:E]`` holds their CSC keys.
+    """
+    n = len(key)
+    order = np.empty(n, dtype=_index_dtype(n))
+    new_edge = np.empty(n, dtype=bool)
+    indices = np.empty(n, dtype=_index_dtype(num_items))  # one per row until edges are known
+    indptr = np.zeros(num_users + 1, dtype=np.int64)  # edges per user, then their cumsum
+    scratch = np.empty(min(n, _BLOCK), dtype=np.int64)
+    previous, num_edges = -1, 0
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        block, starts = scratch[:stop - start], new_edge[start:stop]
+        _low_bits(key[start:stop], row_bits, out=order[start:stop])
+        np.right_shift(key[start:stop], row_bits, out=block)  # (user, item); keys now free
+        starts[0] = block[0] != previous
+        np.not_equal(block[1:], block[:-1], out=starts[1:])
+        previous = block[-1]
+        pair = block[starts]  # one (user, item) per edge
+        edges = slice(num_edges, num_edges + len(pair))
+        num_edges = edges.stop
+        _low_bits(pair, item_bits, out=indices[edges])
+        user = np.right_shift(pair, item_bits, out=pair)
+        _add_counts(indptr[1:], user)
+        _pack_key([indices[edges], user, None], [item_bits, user_bits, row_bits],
+                  out=key[edges], first_position=edges.start)
+    np.cumsum(indptr, out=indptr)
+    indices.resize(num_edges, refcheck=False)  # shrinks in place; no view of it is left
+    return order, new_edge, indptr, indices
+
+
+def _split_csc_keys(
+    key: np.ndarray, rev_edge: np.ndarray, user_bits: int, edge_bits: int, num_users: int,
+    num_items: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits sorted ``(item, user, edge)`` keys into the CSC, in one pass over them.
+
+    Args:
+        key: ``(E,)`` sorted CSC keys (see :func:`_merge_sorted_keys`).
+        rev_edge: ``(E,)`` where the edge ids go; it may share memory with ``key`` as long as
+            no id lands past its key (as with ``key.view(np.int32)[:E]`` or ``key`` itself).
+        num_users: ``U``.
+        num_items: ``I``.
+
+    Returns:
+        ``(rev_indptr, rev_indices)`` as in :class:`RelationEdges`.
+    """
+    num_edges = len(key)
+    rev_indptr = np.zeros(num_items + 1, dtype=np.int64)  # edges per item, then their cumsum
+    rev_indices = np.empty(num_edges, dtype=_index_dtype(num_users))
+    scratch = np.empty(min(num_edges, _BLOCK), dtype=np.int64)
+    for start in range(0, num_edges, _BLOCK):
+        stop = min(start + _BLOCK, num_edges)
+        block = scratch[:stop - start]
+        np.copyto(block, key[start:stop])  # before rev_edge[start:stop] can overwrite them
+        _low_bits(block, edge_bits, out=rev_edge[start:stop])
+        block >>= edge_bits
+        _low_bits(block, user_bits, out=rev_indices[start:stop])
+        block >>= user_bits
+        _add_counts(rev_indptr[1:], block)
+    np.cumsum(rev_indptr, out=rev_indptr)
+    return rev_indptr, rev_indices
 
 
 def _sort_by_counting(user: np.ndarray, item: np.ndarray, num_users: int,
@@ -357,7 +510,8 @@ def _earliest(pairs: _SortedPairs, ts: np.ndarray | None) -> tuple[np.ndarray, n
         ``(edge_ts (E,) int64, first (E,))``: ``first`` is an input position.
     """
     order, new_edge = pairs.order, pairs.new_edge
-    first = order[new_edge]
+    first = order[new_edge] if pairs.spare is None else _compress_into(order, new_edge,
+                                                                         pairs.spare)
     if ts is None:
         return np.zeros(len(first), dtype=np.int64), first
     ts = np.asarray(ts)
@@ -395,9 +549,15 @@ def _build_relation(
     """
     n = len(user)
     sort = _sort_by_key if _fits_key(num_users, num_items, n) else _sort_by_counting
-    pairs = sort(user, item, num_users, num_items)
-    edge_ts, first_rows = _earliest(pairs, ts)
-    edge_row = first_rows if rows is None else rows[first_rows]
+    with _SmallPages():  # see there: fresh huge pages cost a build more than they save
+        pairs = sort(user, item, num_users, num_items)
+        edge_ts, first_rows = _earliest(pairs, ts)
+    if rows is None:
+        edge_row = first_rows  # input positions, of _index_dtype(n) already
+    else:
+        edge_row = rows[first_rows]
+        edge_row = edge_row.astype(_index_dtype(max(n, int(edge_row.max(initial=0)) + 1)),
+                                   copy=False)
     edges = RelationEdges(
         relation=edge_type,
         indptr=pairs.indptr,
@@ -406,8 +566,7 @@ def _build_relation(
         rev_indices=pairs.rev_indices,
         rev_edge=pairs.rev_edge,
         edge_ts=edge_ts,
-        edge_row=edge_row.astype(_index_dtype(max(n, int(edge_row.max(initial=0)) + 1)),
-                                 copy=False),
+        edge_row=edge_row,
     )
     return edges, pairs
 
@@ -488,20 +647,28 @@ class Adjacency:
         """
         if "user_matrix" not in self._cache:
             self._cache["user_matrix"] = _bool_matrix(self.indptr, self.indices,
-                                                      len(self.rev_indptr) - 1)
+                                                      len(self.rev_indptr) - 1, self._true())
         return self._cache["user_matrix"]
 
     def item_matrix(self) -> sp.csr_matrix:
         """``(I, U)`` boolean CSR adjacency of items."""
         if "item_matrix" not in self._cache:
             self._cache["item_matrix"] = _bool_matrix(self.rev_indptr, self.rev_indices,
-                                                      len(self.indptr) - 1)
+                                                      len(self.indptr) - 1, self._true())
         return self._cache["item_matrix"]
 
+    def _true(self) -> np.ndarray:
+        """``(E,)`` all True: the values of both boolean matrices, one array for the two."""
+        if "true" not in self._cache:
+            with _SmallPages():
+                self._cache["true"] = np.ones(self.num_edges, dtype=bool)
+        return self._cache["true"]
 
-def _bool_matrix(indptr: np.ndarray, indices: np.ndarray, num_columns: int) -> sp.csr_matrix:
+
+def _bool_matrix(indptr: np.ndarray, indices: np.ndarray, num_columns: int,
+                 values: np.ndarray) -> sp.csr_matrix:
     shape = (len(indptr) - 1, num_columns)
-    return sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=shape)
+    return sp.csr_matrix((values, indices, indptr), shape=shape)
 
 
 def _compress(major: np.ndarray, minor: np.ndarray,
@@ -674,13 +841,18 @@ class BipartiteGraph:
             for name in wanted:
                 if name not in present:
                     raise choice_error(f"relation of {what}", name, present)
-        row_relation = np.full(n, -1, dtype=np.int8)
+        # One relation of every row (the usual case) leaves row_relation all zeros: np.zeros
+        # maps its pages only when they are read, where writing them costs a pass over N.
+        every_row = len(wanted) == 1 and counts[names.index(wanted[0])] == n
+        row_relation = (np.zeros(n, dtype=np.int8) if every_row
+                        else np.full(n, -1, dtype=np.int8))
         built, row_edge_parts = [], []
         for position, name in enumerate(wanted):
             code = names.index(name)
             rows = (None if counts[code] == n  # every row: codes is None or all equal
                     else np.flatnonzero(codes == code).astype(_index_dtype(n), copy=False))
-            row_relation[slice(None) if rows is None else rows] = position
+            if not every_row:
+                row_relation[slice(None) if rows is None else rows] = position
             edges, pairs = _build_relation(
                 relation(name), _take(user, rows), _take(item, rows),
                 None if ts is None else _take(ts, rows), rows, num_users, num_items)

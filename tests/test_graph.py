@@ -195,6 +195,48 @@ def test_dedup_matches_a_pandas_oracle(seed, sort_path):
         expected["item"], minlength=num_items).tolist()
 
 
+def test_without_timestamps_edges_keep_their_first_row(sort_path):
+    # (0, 1) at rows 0, 2, 5; (1, 0) at rows 1, 4; (0, 0) at row 3.
+    graph = BipartiteGraph.from_arrays([0, 1, 0, 0, 1, 0], [1, 0, 1, 0, 0, 1])
+    edges = graph.edges(CLICK)
+    assert edges.indptr.tolist() == [0, 2, 3]
+    assert edges.indices.tolist() == [0, 1, 0]
+    assert edges.edge_row.tolist() == [3, 0, 1]
+    assert edges.edge_ts.tolist() == [0, 0, 0]
+    assert edges.rev_indptr.tolist() == [0, 2, 3]
+    assert edges.rev_indices.tolist() == [0, 1, 0]
+    assert edges.rev_edge.tolist() == [0, 2, 1]
+    assert graph.row_edge.tolist() == [1, 2, 1, 0, 2, 1]
+    assert graph.row_relation.tolist() == [0] * 6
+    # results that share the sort buffer do not overlap
+    assert not np.shares_memory(edges.rev_edge, edges.edge_row)
+
+
+def test_add_counts_adds_runs_of_sorted_codes():
+    counts = np.zeros(6, dtype=np.int64)
+    graph_module._add_counts(counts, np.array([1, 1, 2, 4, 4, 4]))
+    graph_module._add_counts(counts, np.array([4, 5]))  # the run of 4 goes on
+    assert counts.tolist() == [0, 2, 1, 0, 4, 1]
+
+
+def test_small_pages_restores_numpy_huge_page_setting():
+    switch = graph_module._SmallPages._switch
+    if switch is None:
+        pytest.skip("this numpy has no huge-page switch")
+    before = switch(True)
+    try:
+        with graph_module._SmallPages():
+            with graph_module._SmallPages():
+                pass
+            assert switch(False) is False  # still off after the inner one left
+        assert switch(True) is True  # restored
+        with pytest.raises(RuntimeError), graph_module._SmallPages():
+            raise RuntimeError
+        assert switch(True) is True  # restored after an error too
+    finally:
+        switch(before)
+
+
 def test_multi_relation_arrays_match_per_relation_builds(sort_path):
     rng = np.random.default_rng(7)
     n = 200
