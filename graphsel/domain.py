@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from graphsel._select_rule import SupportMixin, check_choice, check_integer
+from graphsel._select_rule import SupportMixin, check_choice, check_integer, check_real
 from graphsel.embed import NORMALIZATIONS, resolve_factors
 from graphsel.errors import InputError
 from graphsel.log import InteractionLog
@@ -147,16 +147,18 @@ def domain_features(
             continue
         # A value seen in one domain only says which domain a row is from, not how alike
         # the domains are (Taobao's target is a set of categories): only shared values count.
+        factorized = [pd.factorize(v) for v in values]
         shared = functools.reduce(pd.Index.intersection,
-                                  [pd.Index(pd.unique(v)) for v in values]).to_numpy()
+                                  [pd.Index(uniques) for _, uniques in factorized]).to_numpy()
         if len(shared) == 0 and not explicit:
             continue
-        add(column, _encode_categories(values, allowed=shared), True)
+        add(column, _encode_categories(factorized, allowed=shared), True)
     if shared_ids:
         for name in ("user", "item"):
             codes = [getattr(log, name) for log in logs]
             shared = functools.reduce(np.intersect1d, codes)
-            add(f"{name}_id", _encode_categories(codes, allowed=shared), True)
+            add(f"{name}_id", _encode_categories([pd.factorize(c) for c in codes],
+                                                 allowed=shared), True)
     for name, factors, attr in (("user_svd", user_factors, "user"),
                                 ("item_svd", item_factors, "item")):
         if factors is not None:
@@ -174,18 +176,27 @@ def _is_numeric(values: np.ndarray) -> bool:
 
 
 def _encode_categories(
-    per_log: list[np.ndarray], allowed: np.ndarray | None = None
+    factorized: list[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray | None = None
 ) -> list[np.ndarray]:
-    """Codes by descending frequency over all logs; rare, disallowed or null values -> NaN."""
-    lengths = [len(v) for v in per_log]
-    values = pd.Series(np.concatenate([np.asarray(v, dtype=object) for v in per_log]))
+    """Codes by descending frequency over all logs; rare, disallowed or null values -> NaN.
+
+    ``factorized`` holds each log's ``pd.factorize`` ``(codes, uniques)``: the counting and
+    the ranking then run on the distinct values, not on every row (ML-1M: a million rows,
+    a few dozen values per column).
+    """
+    counts = pd.concat([pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)),
+                                  index=uniques) for codes, uniques in factorized])
+    counts = counts.groupby(level=0, sort=False).sum()
     if allowed is not None:
-        values = values.where(values.isin(allowed))
-    counts = values.value_counts(sort=True, dropna=True)
-    kept = counts.index[:MAX_CATEGORIES]
-    codes = pd.Index(kept).get_indexer(values).astype(np.float32)
-    codes[codes < 0] = np.nan
-    return np.split(codes, np.cumsum(lengths)[:-1])
+        counts = counts[counts.index.isin(allowed)]
+    kept = pd.Index(counts.sort_values(ascending=False, kind="stable").index[:MAX_CATEGORIES])
+    encoded = []
+    for codes, uniques in factorized:
+        # one code per distinct value, NaN appended for the null sentinel -1
+        lookup = kept.get_indexer(uniques).astype(np.float32)
+        lookup[lookup < 0] = np.nan
+        encoded.append(np.append(lookup, np.float32(np.nan))[codes])
+    return encoded
 
 
 class DomainClassifier(SupportMixin, BaseEstimator):
@@ -201,11 +212,17 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         normalize: adjacency weighting of those factors (see
             :data:`graphsel.embed.NORMALIZATIONS`). Defaults to ``"degree"``.
         shared_ids: also feed user / item ids both sides share. Defaults to False.
-        max_iter: boosting rounds of ``"hgb"``. Defaults to 100.
+        max_iter: boosting rounds of ``"hgb"``. Defaults to 30.
+        learning_rate: shrinkage of ``"hgb"``. Defaults to 0.3. Scoring every candidate
+            costs one pass through every tree, so fewer, larger steps are the cheaper
+            model: on ML-1M (992k candidates) 30 rounds at 0.3 on 30,000 drawn candidates
+            fit and score the five folds in 6.8 CPU seconds instead of 23.7 (100 rounds at
+            0.1 on 100,000), out-of-fold AUC 0.999997 against 0.999999 (synthetic default:
+            0.9804 against 0.9809).
         max_train_candidates: each fold's model learns from at most this many candidates,
             drawn at random (every candidate is still scored, out of fold); the odds are
             rescaled by the share drawn, so ``p_target_`` and ``weight_`` keep the meaning
-            they have on all candidates. Defaults to 100,000; None uses them all.
+            they have on all candidates. Defaults to 30,000; None uses them all.
         weight_clip: ``(low, high)`` bounds of ``weight_``. Defaults to ``(0.05, 20.0)``.
         threshold: keep candidates with ``p_target_ >= threshold``. Defaults to None.
         keep_quantile: keep the top fraction by ``p_target_``. Defaults to None.
@@ -239,8 +256,9 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         embedding_dim: int = 16,
         normalize: str = "degree",
         shared_ids: bool = False,
-        max_iter: int = 100,
-        max_train_candidates: int | None = 100_000,
+        max_iter: int = 30,
+        learning_rate: float = 0.3,
+        max_train_candidates: int | None = 30_000,
         weight_clip: tuple[float, float] = (0.05, 20.0),
         threshold: float | None = None,
         keep_quantile: float | None = None,
@@ -256,6 +274,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.normalize = normalize
         self.shared_ids = shared_ids
         self.max_iter = max_iter
+        self.learning_rate = learning_rate
         self.max_train_candidates = max_train_candidates
         self.weight_clip = weight_clip
         self.threshold = threshold
@@ -276,6 +295,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         check_integer("cv", self.cv, 2)
         check_integer("embedding_dim", self.embedding_dim, 0)
         check_integer("max_iter", self.max_iter, 1)
+        check_real("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         if self.max_train_candidates is not None:
             check_integer("max_train_candidates", self.max_train_candidates, 1)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
@@ -374,17 +394,20 @@ class DomainClassifier(SupportMixin, BaseEstimator):
 
         def score(plan: tuple[int, np.ndarray, float, np.ndarray]) -> None:
             fold, train, drawn_share, test = plan
-            model = self._make_model(categorical).fit(x[train], y[train])
-            p = model.predict_proba(x[test])[:, 1]
+            # OpenMP's thread count is per calling thread (libgomp): a limit set around the
+            # pool would not reach the fold threads, so each fold sets its own
+            limit = (contextlib.nullcontext() if self.n_threads is None
+                     else threadpool_limits(self.n_threads, user_api="openmp"))
+            with limit:
+                model = self._make_model(categorical).fit(x[train], y[train])
+                p = model.predict_proba(x[test])[:, 1]
             # a model that saw a share s of the candidates overstates the odds by 1 / s
             odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
             p_target[test] = odds / (1.0 + odds)
             folds[test] = fold
 
-        limit = (contextlib.nullcontext() if self.n_threads is None
-                 else threadpool_limits(self.n_threads, user_api="openmp"))
         n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
-        with limit, ThreadPoolExecutor(n_jobs) as pool:
+        with ThreadPoolExecutor(n_jobs) as pool:
             list(pool.map(score, plans))  # list() re-raises a fold's exception here
         low, high = _clip_bounds(self.weight_clip)
         p_cand = p_target[:n_cand]
@@ -413,8 +436,9 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             return clone(self.model)
         if self.model == "hgb":
             return HistGradientBoostingClassifier(
-                max_iter=self.max_iter, categorical_features=categorical if categorical.any()
-                else None, random_state=self.random_state)
+                max_iter=self.max_iter, learning_rate=self.learning_rate,
+                categorical_features=categorical if categorical.any() else None,
+                random_state=self.random_state)
         encode = ColumnTransformer([
             ("categorical", OneHotEncoder(handle_unknown="ignore"), np.flatnonzero(categorical)),
             ("numeric", make_pipeline(SimpleImputer(), StandardScaler()),

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
+from threadpoolctl import threadpool_limits
 
 from graphsel._select_rule import check_choice, check_integer
 from graphsel.errors import InputError
@@ -124,7 +125,10 @@ def svd_factors(
     item_factors = np.zeros((matrix.shape[1], dim), dtype=np.float32)
     if matrix.nnz == 0:
         return user_factors, item_factors
-    left, singular, right_t = randomized_svd(matrix, rank, random_state=random_state)
+    # the dense steps work on (U, d + 10) and (I, d + 10) panels, too thin for BLAS threads
+    # to pay for their start-up; on shared cores their spinning doubled the wall time
+    with threadpool_limits(1, user_api="blas"):
+        left, singular, right_t = randomized_svd(matrix, rank, random_state=random_state)
     root = np.sqrt(singular)
     user_factors[:, :rank] = left * root
     item_factors[:, :rank] = right_t.T * root

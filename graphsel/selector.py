@@ -290,16 +290,20 @@ class SampleSelector:
         weight = np.ones(n, dtype=np.float32)
         stage_reports: list[dict[str, Any]] = []
         factors: tuple[np.ndarray, np.ndarray] | None = None
+        part = source
         bar = tqdm(stages, desc="select", unit="stage", disable=not self.progress, leave=False)
         for stage in bar:
             bar.set_postfix_str(stage)
             start = time.perf_counter()
             info: dict[str, Any] = {"name": stage}
+            # candidates only shrink, so an equal length means the same rows: slicing copies
+            # every column, and the "da" stage keeps every row unless told otherwise
+            if len(part) != len(candidates):
+                part = source[candidates]
             if stage == "graph":
-                keep, info_extra = self._graph_stage(source[candidates], target, hop, candidates)
+                keep, info_extra = self._graph_stage(part, target, hop, candidates)
                 info.update(info_extra)
             else:
-                part = source[candidates]
                 if factors is None and self.embedding_dim > 0:
                     factors = svd_factors([part, target], self.embedding_dim,
                                           random_state=self.seed)

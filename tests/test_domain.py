@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from graphsel.domain import MAX_CATEGORIES, DomainClassifier, domain_features
 from graphsel.errors import InputError
@@ -99,6 +101,27 @@ def test_no_row_is_scored_by_a_model_that_saw_it():
     assert np.bincount(folds[:n_cand]).tolist() == [30, 30, 30]
 
 
+class _ThreadSpy(_Spy):
+    """Records the OpenMP thread count each fold's fit runs under."""
+
+    threads: ClassVar[list[int]] = []
+
+    def fit(self, x, y):
+        openmp = ThreadpoolController().select(user_api="openmp").info()
+        _ThreadSpy.threads.append(openmp[0]["num_threads"] if openmp else 1)
+        return super().fit(x, y)
+
+
+def test_every_fold_thread_runs_under_the_openmp_limit():
+    # libgomp keeps the thread count per calling thread: a limit set around the pool only
+    # would leave the fold threads spinning with the library's default
+    _ThreadSpy.threads.clear()
+    rows = np.arange(40, dtype=np.float32)[:, None]
+    DomainClassifier(model=_ThreadSpy(), cv=4, n_threads=1, n_jobs=2).fit_arrays(rows[:30],
+                                                                                rows[30:])
+    assert _ThreadSpy.threads == [1, 1, 1, 1]
+
+
 def test_memorising_model_gets_no_credit_out_of_fold():
     """A 1-nearest-neighbour model on unique noise would score AUC 1.0 in-sample."""
     rng = np.random.default_rng(2)
@@ -140,6 +163,7 @@ def test_threshold_rule_and_determinism(identical):
     ({"model": "xgb"}, r"Could not resolve model 'xgb' among \['hgb', 'logistic'\]"),
     ({"normalize": "l1"}, "Could not resolve normalize 'l1'"),
     ({"cv": 1}, "cv must be an integer >= 2"),
+    ({"learning_rate": 0.0}, r"learning_rate must be a number in \(0.0, 1.0\], got 0.0"),
     ({"weight_clip": (5.0, 1.0)}, r"weight_clip must be a \(low, high\) pair with 0 < low"),
     ({"weight_clip": 3}, r"weight_clip must be a \(low, high\) pair"),
     ({"weight_clip": (0.0, 1.0)}, r"weight_clip must be a \(low, high\) pair"),

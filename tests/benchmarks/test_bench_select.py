@@ -24,6 +24,22 @@ def test_small_knn_table_prints_every_index():
     assert rows["Flat (auto: default)"].split()[-2:] == ["1.0000", "0.0e+00"]
 
 
+def test_flat_baseline_on_a_sample_of_the_candidates():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--threads", "1",
+                             "--sections", "knn", "--flat-sample", "2000"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("recall on 2,000 sampled candidates, Flat run on those only "
+                             "(seconds scaled)")
+    rows = {line.split("  ")[0].strip(): line for line in lines[3:]}
+    assert next(iter(rows)) == "Flat (auto: default) (timed on 2,000, scaled)"
+    assert rows["Flat (auto: default) (timed on 2,000, scaled)"].split()[-2:] == ["1.0000",
+                                                                                "0.0e+00"]
+    # the approximate indexes still search every candidate, so only Flat is scaled
+    assert "IVF32,Flat nprobe=16" in rows
+
+
 def test_small_select_and_truth_tables():
     result = subprocess.run([sys.executable, str(SCRIPT), "--small", "--sections", "truth",
                              "select"], capture_output=True, text=True, timeout=300,
