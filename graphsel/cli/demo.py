@@ -14,7 +14,6 @@ from graphsel.cli.datasets import prepared_text
 from graphsel.datasets import TRUTH_FILE, prepare, read_truth
 from graphsel.log import read_pair
 from graphsel.selector import SampleSelector, format_report
-from graphsel.transfer.experiment import run_experiment, synthetic_default
 
 __all__ = ["command", "run_demo"]
 
@@ -49,6 +48,9 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     write_json(selection.report, out_dir / "report.json")
     results = None
     if transfer:
+        # torch is imported when the transfer runs, not whenever the CLI starts.
+        from graphsel.transfer.experiment import run_experiment, synthetic_default
+
         results = run_experiment(synthetic_default(seed, scale), progress=progress,
                                  data=(source, target, truth))
     return {"out_dir": str(out_dir), "card": card, "selection": selection.report,

@@ -8,11 +8,12 @@ import click
 
 from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option, to_jsonable
-from graphsel.transfer.config import load_config, override
-from graphsel.transfer.experiment import run_experiment
-from graphsel.transfer.protocol import MODES
 
 __all__ = ["command"]
+
+MODES: tuple[str, ...] = ("continual", "once")
+"""``graphsel.transfer.protocol.MODES``, spelt out so that the CLI starts without importing
+torch (``graphsel.transfer`` is imported when the command runs; a test keeps the two equal)."""
 
 
 def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
@@ -46,6 +47,9 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     strategy's AUC minus target_only's with a paired bootstrap 95% CI. Precedence:
     defaults < the YAML file < these flags.
     """
+    from graphsel.transfer.config import load_config, override
+    from graphsel.transfer.experiment import run_experiment
+
     if out is not None:
         check_output_file(out)
     if plots_dir is not None:

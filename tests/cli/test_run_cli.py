@@ -113,12 +113,12 @@ def test_plots_writes_the_pngs_and_lists_them(tmp_path):
 
 
 def test_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch):
-    import graphsel.cli.run as run_module
+    import graphsel.transfer.experiment as experiment
 
     def no_work(*args, **kwargs):
         raise AssertionError("the experiment ran")
 
-    monkeypatch.setattr(run_module, "run_experiment", no_work)
+    monkeypatch.setattr(experiment, "run_experiment", no_work)
     plots = tmp_path / "plots"
     plots.write_text("x")
     out = tmp_path / "results.json"
@@ -128,3 +128,18 @@ def test_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch)
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "is a file" in result.stderr
     assert not out.exists() and plots.read_text() == "x"
+
+
+def test_cli_starts_without_torch_and_knows_the_modes():
+    import subprocess
+    import sys
+
+    from graphsel.cli import run
+    from graphsel.transfer.protocol import MODES
+
+    assert run.MODES == MODES
+    code = ("import sys, graphsel.cli; "
+            "print(sorted({'torch', 'graphsel.transfer'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "[]"
