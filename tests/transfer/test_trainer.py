@@ -15,6 +15,7 @@ from graphsel.transfer.data import CTRBatch, CTRDataset
 from graphsel.transfer.metrics import auc, logloss
 from graphsel.transfer.models import ModelConfig, build_base_model
 from graphsel.transfer.trainer import (
+    RowwiseSparseAdam,
     Trainer,
     TrainConfig,
     evaluate,
@@ -105,8 +106,57 @@ def test_sparse_table_gets_sparse_adam_the_rest_fused_adam():
     assert [p is model.embedding.table.weight for p in sparse] == [True]
     assert len(dense) == len(list(model.parameters())) - 1
     optimizers = Trainer(QUIET).make_optimizers(model)
-    assert [type(o).__name__ for o in optimizers] == ["SparseAdam", "Adam"]
+    assert [type(o) for o in optimizers] == [RowwiseSparseAdam, torch.optim.Adam]
+    assert isinstance(optimizers[0], torch.optim.SparseAdam)
     assert optimizers[1].defaults["fused"] or optimizers[1].defaults["foreach"]
+
+
+def _sparse_adam_pair(maximize: bool = False, lr: float = 0.1) -> tuple[nn.Embedding, ...]:
+    """Two equal sparse tables, one per optimiser (torch's SparseAdam first)."""
+    torch.manual_seed(0)
+    tables = [nn.Embedding(6, 3, sparse=True) for _ in range(2)]
+    tables[1].load_state_dict(tables[0].state_dict())
+    optimizers = [torch.optim.SparseAdam(tables[0].parameters(), lr=lr, maximize=maximize),
+                  RowwiseSparseAdam(tables[1].parameters(), lr=lr, maximize=maximize)]
+    return tables, optimizers
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_rowwise_sparse_adam_equals_torch_sparse_adam_bit_for_bit(maximize):
+    tables, optimizers = _sparse_adam_pair(maximize)
+    # duplicates within a batch, rows never seen, and rows revisited after a pause
+    batches = [[0, 2, 2, 5, 0, 2], [1, 1], [2, 0, 4], [], [5, 5, 5, 3]]
+    for rows in batches:
+        for table, optimizer in zip(tables, optimizers):
+            optimizer.zero_grad(set_to_none=True)
+            out = table(torch.tensor(rows, dtype=torch.int64))
+            (out * torch.arange(1.0, out.numel() + 1).view_as(out)).sin().sum().backward()
+            optimizer.step()
+        assert torch.equal(tables[0].weight, tables[1].weight)
+    states = [optimizer.state[table.weight] for table, optimizer in zip(tables, optimizers)]
+    assert states[0]["step"] == states[1]["step"] == len(batches)
+    assert torch.equal(states[0]["exp_avg"], states[1]["exp_avg"])
+    assert torch.equal(states[0]["exp_avg_sq"], states[1]["exp_avg_sq"])
+
+
+def test_rowwise_sparse_adam_by_hand_and_only_touched_rows():
+    table = nn.Embedding(4, 2, sparse=True)
+    with torch.no_grad():
+        table.weight.zero_()
+    optimizer = RowwiseSparseAdam(table.parameters(), lr=0.1)
+    table(torch.tensor([1, 1, 3])).sum().backward()  # row 1's gradient is 2, row 3's is 1
+    optimizer.step()
+    # first step: m = 0.1 g, v = 0.001 g^2, step = lr * sqrt(0.001) / 0.1 -> -lr * sign(g)
+    expected = torch.tensor([[0.0, 0.0], [-0.1, -0.1], [0.0, 0.0], [-0.1, -0.1]])
+    torch.testing.assert_close(table.weight.detach(), expected)
+    assert torch.equal(optimizer.state[table.weight]["exp_avg"][[0, 2]], torch.zeros(2, 2))
+
+
+def test_rowwise_sparse_adam_rejects_dense_gradients():
+    weight = nn.Parameter(torch.zeros(3, 2))
+    weight.grad = torch.ones(3, 2)
+    with pytest.raises(RuntimeError, match="row-sparse"):
+        RowwiseSparseAdam([weight]).step()
 
 
 def test_dense_table_and_frozen_parameters():
