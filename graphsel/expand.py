@@ -19,7 +19,9 @@ expanded through K of its edges drawn at random).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,19 @@ _DENSE_SHARE = 0.25
 
 # Edges per block when gathering a node table through int32 edge endpoints (see _gather).
 _GATHER_BLOCK = 1 << 16
+
+# Graphs with at least this many edges split a hop's two directions, and the edge mask's two
+# halves, between two threads (numpy's gathers and scipy's sparse products release the GIL);
+# below it a thread hand-off costs more than it saves.
+_PARALLEL_EDGES = 1 << 20
+
+
+def _run_all(calls: list[Callable[[], Any]], parallel: bool) -> list[Any]:
+    """``[call() for call in calls]``, on two threads when ``parallel``."""
+    if not parallel or len(calls) < 2:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,30 @@ def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
+def _induced_edges(edges: Any, user_reached: np.ndarray, item_reached: np.ndarray,
+                   as_of: int | None) -> np.ndarray:
+    """``(E,)`` bool over one relation's edges: both ends reached (and ``ts < as_of``).
+
+    Computed over two halves of the users (two contiguous halves of the CSR edges) on two
+    threads when the relation is large.
+    """
+    indptr, degree = edges.indptr, edges.user_degree()
+    mask = np.empty(edges.num_edges, dtype=bool)
+    middle = int(np.searchsorted(indptr, edges.num_edges // 2))
+
+    def part(first: int, last: int) -> None:
+        start, stop = int(indptr[first]), int(indptr[last])
+        out = mask[start:stop]
+        out[:] = np.repeat(user_reached[first:last], degree[first:last])
+        out &= _gather(item_reached, edges.indices[start:stop])
+        if as_of is not None:
+            out &= edges.edge_ts[start:stop] < as_of
+
+    _run_all([partial(part, 0, middle), partial(part, middle, len(degree))],
+             edges.num_edges >= _PARALLEL_EDGES)
+    return mask
+
+
 def _sampled_neighbours(side: _Side, hubs: np.ndarray, fanout: int,
                         rng: np.random.Generator) -> np.ndarray:
     """``fanout`` entries of each hub's CSR row, drawn without replacement."""
@@ -249,9 +288,13 @@ def expand(
                       adjacency.item_matrix)
     capped_users: list[np.ndarray] = []
     capped_items: list[np.ndarray] = []
+    # fanout draws from one generator: its two directions stay in order, on one thread
+    parallel = fanout is None and len(adjacency.indices) >= _PARALLEL_EDGES
     for hop in range(1, int(num_hops) + 1):
-        new_items = _step(users, user_side, item_side, cap, fanout, rng, capped_users)
-        new_users = _step(items, item_side, user_side, cap, fanout, rng, capped_items)
+        new_items, new_users = _run_all([
+            partial(_step, users, user_side, item_side, cap, fanout, rng, capped_users),
+            partial(_step, items, item_side, user_side, cap, fanout, rng, capped_items)],
+            parallel)
         new_items &= item_hop < 0
         new_users &= user_hop < 0
         item_hop[new_items] = hop
@@ -267,11 +310,7 @@ def expand(
         if edges.relation not in used:
             edge_mask[edges.relation] = np.zeros(edges.num_edges, dtype=bool)
             continue
-        mask = np.repeat(user_reached, edges.user_degree())
-        mask &= _gather(item_reached, edges.indices)
-        if as_of is not None:
-            mask &= edges.edge_ts < as_of
-        edge_mask[edges.relation] = mask
+        edge_mask[edges.relation] = _induced_edges(edges, user_reached, item_reached, as_of)
     return Expansion(
         user_hop=user_hop,
         item_hop=item_hop,

@@ -281,7 +281,9 @@ def test_laws(case, num_hops):
         assert (capped.item_mask <= now.item_mask).all()
 
 
-def test_push_and_pull_agree_on_a_larger_random_graph():
+@pytest.mark.parametrize("parallel_edges", [0, 1 << 62])  # two threads always / never
+def test_push_and_pull_agree_on_a_larger_random_graph(monkeypatch, parallel_edges):
+    monkeypatch.setattr(expand_module, "_PARALLEL_EDGES", parallel_edges)
     rng = np.random.default_rng(0)
     num_users, num_items, n = 3000, 800, 20000
     user = (num_users * rng.random(n) ** 2).astype(np.int64)
@@ -394,10 +396,13 @@ def test_edge_mask_is_the_same_gathered_in_blocks(monkeypatch):
     # with 5-edge blocks the mask must still be "both ends reached", edge by edge.
     rng = np.random.default_rng(5)
     graph = BipartiteGraph.from_arrays(rng.integers(0, 40, 300), rng.integers(0, 30, 300),
-                                       num_users=40, num_items=30)
+                                       np.arange(300), num_users=40, num_items=30)
     monkeypatch.setattr(expand_module, "_GATHER_BLOCK", 5)
-    result = expand(graph, seed_users=[0, 1], num_hops=1)
     edges = graph.edges(CLICK)
-    expected = result.user_mask[edges.edge_user()] & result.item_mask[edges.indices]
-    assert 0 < expected.sum() < edges.num_edges
-    assert result.edge_mask[CLICK].tolist() == expected.tolist()
+    for parallel_edges in (0, 1 << 62):  # the mask in two halves on two threads, or in one
+        monkeypatch.setattr(expand_module, "_PARALLEL_EDGES", parallel_edges)
+        result = expand(graph, seed_users=[0, 1], num_hops=1, as_of=250)
+        expected = (result.user_mask[edges.edge_user()] & result.item_mask[edges.indices]
+                    & (edges.edge_ts < 250))
+        assert 0 < expected.sum() < edges.num_edges
+        assert result.edge_mask[CLICK].tolist() == expected.tolist()
