@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from graphsel.embed import sample_vectors, svd_factors
 from graphsel.errors import InputError
 from graphsel.log import InteractionLog, share_index
+from graphsel import neighbors
 from graphsel.neighbors import NeighborScorer, exact_knn, knn_search, resolve_index
 
 K = 10
@@ -185,3 +186,25 @@ def test_scorer_on_logs_ranks_target_like_candidates_first():
         sample_vectors(near, user_factors, item_factors),
         sample_vectors(target, user_factors, item_factors))
     np.testing.assert_allclose(given.knn_score_, expected.knn_score_)
+
+
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_faiss_searches_on_its_threads_while_blas_is_limited(vectors, monkeypatch, n_threads):
+    # Limiting BLAS to one thread also sets OpenMP's count to 1 when FAISS's BLAS runs on
+    # OpenMP: the search must still get FAISS's threads (or n_threads).
+    xb, xq = vectors
+    expected = n_threads or faiss.omp_get_max_threads()
+    seen = []
+    build = neighbors._build_index
+
+    class Spy:
+        def __init__(self, index):
+            self.index = index
+
+        def search(self, x, k):
+            seen.append(faiss.omp_get_max_threads())
+            return self.index.search(x, k)
+
+    monkeypatch.setattr(neighbors, "_build_index", lambda *a, **kw: Spy(build(*a, **kw)))
+    knn_search(xb, xq, K, "Flat", n_threads=n_threads)
+    assert seen and set(seen) == {expected}
