@@ -8,10 +8,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from graphsel import neighbors
 from graphsel.embed import sample_vectors, svd_factors
 from graphsel.errors import InputError
 from graphsel.log import InteractionLog, share_index
-from graphsel import neighbors
 from graphsel.neighbors import NeighborScorer, exact_knn, knn_search, resolve_index
 
 K = 10
