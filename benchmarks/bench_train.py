@@ -43,8 +43,8 @@ from graphsel.transfer import (
     CTRBatch,
     CTRDataset,
     ModelConfig,
-    Trainer,
     TrainConfig,
+    Trainer,
     build_base_model,
     iter_batches,
     predict,
@@ -165,14 +165,20 @@ def infer(setup: BenchSetup, data: CTRDataset, seed: int) -> float:
     return max(rates[1:])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_options(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, BenchSetup]:
+    """``--small``, ``--threads`` and ``--seed`` (shared with ``bench_transfer.py``); sets
+    torch's thread count and returns the options and the setup they choose."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny configuration, seconds")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    setup = SMALL if args.small else FULL
     torch.set_num_threads(args.threads)
+    return args, SMALL if args.small else FULL
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, setup = parse_options(argv, __doc__)
 
     train_data = synthetic(setup, setup.batch_size * setup.train_batches, args.seed)
     fast = train_fast(setup, train_data, args.threads, args.seed)

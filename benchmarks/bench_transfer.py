@@ -22,14 +22,13 @@ Usage: ``python benchmarks/bench_transfer.py [--small] [--threads 2]``
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 import numpy as np
 import torch
-from bench_train import FULL, SMALL, BenchSetup, build, synthetic
+from bench_train import BenchSetup, build, parse_options, synthetic
 
 from graphsel.transfer import DIIT, CTNet, CTRDataset, predict
 
@@ -58,13 +57,7 @@ def models(setup: BenchSetup, seed: int) -> dict[str, torch.nn.Module]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="tiny configuration, seconds")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    setup = SMALL if args.small else FULL
-    torch.set_num_threads(args.threads)
+    args, setup = parse_options(argv, __doc__)
     data = synthetic(setup, setup.infer_rows, args.seed)
     rates, predictions = {}, {}
     for name, model in models(setup, args.seed).items():
