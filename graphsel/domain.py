@@ -18,7 +18,10 @@ columns (integer / string / bool are categorical, float numeric), the graph fact
 user and of the item (:func:`graphsel.embed.svd_factors`) and, only on request, user and item
 ids restricted to the ids both sides share. Raw ids are left out by default: an id that
 appears on one side only is a perfect domain label and teaches the classifier nothing that
-generalises. The ``domain`` column is never a feature.
+generalises. For the same reason the item (user) factors are left out when the logs share no
+item (user): each item's factor then stands for an item of one domain only (ML-1M with a
+genre as the target: out-of-fold AUC 0.9999 with the item factors, every weight at the lower
+clip; 0.85 without them). The ``domain`` column is never a feature.
 """
 
 from __future__ import annotations
@@ -100,9 +103,10 @@ def domain_features(
     Args:
         logs: logs on one :class:`IdIndex`.
         columns: side-feature columns. Defaults to the ``feature_columns`` that every log has.
-        user_factors: ``(U, d)`` graph factors of users, appended as ``user_svd_<j>``.
-            Defaults to None (no graph features).
-        item_factors: ``(I, d)`` graph factors of items, appended as ``item_svd_<j>``.
+        user_factors: ``(U, d)`` graph factors of users, appended as ``user_svd_<j>`` when
+            the logs share a user. Defaults to None (no graph features).
+        item_factors: ``(I, d)`` graph factors of items, appended as ``item_svd_<j>`` when
+            the logs share an item.
         shared_ids: also use ``user_id`` / ``item_id`` as categoricals, keeping only ids
             present in every log (others are missing). Defaults to False.
 
@@ -161,7 +165,7 @@ def domain_features(
                                                  allowed=shared), True)
     for name, factors, attr in (("user_svd", user_factors, "user"),
                                 ("item_svd", item_factors, "item")):
-        if factors is not None:
+        if factors is not None and _share_nodes(logs, attr):
             factors = np.asarray(factors, dtype=np.float32)
             add(name, [factors[getattr(log, attr)] for log in logs], False)
     if not names:
@@ -169,6 +173,12 @@ def domain_features(
                          "graph factors were given")
     return DomainFeatures(tuple(np.hstack(block) for block in blocks), tuple(names),
                           np.asarray(categorical, dtype=bool))
+
+
+def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
+    """Whether every log has at least one ``attr`` (``"user"`` / ``"item"``) in common."""
+    shared = functools.reduce(np.intersect1d, (np.unique(getattr(log, attr)) for log in logs))
+    return len(shared) > 0
 
 
 def _is_numeric(values: np.ndarray) -> bool:

@@ -62,10 +62,20 @@ def test_auc_is_near_one_for_separable_domains(model, separable):
     assert classifier.p_target_in_target_.mean() > 0.8 > 0.2 > classifier.p_target_.mean()
 
 
-def test_graph_factors_alone_separate_disjoint_communities(separable):
-    classifier = DomainClassifier(columns=[], max_iter=30).fit(*separable)
-    assert all("_svd_" in name for name in classifier.feature_names_)
-    assert classifier.auc_ >= 0.95
+def test_graph_factors_enter_only_for_node_types_the_logs_share(identical, separable):
+    # shared users and items: both factor blocks
+    classifier = DomainClassifier(columns=[], embedding_dim=2, max_iter=30).fit(*identical)
+    assert classifier.feature_names_ == ["user_svd_0", "user_svd_1", "item_svd_0",
+                                         "item_svd_1"]
+    # disjoint users and items: a factor would stand for a node of one domain only
+    with pytest.raises(InputError, match="no domain features"):
+        DomainClassifier(columns=[], max_iter=30).fit(*separable)
+    # shared users, disjoint items (a genre as the target domain): user factors only
+    rng = np.random.default_rng(3)
+    source, target = share_index(_log(rng, 1_000, np.arange(150), np.arange(80), "source"),
+                                 _log(rng, 250, np.arange(150), np.arange(80, 100), "target"))
+    classifier = DomainClassifier(columns=[], embedding_dim=2, max_iter=30).fit(source, target)
+    assert classifier.feature_names_ == ["user_svd_0", "user_svd_1"]
 
 
 class _Spy(ClassifierMixin, BaseEstimator):
