@@ -38,6 +38,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import faiss
 import numpy as np
@@ -91,8 +92,7 @@ class LearnerContext:
         spec: the feature spec of the run's encoder (target training rows + plan rows).
         model: the base model's options (every model of the run is built from them).
         train: the training options, ``seed`` set to the run's seed.
-        source: the plan's source rows as a log (``source_log[plan.rows]``), aligned with
-            ``plan.rows``: for learners that look at more than the encoded features.
+        source_log: the whole source log (:attr:`source` is the plan's part of it).
         seed: the run's seed.
     """
 
@@ -100,8 +100,15 @@ class LearnerContext:
     spec: FeatureSpec
     model: ModelConfig
     train: TrainConfig
-    source: InteractionLog
+    source_log: InteractionLog
     seed: int
+
+    @cached_property
+    def source(self) -> InteractionLog:
+        """The plan's source rows as a log (``source_log[plan.rows]``), aligned with
+        ``plan.rows``, for learners that look at more than the encoded features. Taken on
+        first use: most learners never need it (ML-1M: 0.3 s per copy)."""
+        return self.source_log[self.plan.rows]
 
     def base_model(self, extra_numeric: int = 0) -> CTRModel:
         """A fresh base model over the run's features (plus ``extra_numeric`` columns)."""

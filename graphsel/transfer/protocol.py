@@ -383,7 +383,7 @@ def _run_strategy(strategy: Strategy, plan: SourcePlan, encoded: _Encoded,
     """Trains one strategy for one seed through every period (see the module docstring)."""
     seed_everything(seed)
     context = LearnerContext(plan, encoded.spec, model_config, replace(train_config, seed=seed),
-                             source[plan.rows], seed)
+                             source, seed)
     learner = (strategy.learner or PlanLearner)(context)
     source_data = encoded.source.with_weight(plan.weight)
     plan_ts = source.ts[plan.rows]

@@ -164,7 +164,7 @@ def _tiny_context(model: ModelConfig = TINY):
     log = InteractionLog.from_columns(users, items, list(range(10)), [1, 0] * 5, "s")
     encoder = FeatureEncoder(["user_id", "item_id"], []).fit(log)
     data = CTRDataset.from_log(log, encoder)
-    plan = SourcePlan(np.arange(10), np.ones(10, dtype=np.float32))
+    plan = SourcePlan(np.arange(10), np.ones(10, dtype=np.float32))  # every row: source == log
     context = LearnerContext(plan, encoder.spec_, model, QUICK, log, seed=0)
     return context, data
 
