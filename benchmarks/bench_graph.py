@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from graphsel._table import format_table
-from graphsel.expand import expand
-from graphsel.graph import BipartiteGraph
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.expansion import expand
 
 SMALL = {"users": 2_000, "items": 500, "pairs": 20_000, "caps": (50, 10)}
 FULL = {"users": 1_000_000, "items": 200_000, "pairs": 20_000_000, "caps": (1000, 100)}

@@ -1,6 +1,6 @@
 """Benchmark of the selection stages (``make bench-select``).
 
-Section ``knn``: :class:`graphsel.neighbors.NeighborScorer` scoring ``N_cand`` candidate
+Section ``knn``: :class:`graphsel.select.neighbors.NeighborScorer` scoring ``N_cand`` candidate
 vectors against ``N_tgt`` target vectors (default 1,000,000 against 50,000, d = 32) with
 every index type. Flat (exact) runs first in the same process and is the baseline: each
 row reports its time (index build + all searches), its speed-up over Flat and its recall@10
@@ -47,7 +47,12 @@ import faiss
 import numpy as np
 
 from graphsel._table import format_table
-from graphsel.neighbors import NeighborScorer, default_nprobe, ivf_lists, resolve_index
+from graphsel.select.neighbors import (
+    NeighborScorer,
+    default_nprobe,
+    ivf_lists,
+    resolve_index,
+)
 
 K = 10
 
@@ -217,8 +222,8 @@ def bench_select_command(small: bool) -> str:
 
 def bench_truth(small: bool) -> str:
     """Precision/recall against the synthetic planted truth: default selector vs graph only."""
-    from graphsel.datasets import get_dataset
-    from graphsel.selector import SampleSelector
+    from graphsel.data.datasets import get_dataset
+    from graphsel.select.pipeline import SampleSelector
 
     scale = 0.1 if small else 1.0
     split = get_dataset("synthetic")(scale=scale)

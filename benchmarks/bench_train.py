@@ -4,7 +4,7 @@ Two variants train the same base model (26 fields, 1M total vocabulary, D=16, ML
 256-128-64, batch 4096) on the same synthetic random data, in the same run:
 
 * ``fast``: graphsel's :class:`~graphsel.transfer.Trainer` (sparse embedding gradients +
-  SparseAdam computed on the batch's rows (:class:`~graphsel.transfer.trainer.RowwiseSparseAdam`),
+  SparseAdam computed on the batch's rows (:class:`~graphsel.transfer.train.trainer.RowwiseSparseAdam`),
   fused Adam for the dense part, index-sliced batches);
 * ``dense``: the plain baseline: a dense ``nn.Embedding`` and one ``torch.optim.Adam`` over
   every parameter.

@@ -1,7 +1,7 @@
 """Peer check: the base CTR model on Scenario-Wise Rec's MovieLens split (issue 5, item 8).
 
 Scenario-Wise Rec publishes test AUCs on ML-1M split into three age-group scenarios (label
-rating > 3, random 8:1:1; see :mod:`graphsel.datasets.swr`): Shared-Bottom 0.8095, STAR
+rating > 3, random 8:1:1; see :mod:`graphsel.data.datasets.swr`): Shared-Bottom 0.8095, STAR
 0.8096. This script trains graphsel's base model (embeddings + MLP, one model for all
 scenarios, no scenario-specific part) on the train split, stops early on the validation
 AUC, and prints the overall and per-scenario test AUC next to those numbers, with the wall
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from graphsel._table import format_table
-from graphsel.datasets.swr import SCENARIOS, movielens_swr
+from graphsel.data.datasets.swr import SCENARIOS, movielens_swr
 from graphsel.errors import InputError
 from graphsel.transfer import (
     CTRDataset,

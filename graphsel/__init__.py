@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from graphsel.errors import InputError
-from graphsel.log import (
+from graphsel.data.log import (
     IdIndex,
     InteractionLog,
     read_log,
@@ -19,18 +18,19 @@ from graphsel.log import (
     share_index,
     write_log,
 )
+from graphsel.errors import InputError
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "BipartiteGraph": "graphsel.graph",
-    "Expansion": "graphsel.expand",
-    "graph_select": "graphsel.expand",
-    "shared_seeds": "graphsel.expand",
-    "DomainClassifier": "graphsel.domain",
-    "NeighborScorer": "graphsel.neighbors",
-    "SampleSelector": "graphsel.selector",
-    "Selection": "graphsel.selector",
+    "Expansion": "graphsel.graph.expansion",
+    "graph_select": "graphsel.graph.expansion",
+    "shared_seeds": "graphsel.graph.expansion",
+    "DomainClassifier": "graphsel.select.domain",
+    "NeighborScorer": "graphsel.select.neighbors",
+    "SampleSelector": "graphsel.select.pipeline",
+    "Selection": "graphsel.select.pipeline",
 }
 
 __all__ = [

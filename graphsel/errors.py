@@ -1,4 +1,4 @@
-"""Errors that graphsel raises for bad input.
+"""Errors that graphsel raises for bad input, and the parameter checks that raise them.
 
 Every problem with a user's file, column, value or option is an :class:`InputError` with a
 one-line message naming the file, the column and an example bad value. The command line turns
@@ -7,7 +7,10 @@ it into ``error: <message>`` on stderr and exit code 2; anything else is a bug (
 
 from __future__ import annotations
 
-__all__ = ["InputError", "choice_error"]
+import math
+from numbers import Integral, Real
+
+__all__ = ["InputError", "check_choice", "check_integer", "check_real", "choice_error"]
 
 
 class InputError(ValueError):
@@ -27,3 +30,30 @@ def choice_error(what: str, value: object, choices: list[str] | tuple[str, ...])
     "Could not resolve index 'hnsw32' among ['flat', 'hnsw', 'ivf', 'lsh']"
     """
     return InputError(f"Could not resolve {what} {value!r} among {sorted(choices)!r}")
+
+
+def check_choice(what: str, value: object, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else an :class:`InputError` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise choice_error(what, value, choices)
+    return value
+
+
+def check_integer(name: str, value: object, low: int, high: float = math.inf) -> int:
+    """``value`` as an ``int`` in ``[low, high]``, else an :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        bound = f" and <= {high}" if high != math.inf else ""
+        raise InputError(f"{name} must be an integer >= {low}{bound}, got {value!r}")
+    return int(value)
+
+
+def check_real(
+    name: str, value: object, low: float, high: float, *, low_open: bool = False
+) -> float:
+    """``value`` as a ``float`` in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
+    ok = (isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (low < value if low_open else low <= value) and value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)

@@ -1,4 +1,9 @@
-"""The layout of DESIGN.md: the core never imports graphsel.transfer or graphsel.cli."""
+"""The layout of DESIGN.md: layers import only downward.
+
+``data < graph < select < transfer < viz < cli``, with ``errors`` and the other top-level
+plumbing modules below them all. In particular the core (data, graph, select) never imports
+graphsel.transfer, graphsel.viz or graphsel.cli.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graphsel"
-OUTER = ("graphsel.transfer", "graphsel.cli")
+LAYERS = ("data", "graph", "select", "transfer", "viz", "cli")
 
 
 def _imports(path: Path) -> set[str]:
@@ -19,25 +24,45 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def _core_files() -> list[Path]:
-    """Every module but transfer/, cli/ and __main__.py (``python -m graphsel`` runs the CLI)."""
-    return [p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py"
-            and not any(part in ("transfer", "cli") for part in p.relative_to(PACKAGE).parts)]
+def _layer(module: str) -> int:
+    """0 for top-level plumbing (errors, registry, ...), else 1 + the index in LAYERS."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return 1 + LAYERS.index(parts[1])
+    return 0
 
 
-def test_there_is_a_core():
-    names = {p.name for p in _core_files()}
-    assert {"log.py", "graph.py", "expand.py", "selector.py"} <= names
+def _module_name(path: Path) -> str:
+    return ".".join(("graphsel",) + path.relative_to(PACKAGE).with_suffix("").parts)
 
 
-def test_core_never_imports_transfer_or_cli():
-    offenders = {
-        str(path.relative_to(PACKAGE)): sorted(n for n in _imports(path) if n.startswith(OUTER))
-        for path in _core_files()
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+def test_every_layer_is_a_package():
+    assert all((PACKAGE / name / "__init__.py").is_file() for name in LAYERS)
 
 
-def test_transfer_never_imports_cli():
-    for path in (PACKAGE / "transfer").rglob("*.py"):
-        assert not any(n.startswith("graphsel.cli") for n in _imports(path)), path
+def test_layer_of_names():
+    assert _layer("graphsel.errors") == 0
+    assert _layer("graphsel.graph.expansion") == 2
+    assert _layer("graphsel.transfer.models.ctnet") == 4
+
+
+def test_layers_import_only_downward():
+    offenders = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE) in (Path("__main__.py"), Path("__init__.py")):
+            continue  # the entry points: ``python -m graphsel`` and the lazy public names
+        own = _layer(_module_name(path))
+        upward = sorted(n for n in _imports(path)
+                        if n.startswith("graphsel.") and _layer(n) > own)
+        if upward:
+            offenders[_module_name(path)] = upward
+    assert offenders == {}
+
+
+def test_core_never_imports_transfer_viz_or_cli():
+    core = [p for p in PACKAGE.rglob("*.py") if _layer(_module_name(p)) <= 3
+            and p.name != "__main__.py"]
+    assert len(core) > 10
+    outer = ("graphsel.transfer", "graphsel.viz", "graphsel.cli")
+    for path in core:
+        assert not any(n.startswith(outer) for n in _imports(path)), path

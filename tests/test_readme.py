@@ -8,15 +8,15 @@
 from __future__ import annotations
 
 import re
-import shutil
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from graphsel.cli import cli
-from graphsel.transfer import strategies
+from graphsel.transfer.protocol import strategies
 from tests.conftest import data_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"

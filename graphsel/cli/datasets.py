@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from graphsel.card import format_card
 from graphsel.cli._common import GraphselGroup, emit, format_table, json_option
-from graphsel.datasets import get_dataset, list_datasets, prepare
-from graphsel.datasets.taobao import category_ids
+from graphsel.data.card import format_card
+from graphsel.data.datasets import get_dataset, list_datasets, prepare
+from graphsel.data.datasets.taobao import category_ids
 from graphsel.errors import InputError
 
 __all__ = ["command", "prepared_text"]

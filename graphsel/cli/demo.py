@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from graphsel._io import write_json
 from graphsel.cli._common import emit, json_option
 from graphsel.cli.datasets import prepared_text
-from graphsel.datasets import TRUTH_FILE, prepare, read_truth
-from graphsel.log import read_pair
-from graphsel.selector import SampleSelector, format_report
+from graphsel.data.datasets import TRUTH_FILE, prepare, read_truth
+from graphsel.data.io import write_json
+from graphsel.data.log import read_pair
+from graphsel.select.pipeline import SampleSelector, format_report
 
 __all__ = ["command", "run_demo"]
 
@@ -23,9 +23,9 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     """Runs the demo into ``out_dir`` and returns its results.
 
     Prepares the synthetic default, selects and weights its source rows with the default
-    :class:`~graphsel.selector.SampleSelector` (graph, domain classifier, neighbours),
+    :class:`~graphsel.select.pipeline.SampleSelector` (graph, domain classifier, neighbours),
     scored against the planted truth, then compares the transfer strategies on a time split
-    (:func:`~graphsel.transfer.experiment.synthetic_default`, the settings of
+    (:func:`~graphsel.transfer.protocol.experiment.synthetic_default`, the settings of
     ``configs/synthetic.yaml``; its selection is fitted again on training-time rows only).
 
     Args:
@@ -49,7 +49,10 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     results = None
     if transfer:
         # torch is imported when the transfer runs, not whenever the CLI starts.
-        from graphsel.transfer.experiment import run_experiment, synthetic_default
+        from graphsel.transfer.protocol.experiment import (
+            run_experiment,
+            synthetic_default,
+        )
 
         results = run_experiment(synthetic_default(seed, scale), progress=progress,
                                  data=(source, target, truth))

@@ -7,11 +7,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphsel._io import atomic_path, check_output_file
 from graphsel.cli._common import emit, format_table, json_option
-from graphsel.expand import SELECT_MODES, expand, graph_select, shared_seeds
-from graphsel.graph import ITEM, USER, BipartiteGraph
-from graphsel.log import read_pair
+from graphsel.data.io import atomic_path, check_output_file
+from graphsel.data.log import read_pair
+from graphsel.graph.bipartite import ITEM, USER, BipartiteGraph
+from graphsel.graph.expansion import SELECT_MODES, expand, graph_select, shared_seeds
 
 __all__ = ["command"]
 

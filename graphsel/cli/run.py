@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option, to_jsonable
+from graphsel.data.io import check_output_dir, check_output_file, write_json
 
 __all__ = ["command"]
 
 MODES: tuple[str, ...] = ("continual", "once")
-"""``graphsel.transfer.protocol.MODES``, spelt out so that the CLI starts without importing
+"""``graphsel.transfer.protocol.runner.MODES``, spelt out so that the CLI starts without importing
 torch (``graphsel.transfer`` is imported when the command runs; a test keeps the two equal)."""
 
 
@@ -48,7 +48,7 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     defaults < the YAML file < these flags.
     """
     from graphsel.transfer.config import load_config, override
-    from graphsel.transfer.experiment import run_experiment
+    from graphsel.transfer.protocol.experiment import run_experiment
 
     if out is not None:
         check_output_file(out)
@@ -60,7 +60,9 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     payload = to_jsonable(results.to_json())
     text = results.table()
     if plots_dir is not None:
-        from graphsel.viz import save_transfer_plots  # matplotlib only when plots are asked for
+        from graphsel.viz import (
+            save_transfer_plots,  # matplotlib only when plots are asked for
+        )
 
         written = save_transfer_plots(results, plots_dir)
         payload["plots"] = [str(path) for path in written]

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from graphsel._io import check_output_dir, check_output_file, write_json
 from graphsel.cli._common import emit, json_option
-from graphsel.datasets import TRUTH_FILE, read_truth
+from graphsel.data.datasets import TRUTH_FILE, read_truth
+from graphsel.data.io import check_output_dir, check_output_file, write_json
+from graphsel.data.log import read_pair
 from graphsel.errors import InputError
-from graphsel.log import read_pair
-from graphsel.selector import STAGES, SampleSelector, format_report
+from graphsel.select.pipeline import STAGES, SampleSelector, format_report
 
 __all__ = ["command", "parse_max_degree"]
 
@@ -37,7 +37,9 @@ def parse_max_degree(value: str | None) -> float | str | None:
 def save_plots(selector: SampleSelector, out_dir: str | Path,
                truth: np.ndarray | None = None) -> list[Path]:
     """Writes the figures of a fitted selector into ``out_dir`` (see graphsel.viz)."""
-    from graphsel.viz import save_selection_plots  # matplotlib only when plots are asked for
+    from graphsel.viz import (
+        save_selection_plots,  # matplotlib only when plots are asked for
+    )
 
     classifier = getattr(selector, "domain_classifier_", None)
     return save_selection_plots(

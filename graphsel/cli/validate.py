@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from graphsel._io import check_output_file, write_json
-from graphsel.card import format_card, make_card
 from graphsel.cli._common import emit, json_option
-from graphsel.log import read_log, read_pair
+from graphsel.data.card import format_card, make_card
+from graphsel.data.io import check_output_file, write_json
+from graphsel.data.log import read_log, read_pair
 
 __all__ = ["command"]
 

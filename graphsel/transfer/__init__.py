@@ -1,6 +1,6 @@
 """Transfer models and their training: features, datasets, models, trainer, metrics.
 
-This layer sits on top of the core (:mod:`graphsel.log` and the selection stages) and never
+This layer sits on top of the core (:mod:`graphsel.data.log` and the selection stages) and never
 imports :mod:`graphsel.cli`.
 """
 
@@ -12,7 +12,6 @@ from graphsel.transfer.config import (
     override,
 )
 from graphsel.transfer.data import CTRBatch, CTRDataset, iter_batches
-from graphsel.transfer.experiment import load_data, run_experiment, synthetic_default
 from graphsel.transfer.features import (
     OOV_INDEX,
     CategoricalField,
@@ -20,26 +19,7 @@ from graphsel.transfer.features import (
     FeatureSpec,
     NumericField,
 )
-from graphsel.transfer.learners import (
-    CTNetLearner,
-    DIITLearner,
-    ECATLearner,
-    ECDCTRLearner,
-    Learner,
-    LearnerContext,
-    PeriodData,
-    PlanLearner,
-    source_sub_domains,
-)
-from graphsel.transfer.metrics import (
-    METRICS,
-    auc,
-    gauc,
-    logloss,
-    mean_auc,
-    paired_bootstrap_ci,
-)
-from graphsel.transfer.models import (
+from graphsel.transfer.models.base import (
     CTRModel,
     EmbeddingBlock,
     Head,
@@ -52,7 +32,45 @@ from graphsel.transfer.models import (
     model_names,
     register_model,
 )
-from graphsel.transfer.protocol import (
+from graphsel.transfer.models.ctnet import CTNet, GLUAdapter, LinearAdapter
+from graphsel.transfer.models.diit import (
+    DIIT,
+    DIITConfig,
+    DIITLossConfig,
+    diit_loss,
+    grad_reverse,
+)
+from graphsel.transfer.models.ecat import (
+    ECAT,
+    DistillConfig,
+    adaptive_distillation_loss,
+    ecat_loss,
+)
+from graphsel.transfer.models.ecdctr import (
+    EntityEmbeddings,
+    TinyPretrainModel,
+    add_embedding_features,
+    aggregate_periods,
+    init_from,
+    reset_batchnorm,
+)
+from graphsel.transfer.protocol.experiment import (
+    load_data,
+    run_experiment,
+    synthetic_default,
+)
+from graphsel.transfer.protocol.learners import (
+    CTNetLearner,
+    DIITLearner,
+    ECATLearner,
+    ECDCTRLearner,
+    Learner,
+    LearnerContext,
+    PeriodData,
+    PlanLearner,
+    source_sub_domains,
+)
+from graphsel.transfer.protocol.runner import (
     MODES,
     ProtocolConfig,
     Results,
@@ -62,7 +80,7 @@ from graphsel.transfer.protocol import (
     score_predictions,
     split_by_time,
 )
-from graphsel.transfer.strategies import (
+from graphsel.transfer.protocol.strategies import (
     SourcePlan,
     Strategy,
     StrategyContext,
@@ -70,11 +88,19 @@ from graphsel.transfer.strategies import (
     register_strategy,
     strategy_names,
 )
-from graphsel.transfer.trainer import (
+from graphsel.transfer.train.metrics import (
+    METRICS,
+    auc,
+    gauc,
+    logloss,
+    mean_auc,
+    paired_bootstrap_ci,
+)
+from graphsel.transfer.train.trainer import (
     EpochRecord,
     FitResult,
-    Trainer,
     TrainConfig,
+    Trainer,
     evaluate,
     fit,
     load_checkpoint,
@@ -84,17 +110,6 @@ from graphsel.transfer.trainer import (
     split_parameters,
     weighted_bce,
     weighted_bce_loss,
-)
-from graphsel.transfer.ctnet import CTNet, GLUAdapter, LinearAdapter
-from graphsel.transfer.ecat import ECAT, DistillConfig, adaptive_distillation_loss, ecat_loss
-from graphsel.transfer.diit import DIIT, DIITConfig, DIITLossConfig, diit_loss, grad_reverse
-from graphsel.transfer.ecdctr import (
-    EntityEmbeddings,
-    TinyPretrainModel,
-    add_embedding_features,
-    aggregate_periods,
-    init_from,
-    reset_batchnorm,
 )
 
 __all__ = [

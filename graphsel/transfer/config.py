@@ -2,8 +2,8 @@
 
 **Precedence**: the dataclass defaults below < the YAML file < command-line flags. Defaults
 live only in the dataclasses (:class:`ExperimentConfig`, :class:`ProtocolConfig`,
-:class:`~graphsel.transfer.models.ModelConfig`, :class:`~graphsel.transfer.trainer.TrainConfig`
-and :class:`~graphsel.selector.SampleSelector`'s keyword arguments); a YAML file names only
+:class:`~graphsel.transfer.models.base.ModelConfig`, :class:`~graphsel.transfer.train.trainer.TrainConfig`
+and :class:`~graphsel.select.pipeline.SampleSelector`'s keyword arguments); a YAML file names only
 what it changes, and a flag (``--seeds``, ``--periods``, ...) replaces one value after the file
 is read (:func:`override`).
 
@@ -45,11 +45,11 @@ from typing import Any
 import yaml
 
 from graphsel.errors import InputError
-from graphsel.selector import SampleSelector
-from graphsel.transfer.models import ModelConfig
-from graphsel.transfer.protocol import ProtocolConfig
-from graphsel.transfer.strategies import get_strategy, strategy_names
-from graphsel.transfer.trainer import TrainConfig
+from graphsel.select.pipeline import SampleSelector
+from graphsel.transfer.models.base import ModelConfig
+from graphsel.transfer.protocol.runner import ProtocolConfig
+from graphsel.transfer.protocol.strategies import get_strategy, strategy_names
+from graphsel.transfer.train.trainer import TrainConfig
 
 __all__ = ["DatasetConfig", "ExperimentConfig", "load_config", "config_from_dict", "override",
            "selector_options"]
@@ -59,7 +59,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """A registered dataset (:func:`graphsel.datasets.get_dataset`) and its options.
+    """A registered dataset (:func:`graphsel.data.datasets.get_dataset`) and its options.
 
     Attributes:
         name: e.g. ``"synthetic"``, ``"movielens-1m"``. Default ``"synthetic"``.
@@ -78,7 +78,7 @@ class ExperimentConfig:
         dataset: the data as a registered dataset. Default None (see :attr:`data`).
         source: path of a source log in the common format (with ``target``). Default None.
         target: path of a target log. Default None.
-        selection: :class:`~graphsel.selector.SampleSelector` keyword options. Default none
+        selection: :class:`~graphsel.select.pipeline.SampleSelector` keyword options. Default none
             (the selector's defaults).
         model: the model of every strategy. Default ``ModelConfig()``.
         train: the training options of every strategy. Default ``TrainConfig()``.
@@ -120,7 +120,7 @@ class ExperimentConfig:
 
 
 def selector_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Checks ``options`` against :class:`~graphsel.selector.SampleSelector`'s keywords.
+    """Checks ``options`` against :class:`~graphsel.select.pipeline.SampleSelector`'s keywords.
 
     Raises:
         InputError: an unknown option (listing the valid ones) or a bad value.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.log import InteractionLog
 from graphsel.transfer.features import FeatureEncoder
 
 __all__ = ["CTRBatch", "CTRDataset", "iter_batches"]

@@ -1,4 +1,4 @@
-"""Feature encoding: turns an :class:`~graphsel.log.InteractionLog` into model inputs.
+"""Feature encoding: turns an :class:`~graphsel.data.log.InteractionLog` into model inputs.
 
 A :class:`FeatureEncoder` is fitted on training logs only. It learns, per categorical field
 (user id, item id, integer / string / boolean side features), a sorted vocabulary whose
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.log import InteractionLog
 
 __all__ = [
     "OOV_INDEX",
@@ -244,7 +244,7 @@ def _kind(log: InteractionLog, name: str) -> str:
 def _factorized(log: InteractionLog, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(codes (N,), uniques)`` of a column; code ``-1`` marks a missing value.
 
-    User and item ids are already coded by the log's :class:`~graphsel.log.IdIndex`, so their
+    User and item ids are already coded by the log's :class:`~graphsel.data.log.IdIndex`, so their
     uniques are the index's ids and nothing is hashed again.
     """
     if name == USER_FIELD:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from graphsel.cli import cli
 from graphsel.cli.demo import run_demo
-from graphsel.transfer.strategies import strategy_names
+from graphsel.transfer.protocol.strategies import strategy_names
 
 
 def test_demo_keeps_its_files_with_out(tmp_path):

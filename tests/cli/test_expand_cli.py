@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from graphsel.cli import cli
-from graphsel.log import InteractionLog, write_log
+from graphsel.data.log import InteractionLog, write_log
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_plots_writes_the_pngs_and_lists_them(tmp_path):
 
 
 def test_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch):
-    import graphsel.transfer.experiment as experiment
+    import graphsel.transfer.protocol.experiment as experiment
 
     def no_work(*args, **kwargs):
         raise AssertionError("the experiment ran")
@@ -135,7 +135,7 @@ def test_cli_starts_without_torch_and_knows_the_modes():
     import sys
 
     from graphsel.cli import run
-    from graphsel.transfer.protocol import MODES
+    from graphsel.transfer.protocol.runner import MODES
 
     assert run.MODES == MODES
     code = ("import sys, graphsel.cli; "

@@ -14,10 +14,10 @@ from graphsel.transfer.config import (
     load_config,
     override,
 )
-from graphsel.transfer.models import ModelConfig
-from graphsel.transfer.protocol import ProtocolConfig
-from graphsel.transfer.strategies import strategy_names
-from graphsel.transfer.trainer import TrainConfig
+from graphsel.transfer.models.base import ModelConfig
+from graphsel.transfer.protocol.runner import ProtocolConfig
+from graphsel.transfer.protocol.strategies import strategy_names
+from graphsel.transfer.train.trainer import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -122,6 +122,6 @@ def test_shipped_configs_load(name, monkeypatch):
 
 
 def test_synthetic_yaml_is_the_demo_default():
-    from graphsel.transfer.experiment import synthetic_default
+    from graphsel.transfer.protocol.experiment import synthetic_default
 
     assert load_config(CONFIGS / "synthetic.yaml") == synthetic_default()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.log import InteractionLog
 from graphsel.transfer.data import CTRBatch, CTRDataset, iter_batches
 from graphsel.transfer.features import FeatureEncoder
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.log import InteractionLog
 from graphsel.transfer.features import OOV_INDEX, FeatureEncoder
 
 

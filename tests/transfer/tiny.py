@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from graphsel.transfer.data import CTRDataset
-from graphsel.transfer.models import CTRModel, ModelConfig, build_base_model
+from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
 
 VOCAB = (5, 4)
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))

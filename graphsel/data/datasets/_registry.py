@@ -1,0 +1,248 @@
+"""The dataset registry and :func:`prepare`, which writes a dataset's domain split to a folder.
+
+A dataset is a function that takes keyword-only options (each with a default) and returns a
+:class:`DatasetSplit`. Its keyword parameters ARE its options: :func:`prepare` and the CLI
+reject any other name with the list of valid ones, so options are declared in one place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from graphsel.data.card import make_card
+from graphsel.data.io import check_output_dir, write_json
+from graphsel.data.log import InteractionLog, write_log
+from graphsel.errors import InputError, choice_error
+
+__all__ = [
+    "DatasetSplit",
+    "Dataset",
+    "register_dataset",
+    "get_dataset",
+    "list_datasets",
+    "prepare",
+    "SOURCE_FILE",
+    "TARGET_FILE",
+    "TRUTH_FILE",
+    "TRUTH_COLUMN",
+    "CARD_FILE",
+    "truth_mask",
+    "read_truth",
+]
+
+SOURCE_FILE = "source.parquet"
+TARGET_FILE = "target.parquet"
+TRUTH_FILE = "truth.parquet"
+TRUTH_COLUMN = "in_target_community"
+"""The truth table's flag: the source row belongs with the target (its ``row`` column says
+which source row)."""
+CARD_FILE = "card.json"
+
+
+class DatasetSplit(NamedTuple):
+    """A source and a target log on one shared id index, and the ground truth if known.
+
+    Attributes:
+        source: the source-domain log (``domain == "source"``), ``N_src`` rows.
+        target: the target-domain log (``domain == "target"``), same ``IdIndex`` as source.
+        truth: ``N_src`` rows that say which source rows are truly target-like (columns
+            ``row`` and ``in_target_community``), or ``None`` for real data.
+    """
+
+    source: InteractionLog
+    target: InteractionLog
+    truth: pa.Table | None = None
+
+
+Loader = Callable[..., DatasetSplit]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset.
+
+    Attributes:
+        name: the registry name, e.g. ``"synthetic"``.
+        description: one line shown by ``graphsel datasets list``.
+        load: the function that builds the :class:`DatasetSplit` from keyword options.
+    """
+
+    name: str
+    description: str
+    load: Loader
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Every option of the dataset with its default value, in declaration order."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(self.load).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def resolve(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The defaults updated with ``options``.
+
+        Raises:
+            InputError: if an option is not one of this dataset's.
+        """
+        defaults = self.defaults
+        unknown = [key for key in options if key not in defaults]
+        if unknown:
+            raise InputError(f"dataset {self.name!r} has no option {unknown[0]!r} "
+                             f"(options: {', '.join(defaults) or 'none'})")
+        return {**defaults, **options}
+
+    def __call__(self, **options: Any) -> DatasetSplit:
+        """Builds the split with ``options`` (unknown names raise :class:`InputError`)."""
+        return self.load(**self.resolve(options))
+
+
+_REGISTRY: dict[str, Dataset] = {}
+
+
+def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
+    """Registers a loader under ``name``; its keyword-only parameters are its options.
+
+    Args:
+        name: the registry name.
+        description: one line for listings (default: the first line of the docstring).
+
+    Raises:
+        ValueError: if ``name`` is already registered (a programming error, not bad input).
+    """
+
+    def decorate(load: Loader) -> Loader:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        text = description or (inspect.getdoc(load) or "").split("\n", 1)[0]
+        _REGISTRY[name] = Dataset(name, text, load)
+        return load
+
+    return decorate
+
+
+def get_dataset(name: str) -> Dataset:
+    """The registered dataset ``name``.
+
+    Raises:
+        InputError: if no dataset has that name; the message lists the valid names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise choice_error("dataset", name, list(_REGISTRY)) from None
+
+
+def list_datasets() -> list[Dataset]:
+    """Every registered dataset, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Builds dataset ``name`` and writes it to ``out_dir``; returns its card.
+
+    Writes ``source.parquet``, ``target.parquet``, ``truth.parquet`` (only for a dataset with
+    ground truth; a stale one from an earlier preparation is removed) and ``card.json``.
+    ``out_dir`` is created if missing. Everything is built in memory before the first file is
+    written, and if a write fails the files written so far (and a folder created here) are
+    removed, so a failure leaves nothing partial.
+
+    Args:
+        name: a registered dataset name (see :func:`list_datasets`).
+        out_dir: the output folder.
+        **options: the dataset's options (see ``get_dataset(name).defaults``).
+
+    Returns:
+        The card (:func:`graphsel.data.card.make_card`) with ``dataset``, ``options`` (every
+        option, defaults included) and ``files``.
+
+    Raises:
+        InputError: unknown dataset or option, bad option value, unreadable input data, or
+            ``out_dir`` exists as a file.
+    """
+    dataset = get_dataset(name)
+    out_dir = check_output_dir(out_dir)
+    resolved = dataset.resolve(options)
+    split = dataset.load(**resolved)
+    files = {"source": SOURCE_FILE, "target": TARGET_FILE}
+    if split.truth is not None:
+        files["truth"] = TRUTH_FILE
+    files["card"] = CARD_FILE
+    card = make_card(split.source, split.target, dataset=name,
+                     options={k: _jsonable_option(v) for k, v in resolved.items()}, files=files)
+    if split.truth is not None:
+        card["truth"] = _truth_summary(split.truth)
+    _write_all(out_dir, split, card)
+    return card
+
+
+def _write_all(out_dir: Path, split: DatasetSplit, card: dict[str, Any]) -> None:
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        written.append(write_log(split.source, out_dir / SOURCE_FILE))
+        written.append(write_log(split.target, out_dir / TARGET_FILE))
+        if split.truth is not None:
+            written.append(write_log(split.truth, out_dir / TRUTH_FILE))
+        write_json(card, out_dir / CARD_FILE)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        else:
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+    if split.truth is None:
+        (out_dir / TRUTH_FILE).unlink(missing_ok=True)
+
+
+def _truth_summary(truth: pa.Table) -> dict[str, int]:
+    flags = truth.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
+    return {"rows": truth.num_rows, TRUTH_COLUMN: int(flags.sum())}
+
+
+def truth_mask(truth: pa.Table, num_rows: int, where: str = "truth") -> np.ndarray:
+    """A truth table (``row``, :data:`TRUTH_COLUMN`) as an ``(N_src,)`` bool mask.
+
+    Raises:
+        InputError: a missing column, or ``row`` not covering ``0 .. num_rows - 1``.
+    """
+    for column in ("row", TRUTH_COLUMN):
+        if column not in truth.column_names:
+            raise InputError(f"{where}: missing column '{column}'")
+    rows = truth.column("row").to_numpy()
+    if len(rows) != num_rows or (np.sort(rows) != np.arange(num_rows)).any():
+        raise InputError(f"{where}: column 'row' does not cover the {num_rows} source rows")
+    mask = np.zeros(num_rows, dtype=bool)
+    mask[rows] = truth.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def read_truth(path: str | os.PathLike, num_rows: int) -> np.ndarray:
+    """:func:`truth_mask` of a ``truth.parquet`` file."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same bad input
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return truth_mask(table, num_rows, str(path))
+
+
+def _jsonable_option(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,190 @@
+"""Graph embeddings of users, items and samples from the user x item click graph.
+
+A truncated SVD of the (normalised) bipartite adjacency ``A`` (``U x I``) gives each user and
+each item a ``d``-dimensional factor; a sample (one log row) is the concatenation of its
+user's and its item's factors. Users who click the same items, and items clicked by the same
+users, get nearby factors, which is what graph-guided selection needs and, unlike raw ids,
+carries over between domains that share part of their users and items.
+
+>>> log = InteractionLog.from_columns([1, 1, 2, 3], [10, 11, 10, 12], [0, 0, 0, 0],
+...                                   [1, 0, 1, 1], "src")
+>>> user_factors, item_factors = svd_factors([log], dim=2)
+>>> user_factors.shape, item_factors.shape
+((3, 2), (3, 2))
+>>> sample_vectors(log, user_factors, item_factors).shape
+(4, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.extmath import randomized_svd
+from threadpoolctl import threadpool_limits
+
+from graphsel.data.log import InteractionLog
+from graphsel.errors import InputError, check_choice, check_integer
+
+__all__ = ["NORMALIZATIONS", "adjacency", "resolve_factors", "svd_factors", "sample_vectors"]
+
+NORMALIZATIONS: tuple[str, ...] = ("degree", "log", "none")
+"""How :func:`adjacency` weights the interaction counts ``C`` (``C[u, i]`` = rows of ``(u, i)``):
+
+- ``"degree"``: ``D_u^-1/2 log1p(C) D_i^-1/2`` with ``D`` the row / column sums of
+  ``log1p(C)``; the symmetric normalisation of spectral clustering and LightGCN, so hub items
+  and heavy users do not own the leading factors;
+- ``"log"``: ``log1p(C)``, repeated interactions count less and less;
+- ``"none"``: the raw counts ``C``.
+"""
+
+
+def _as_logs(logs: InteractionLog | Sequence[InteractionLog]) -> list[InteractionLog]:
+    logs = [logs] if isinstance(logs, InteractionLog) else list(logs)
+    if not logs:
+        raise InputError("no interaction log given")
+    index = logs[0].index
+    for log in logs[1:]:
+        if log.index is not index:
+            raise InputError(f"{log.name} and {logs[0].name} do not share one id index; read "
+                             f"them with read_pair or share_index")
+    return logs
+
+
+def adjacency(
+    logs: InteractionLog | Sequence[InteractionLog], normalize: str = "degree"
+) -> sp.csr_matrix:
+    """The user x item adjacency of one or more logs that share an index.
+
+    Args:
+        logs: a log, or several (e.g. source candidates and target) on one :class:`IdIndex`.
+        normalize: one of :data:`NORMALIZATIONS`. Defaults to ``"degree"``.
+
+    Returns:
+        ``(U, I)`` float64 CSR matrix, ``U = index.num_users``, ``I = index.num_items``;
+        users and items of the index absent from ``logs`` are empty rows / columns.
+
+    Raises:
+        InputError: for an unknown ``normalize`` or logs on different indices.
+
+    >>> log = InteractionLog.from_columns([1, 1, 1], [10, 10, 11], [0, 0, 0], [1, 0, 1], "s")
+    >>> adjacency(log, "none").toarray().tolist()
+    [[2.0, 1.0]]
+    """
+    check_choice("normalize", normalize, NORMALIZATIONS)
+    logs = _as_logs(logs)
+    index = logs[0].index
+    user = np.concatenate([log.user for log in logs])
+    item = np.concatenate([log.item for log in logs])
+    counts = sp.coo_matrix((np.ones(len(user)), (user, item)),
+                           shape=(index.num_users, index.num_items)).tocsr()
+    counts.sum_duplicates()
+    if normalize == "none":
+        return counts
+    weighted = counts.copy()
+    weighted.data = np.log1p(weighted.data)
+    if normalize == "log":
+        return weighted
+    return _inv_sqrt_diag(weighted.sum(axis=1)) @ weighted @ _inv_sqrt_diag(weighted.sum(axis=0))
+
+
+def _inv_sqrt_diag(degree: np.ndarray) -> sp.dia_matrix:
+    degree = np.asarray(degree, dtype=np.float64).ravel()
+    scale = np.zeros_like(degree)
+    np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
+    return sp.diags(scale)
+
+
+def svd_factors(
+    logs: InteractionLog | Sequence[InteractionLog],
+    dim: int = 16,
+    normalize: str = "degree",
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """User and item factors from a seeded randomised truncated SVD ``A ~ P S Q^T``.
+
+    Args:
+        logs: the logs whose interactions form the graph (one shared index).
+        dim: factors per node, ``d``. Defaults to 16. When the graph has rank below ``d``
+            (tiny logs) the missing factors are zero columns, so shapes never change.
+        normalize: adjacency weighting, one of :data:`NORMALIZATIONS`. Defaults to
+            ``"degree"``.
+        random_state: seed of the randomised SVD. Defaults to 0.
+
+    Returns:
+        ``user_factors (U, d)`` = ``P sqrt(S)`` and ``item_factors (I, d)`` = ``Q sqrt(S)``,
+        float32, so ``user_factors @ item_factors.T`` approximates ``A``. Nodes without
+        interactions get zero rows. Signs are fixed deterministically.
+    """
+    dim = check_integer("dim", dim, 1)
+    matrix = adjacency(logs, normalize)
+    rank = min(dim, *matrix.shape)
+    user_factors = np.zeros((matrix.shape[0], dim), dtype=np.float32)
+    item_factors = np.zeros((matrix.shape[1], dim), dtype=np.float32)
+    if matrix.nnz == 0:
+        return user_factors, item_factors
+    # the dense steps work on (U, d + 10) and (I, d + 10) panels, too thin for BLAS threads
+    # to pay for their start-up; on shared cores their spinning doubled the wall time
+    with threadpool_limits(1, user_api="blas"):
+        left, singular, right_t = randomized_svd(matrix, rank, random_state=random_state)
+    root = np.sqrt(singular)
+    user_factors[:, :rank] = left * root
+    item_factors[:, :rank] = right_t.T * root
+    return user_factors, item_factors
+
+
+def sample_vectors(
+    log: InteractionLog, user_factors: np.ndarray, item_factors: np.ndarray
+) -> np.ndarray:
+    """One vector per log row: its user's and its item's factors, each L2-normalised.
+
+    Each half is scaled to norm ``1/sqrt(2)``, so a whole vector has unit norm and the inner
+    product of two samples is the mean of their user cosine and their item cosine. A node
+    whose factors are all zero (no interactions) gives a zero half.
+
+    Args:
+        log: ``N`` rows whose codes index ``user_factors`` / ``item_factors``.
+        user_factors: ``(U, d)`` from :func:`svd_factors` (``U = log.index.num_users``).
+        item_factors: ``(I, d)``.
+
+    Returns:
+        ``(N, 2d)`` float32.
+    """
+    user_factors = np.asarray(user_factors, dtype=np.float32)
+    item_factors = np.asarray(item_factors, dtype=np.float32)
+    for name, factors, rows in (("user_factors", user_factors, log.index.num_users),
+                                ("item_factors", item_factors, log.index.num_items)):
+        if factors.ndim != 2 or factors.shape[0] != rows:
+            raise InputError(f"{name} has shape {factors.shape}, expected ({rows}, d) for the "
+                             f"id index of {log.name}")
+    halves = [_unit_rows(user_factors)[log.user], _unit_rows(item_factors)[log.item]]
+    return np.hstack(halves) * np.float32(np.sqrt(0.5))
+
+
+def _unit_rows(factors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    return np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+
+
+def resolve_factors(
+    logs: Sequence[InteractionLog],
+    user_factors: np.ndarray | None,
+    item_factors: np.ndarray | None,
+    dim: int,
+    normalize: str = "degree",
+    random_state: int = 0,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The factors a scoring stage was given, or :func:`svd_factors` of ``logs``.
+
+    Both factor arrays or neither; with neither and ``dim == 0``, no factors at all.
+
+    Raises:
+        InputError: when only one of ``user_factors`` and ``item_factors`` is given.
+    """
+    if (user_factors is None) != (item_factors is None):
+        raise InputError("give both user_factors and item_factors, or neither")
+    if user_factors is None and dim > 0:
+        return svd_factors(list(logs), dim, normalize, random_state)
+    return user_factors, item_factors
+

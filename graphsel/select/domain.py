@@ -1,0 +1,470 @@
+"""Domain adaptation stage: how target-like is each source candidate?
+
+A classifier learns ``p(target | x)`` from the target samples (label 1) against the source
+candidates (label 0). Scores are out-of-fold: the rows are split into ``cv`` stratified,
+seeded folds and every row is scored by the model trained on the other folds, so no sample
+is scored by a model that saw it (an in-sample score would reward memorisation, not
+target-likeness). From ``p`` come
+
+- the density-ratio weight ``w = p / (1 - p) * N_cand / N_tgt`` (``p_target(x) / p_cand(x)``
+  under the classifier), clipped to ``weight_clip`` (default ``[0.05, 20]``) so that a
+  handful of overconfident rows cannot dominate a weighted loss;
+- the out-of-fold AUC, a measure of domain distance: about 0.5 when the candidates are
+  indistinguishable from the target, near 1 when they are separable;
+- a selection mask over the candidates (:mod:`graphsel.select.rule`).
+
+Features are those that carry over between domains (:func:`domain_features`): the side
+columns (integer / string / bool are categorical, float numeric), the graph factors of the
+user and of the item (:func:`graphsel.graph.embed.svd_factors`) and, only on request, user and item
+ids restricted to the ids both sides share. Raw ids are left out by default: an id that
+appears on one side only is a perfect domain label and teaches the classifier nothing that
+generalises. For the same reason the item (user) factors are left out when the logs share no
+item (user): each item's factor then stands for an item of one domain only (ML-1M with a
+genre as the target: out-of-fold AUC 0.9999 with the item factors, every weight at the lower
+clip; 0.85 without them). The ``domain`` column is never a feature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from graphsel.data.log import InteractionLog
+from graphsel.errors import InputError, check_choice, check_integer, check_real
+from graphsel.graph.embed import NORMALIZATIONS, resolve_factors
+from graphsel.select.rule import SupportMixin
+
+__all__ = [
+    "MODELS",
+    "DomainClassifier",
+    "DomainFeatures",
+    "domain_features",
+]
+
+MODELS: tuple[str, ...] = ("hgb", "logistic")
+"""``"hgb"``: HistGradientBoostingClassifier with native categorical support (default);
+``"logistic"``: one-hot categoricals + standardised numerics into a LogisticRegression."""
+
+MAX_CATEGORIES = 255
+"""Categories kept per column (the most frequent); the others become missing. It is
+HistGradientBoosting's limit (``max_bins``)."""
+
+_NEVER_FEATURES = ("domain", "user_id", "item_id", "ts", "label")
+
+
+@dataclass(frozen=True)
+class DomainFeatures:
+    """Feature matrices of several logs encoded together, so equal values get equal codes.
+
+    Attributes:
+        matrices: one ``(N_i, F)`` float32 matrix per log; categorical columns hold codes
+            ``0..MAX_CATEGORIES-1``, ``NaN`` is missing.
+        names: ``(F,)`` feature names.
+        categorical: ``(F,)`` bool, which features are categorical.
+    """
+
+    matrices: tuple[np.ndarray, ...]
+    names: tuple[str, ...]
+    categorical: np.ndarray
+
+
+def domain_features(
+    logs: Sequence[InteractionLog],
+    columns: Sequence[str] | None = None,
+    *,
+    user_factors: np.ndarray | None = None,
+    item_factors: np.ndarray | None = None,
+    shared_ids: bool = False,
+) -> DomainFeatures:
+    """Encodes the same features for several logs (e.g. candidates and target) together.
+
+    Categories are fitted on all logs at once, so a value means the same code everywhere.
+    Only categorical values present in every log are encoded (others are missing, like ids
+    with ``shared_ids``): a value that one domain alone has names the domain. A default
+    column whose values no two logs share is left out.
+
+    Args:
+        logs: logs on one :class:`IdIndex`.
+        columns: side-feature columns. Defaults to the ``feature_columns`` that every log has.
+        user_factors: ``(U, d)`` graph factors of users, appended as ``user_svd_<j>`` when
+            the logs share a user. Defaults to None (no graph features).
+        item_factors: ``(I, d)`` graph factors of items, appended as ``item_svd_<j>`` when
+            the logs share an item.
+        shared_ids: also use ``user_id`` / ``item_id`` as categoricals, keeping only ids
+            present in every log (others are missing). Defaults to False.
+
+    Returns:
+        The :class:`DomainFeatures`, ``matrices[i]`` lining up with ``logs[i]``.
+
+    Raises:
+        InputError: for a column a log lacks, the ``domain`` column or another reserved
+            one, a column that is numeric in one log and categorical in another, or no
+            feature at all.
+    """
+    logs = list(logs)
+    if not logs:
+        raise InputError("no interaction log given")
+    explicit = columns is not None
+    if columns is None:
+        columns = [c for c in logs[0].feature_columns if all(c in log.columns for log in logs)]
+    blocks: list[list[np.ndarray]] = [[] for _ in logs]
+    names: list[str] = []
+    categorical: list[bool] = []
+
+    def add(name: str, per_log: list[np.ndarray], is_categorical: bool) -> None:
+        for block, values in zip(blocks, per_log):
+            block.append(np.asarray(values, dtype=np.float32).reshape(len(values), -1))
+        width = blocks[0][-1].shape[1]
+        names.extend([name] if width == 1 else [f"{name}_{j}" for j in range(width)])
+        categorical.extend([is_categorical] * width)
+
+    for column in columns:
+        if column in _NEVER_FEATURES:
+            raise InputError(f"column '{column}' cannot be a domain feature"
+                             + (": it is the answer" if column == "domain" else
+                                " (ids: use shared_ids=True)" if column.endswith("_id") else ""))
+        values = [log.column(column) for log in logs]
+        kinds = {log.name: _is_numeric(v) for log, v in zip(logs, values)}
+        if len(set(kinds.values())) > 1:
+            raise InputError(f"column '{column}' is numeric in some logs and categorical in "
+                             f"others ({kinds})")
+        numeric = next(iter(kinds.values()))
+        if numeric:
+            add(column, values, False)
+            continue
+        # A value seen in one domain only says which domain a row is from, not how alike
+        # the domains are (Taobao's target is a set of categories): only shared values count.
+        factorized = [pd.factorize(v) for v in values]
+        shared = functools.reduce(pd.Index.intersection,
+                                  [pd.Index(uniques) for _, uniques in factorized]).to_numpy()
+        if len(shared) == 0 and not explicit:
+            continue
+        add(column, _encode_categories(factorized, allowed=shared), True)
+    if shared_ids:
+        for name in ("user", "item"):
+            codes = [getattr(log, name) for log in logs]
+            shared = functools.reduce(np.intersect1d, codes)
+            add(f"{name}_id", _encode_categories([pd.factorize(c) for c in codes],
+                                                 allowed=shared), True)
+    for name, factors, attr in (("user_svd", user_factors, "user"),
+                                ("item_svd", item_factors, "item")):
+        if factors is not None and _share_nodes(logs, attr):
+            factors = np.asarray(factors, dtype=np.float32)
+            add(name, [factors[getattr(log, attr)] for log in logs], False)
+    if not names:
+        raise InputError("no domain features: the logs share no side-feature column and no "
+                         "graph factors were given")
+    return DomainFeatures(tuple(np.hstack(block) for block in blocks), tuple(names),
+                          np.asarray(categorical, dtype=bool))
+
+
+def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
+    """Whether every log has at least one ``attr`` (``"user"`` / ``"item"``) in common."""
+    shared = functools.reduce(np.intersect1d, (np.unique(getattr(log, attr)) for log in logs))
+    return len(shared) > 0
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+    return np.issubdtype(values.dtype, np.floating)
+
+
+def _encode_categories(
+    factorized: list[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Codes by descending frequency over all logs; rare, disallowed or null values -> NaN.
+
+    ``factorized`` holds each log's ``pd.factorize`` ``(codes, uniques)``: the counting and
+    the ranking then run on the distinct values, not on every row (ML-1M: a million rows,
+    a few dozen values per column).
+    """
+    counts = pd.concat([pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)),
+                                  index=uniques) for codes, uniques in factorized])
+    counts = counts.groupby(level=0, sort=False).sum()
+    if allowed is not None:
+        counts = counts[counts.index.isin(allowed)]
+    kept = pd.Index(counts.sort_values(ascending=False, kind="stable").index[:MAX_CATEGORIES])
+    encoded = []
+    for codes, uniques in factorized:
+        # one code per distinct value, NaN appended for the null sentinel -1
+        lookup = kept.get_indexer(uniques).astype(np.float32)
+        lookup[lookup < 0] = np.nan
+        encoded.append(np.append(lookup, np.float32(np.nan))[codes])
+    return encoded
+
+
+class DomainClassifier(SupportMixin, BaseEstimator):
+    """Out-of-fold ``p(target | x)`` of source candidates, density-ratio weights and a mask.
+
+    Args:
+        model: ``"hgb"`` or ``"logistic"`` (see :data:`MODELS`), or an unfitted scikit-learn
+            classifier with ``predict_proba`` (cloned per fold). Defaults to ``"hgb"``.
+        cv: stratified folds of the out-of-fold scores. Defaults to 5.
+        columns: side-feature columns. Defaults to those candidates and target both have.
+        embedding_dim: graph factors per user / item computed by :meth:`fit` when none are
+            passed; 0 leaves graph features out. Defaults to 16.
+        normalize: adjacency weighting of those factors (see
+            :data:`graphsel.graph.embed.NORMALIZATIONS`). Defaults to ``"degree"``.
+        shared_ids: also feed user / item ids both sides share. Defaults to False.
+        max_iter: boosting rounds of ``"hgb"``. Defaults to 30.
+        learning_rate: shrinkage of ``"hgb"``. Defaults to 0.3. Scoring every candidate
+            costs one pass through every tree, so fewer, larger steps are the cheaper
+            model: on ML-1M (992k candidates) 30 rounds at 0.3 on 30,000 drawn candidates
+            fit and score the five folds in 6.8 CPU seconds instead of 23.7 (100 rounds at
+            0.1 on 100,000), out-of-fold AUC 0.999997 against 0.999999 (synthetic default:
+            0.9804 against 0.9809).
+        max_train_candidates: each fold's model learns from at most this many candidates,
+            drawn at random (every candidate is still scored, out of fold); the odds are
+            rescaled by the share drawn, so ``p_target_`` and ``weight_`` keep the meaning
+            they have on all candidates. Defaults to 30,000; None uses them all.
+        weight_clip: ``(low, high)`` bounds of ``weight_``. Defaults to ``(0.05, 20.0)``.
+        threshold: keep candidates with ``p_target_ >= threshold``. Defaults to None.
+        keep_quantile: keep the top fraction by ``p_target_``. Defaults to None.
+        budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
+            given, the top half is kept).
+        random_state: seed of the folds, the SVD and the model. Defaults to 0.
+        n_threads: OpenMP threads of each fold's fit. Defaults to 1: gradient boosting's
+            spinning threads are several times slower than one when the cores are shared,
+            so the folds run side by side instead (``n_jobs``). None leaves the library's
+            setting.
+        n_jobs: folds fitted at once, in threads (the fits release the GIL). Defaults to
+            None: one per CPU core, at most ``cv``.
+
+    Attributes:
+        p_target_: ``(N_cand,)`` out-of-fold ``p(target | x)`` of the candidates.
+        p_target_in_target_: ``(N_tgt,)`` the same for the target samples.
+        weight_: ``(N_cand,)`` ``p / (1 - p) * N_cand / N_tgt`` clipped to ``weight_clip``.
+        auc_: out-of-fold ROC AUC of target vs candidates (0.5: same domain).
+        folds_: ``(N_cand + N_tgt,)`` fold of each row, candidates first; row ``r`` was scored
+            by the model trained on the rows with ``folds_ != folds_[r]``.
+        support_: ``(N_cand,)`` bool, the kept candidates (also :meth:`get_support`).
+        feature_names_: the ``F`` feature names (``fit``; ``x0..`` for ``fit_arrays``).
+    """
+
+    def __init__(
+        self,
+        model: str | ClassifierMixin = "hgb",
+        cv: int = 5,
+        *,
+        columns: Sequence[str] | None = None,
+        embedding_dim: int = 16,
+        normalize: str = "degree",
+        shared_ids: bool = False,
+        max_iter: int = 30,
+        learning_rate: float = 0.3,
+        max_train_candidates: int | None = 30_000,
+        weight_clip: tuple[float, float] = (0.05, 20.0),
+        threshold: float | None = None,
+        keep_quantile: float | None = None,
+        budget: int | None = None,
+        random_state: int = 0,
+        n_threads: int | None = 1,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.model = model
+        self.cv = cv
+        self.columns = columns
+        self.embedding_dim = embedding_dim
+        self.normalize = normalize
+        self.shared_ids = shared_ids
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_train_candidates = max_train_candidates
+        self.weight_clip = weight_clip
+        self.threshold = threshold
+        self.keep_quantile = keep_quantile
+        self.budget = budget
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.n_jobs = n_jobs
+
+    def _check_params(self) -> None:
+        """All parameter rules, checked before any work."""
+        self._selection_rule()
+        if isinstance(self.model, str):
+            check_choice("model", self.model, MODELS)
+        elif not (hasattr(self.model, "fit") and hasattr(self.model, "predict_proba")):
+            raise InputError(f"model must be one of {list(MODELS)} or a classifier with "
+                             f"predict_proba, got {self.model!r}")
+        check_integer("cv", self.cv, 2)
+        check_integer("embedding_dim", self.embedding_dim, 0)
+        check_integer("max_iter", self.max_iter, 1)
+        check_real("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        if self.max_train_candidates is not None:
+            check_integer("max_train_candidates", self.max_train_candidates, 1)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        _clip_bounds(self.weight_clip)
+        for name in ("n_threads", "n_jobs"):
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name), 1)
+
+    def fit(
+        self,
+        candidates: InteractionLog,
+        target: InteractionLog,
+        *,
+        user_factors: np.ndarray | None = None,
+        item_factors: np.ndarray | None = None,
+    ) -> DomainClassifier:
+        """Learns target vs candidates and scores every candidate out of fold.
+
+        Args:
+            candidates: ``N_cand`` source rows (label 0).
+            target: ``N_tgt`` target rows (label 1), on the same :class:`IdIndex`.
+            user_factors: ``(U, d)`` graph factors. Defaults to
+                :func:`~graphsel.graph.embed.svd_factors` of both logs with ``embedding_dim``
+                (none when it is 0).
+            item_factors: ``(I, d)``, given together with ``user_factors``.
+
+        Returns:
+            self
+        """
+        self._check_params()
+        if candidates.index is not target.index:
+            raise InputError(f"{candidates.name} and {target.name} do not share one id index; "
+                             f"read them with read_pair or share_index")
+        user_factors, item_factors = resolve_factors(
+            [candidates, target], user_factors, item_factors, self.embedding_dim,
+            self.normalize, self.random_state)
+        features = domain_features([candidates, target], self.columns,
+                                   user_factors=user_factors, item_factors=item_factors,
+                                   shared_ids=self.shared_ids)
+        self._fit_matrix(*features.matrices, features.categorical)
+        self.feature_names_ = list(features.names)
+        return self
+
+    def fit_arrays(
+        self,
+        x_candidates: np.ndarray,
+        x_target: np.ndarray,
+        categorical: np.ndarray | None = None,
+    ) -> DomainClassifier:
+        """Like :meth:`fit` on ready features.
+
+        Args:
+            x_candidates: ``(N_cand, F)`` candidate features (``NaN``: missing).
+            x_target: ``(N_tgt, F)`` target features, encoded the same way.
+            categorical: ``(F,)`` bool, columns holding category codes ``0..254``. Defaults
+                to all numeric.
+
+        Returns:
+            self
+        """
+        self._check_params()
+        x_candidates = np.asarray(x_candidates, dtype=np.float32)
+        x_target = np.asarray(x_target, dtype=np.float32)
+        if x_candidates.ndim != 2 or x_target.ndim != 2 or \
+                x_candidates.shape[1] != x_target.shape[1]:
+            raise InputError(f"x_candidates {x_candidates.shape} and x_target {x_target.shape} "
+                             f"must be (N, F) matrices with the same F")
+        n_features = x_candidates.shape[1]
+        categorical = (np.zeros(n_features, dtype=bool) if categorical is None
+                       else np.asarray(categorical, dtype=bool))
+        if categorical.shape != (n_features,):
+            raise InputError(f"categorical has shape {categorical.shape}, expected "
+                             f"({n_features},)")
+        self._fit_matrix(x_candidates, x_target, categorical)
+        self.feature_names_ = [f"x{j}" for j in range(n_features)]
+        return self
+
+    def _fit_matrix(
+        self, x_candidates: np.ndarray, x_target: np.ndarray, categorical: np.ndarray
+    ) -> None:
+        rule = self._selection_rule()
+        n_cand, n_tgt = len(x_candidates), len(x_target)
+        if min(n_cand, n_tgt) < self.cv:
+            raise InputError(f"{self.cv}-fold scoring needs at least {self.cv} candidates and "
+                             f"{self.cv} target samples, got {n_cand} and {n_tgt}")
+        x = np.vstack([x_candidates, x_target])
+        y = np.concatenate([np.zeros(n_cand, dtype=np.int8), np.ones(n_tgt, dtype=np.int8)])
+        folds = np.empty(len(y), dtype=np.int64)
+        p_target = np.empty(len(y), dtype=np.float64)
+        splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        # the candidates each fold learns from are drawn here, in fold order, so the result
+        # does not depend on how the folds are scheduled
+        plans = [(fold, *self._draw_candidates(train, y, rng), test)
+                 for fold, (train, test) in enumerate(splitter.split(x, y))]
+
+        def score(plan: tuple[int, np.ndarray, float, np.ndarray]) -> None:
+            fold, train, drawn_share, test = plan
+            # OpenMP's thread count is per calling thread (libgomp): a limit set around the
+            # pool would not reach the fold threads, so each fold sets its own
+            limit = (contextlib.nullcontext() if self.n_threads is None
+                     else threadpool_limits(self.n_threads, user_api="openmp"))
+            with limit:
+                model = self._make_model(categorical).fit(x[train], y[train])
+                p = model.predict_proba(x[test])[:, 1]
+            # a model that saw a share s of the candidates overstates the odds by 1 / s
+            odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
+            p_target[test] = odds / (1.0 + odds)
+            folds[test] = fold
+
+        n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
+        with ThreadPoolExecutor(n_jobs) as pool:
+            list(pool.map(score, plans))  # list() re-raises a fold's exception here
+        low, high = _clip_bounds(self.weight_clip)
+        p_cand = p_target[:n_cand]
+        with np.errstate(divide="ignore"):
+            odds = p_cand / (1.0 - p_cand)
+        self.p_target_ = p_cand
+        self.p_target_in_target_ = p_target[n_cand:]
+        self.weight_ = np.clip(odds * (n_cand / n_tgt), low, high)
+        self.auc_ = float(roc_auc_score(y, p_target))
+        self.folds_ = folds
+        self.n_features_in_ = x.shape[1]
+        self.support_ = rule.mask(self.p_target_)
+
+    def _draw_candidates(self, train: np.ndarray, y: np.ndarray,
+                         rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """``train`` with its candidates cut to ``max_train_candidates``; the share kept."""
+        candidates = train[y[train] == 0]
+        cap = self.max_train_candidates
+        if cap is None or len(candidates) <= cap:
+            return train, 1.0
+        drawn = rng.choice(candidates, cap, replace=False)
+        return np.sort(np.concatenate([drawn, train[y[train] == 1]])), cap / len(candidates)
+
+    def _make_model(self, categorical: np.ndarray) -> ClassifierMixin:
+        if not isinstance(self.model, str):
+            return clone(self.model)
+        if self.model == "hgb":
+            return HistGradientBoostingClassifier(
+                max_iter=self.max_iter, learning_rate=self.learning_rate,
+                categorical_features=categorical if categorical.any() else None,
+                random_state=self.random_state)
+        encode = ColumnTransformer([
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), np.flatnonzero(categorical)),
+            ("numeric", make_pipeline(SimpleImputer(), StandardScaler()),
+             np.flatnonzero(~categorical)),
+        ])
+        return make_pipeline(encode, LogisticRegression(max_iter=1000,
+                                                        random_state=self.random_state))
+
+
+def _clip_bounds(value: object) -> tuple[float, float]:
+    """``weight_clip`` as ``(low, high)`` with ``0 < low <= high < inf``."""
+    try:
+        low, high = (float(bound) for bound in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        low = high = np.nan
+    if not 0 < low <= high < np.inf:
+        raise InputError(f"weight_clip must be a (low, high) pair with 0 < low <= high, "
+                         f"got {value!r}")
+    return low, high

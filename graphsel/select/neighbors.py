@@ -1,0 +1,420 @@
+"""Neighbour scoring: how close is each source candidate to the target samples?
+
+Samples are vectors (by default :func:`graphsel.graph.embed.sample_vectors`, graph factors of their
+user and item). The target samples are the database ``xb`` of a FAISS index and the
+candidates are the queries ``xq``; a candidate's ``knn_score`` is the mean cosine similarity
+to its ``k`` nearest target samples.
+
+Which side is indexed: the target side. It is the small one (thousands to a few hundred
+thousand rows against millions of candidates), so the index is cheap to build and to hold,
+and every candidate asks for its own ``k`` neighbours, which is the score we need. Indexing
+the candidates instead would answer the opposite question (which candidates are near a
+target sample) and leave candidates that nobody asks for without a score.
+
+Index types (``index=`` factory strings, as in FAISS):
+
+===============  ===========================================================================
+``"Flat"``       exact inner product (brute force); the baseline of every recall figure
+``"HNSW<M>"``    graph index, e.g. ``"HNSW32"``; ``ef_search`` trades speed for recall
+``"IVF<n>,Flat"``  ``n`` k-means lists, ``nprobe`` of them scanned per query
+``"LSH"``        random-hyperplane (SimHash) codes of ``lsh_nbits`` bits searched by Hamming
+                 distance; FAISS's LSH is binary, so its Hamming distances are no cosine:
+                 the ``lsh_rerank * k`` Hamming neighbours are re-ranked by exact inner
+                 product and the score is that exact cosine, comparable with the others
+``"auto"``       ``"Flat"`` for fewer than :data:`AUTO_FLAT_MAX` target samples and at most
+                 :data:`AUTO_FLAT_WORK` query-target pairs, else
+                 ``"IVF<n>,Flat"`` with ``n ~ sqrt(N_tgt)`` (the default; see
+                 ``benchmarks/bench_select.py`` for the measurements behind it)
+===============  ===========================================================================
+
+All vectors are L2-normalised first, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import faiss
+import numpy as np
+from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
+
+from graphsel.data.log import InteractionLog
+from graphsel.errors import InputError, check_choice, check_integer, choice_error
+from graphsel.graph.embed import NORMALIZATIONS, resolve_factors, sample_vectors
+from graphsel.select.rule import SupportMixin
+
+__all__ = [
+    "AUTO_FLAT_MAX",
+    "AUTO_FLAT_WORK",
+    "INDEX_CHOICES",
+    "NeighborScorer",
+    "default_nprobe",
+    "exact_knn",
+    "ivf_lists",
+    "knn_search",
+    "resolve_index",
+]
+
+INDEX_CHOICES: tuple[str, ...] = ("Flat", "HNSW32", "IVF<n>,Flat", "LSH", "auto")
+"""The index strings :func:`knn_search` accepts (``HNSW`` takes any ``M``, ``IVF`` any ``n``)."""
+
+AUTO_FLAT_MAX = 20_000
+"""Below this many target samples ``index="auto"`` may be exact: brute force is fast enough."""
+
+AUTO_FLAT_WORK = 1_000_000_000
+"""Above this many query-database pairs ``index="auto"`` is IVF even for a small database
+(ML-1M: 992k candidates x 7.9k target rows take 35 CPU seconds with Flat, 7 with IVF64)."""
+
+_INDEX_PATTERN = re.compile(r"^(?:Flat|HNSW(?P<m>\d+)|IVF(?P<nlist>\d+),Flat|LSH)$")
+
+
+def resolve_index(index: str, n_database: int, n_queries: int = 0) -> str:
+    """The concrete factory string for ``index``, ``n_database`` vectors, ``n_queries`` queries.
+
+    ``"auto"`` is exact (``Flat``) while the brute-force work ``n_database * n_queries`` stays
+    under :data:`AUTO_FLAT_WORK` and the database under :data:`AUTO_FLAT_MAX`.
+
+    >>> resolve_index("auto", 1_000), resolve_index("auto", 50_000)
+    ('Flat', 'IVF256,Flat')
+    >>> resolve_index("auto", 8_000, n_queries=1_000_000)
+    'IVF64,Flat'
+    >>> resolve_index("hnsw32", 10)
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: Could not resolve index 'hnsw32' among ['Flat', 'HNSW32', \
+'IVF<n>,Flat', 'LSH', 'auto']
+
+    Raises:
+        InputError: for any other string, listing :data:`INDEX_CHOICES`.
+    """
+    if index == "auto":
+        exact = n_database < AUTO_FLAT_MAX and n_database * n_queries <= AUTO_FLAT_WORK
+        return "Flat" if exact else f"IVF{ivf_lists(n_database)},Flat"
+    match = _INDEX_PATTERN.match(index) if isinstance(index, str) else None
+    if match is None or match["m"] == "0" or match["nlist"] == "0":
+        raise choice_error("index", index, INDEX_CHOICES)
+    return index
+
+
+def ivf_lists(n_database: int) -> int:
+    """IVF list count for ``n_database`` vectors: the power of two nearest ``sqrt(N)``,
+    lowered until every list has the 39 training points FAISS's k-means asks for.
+
+    FAISS's usual ``4-16 sqrt(N)`` suits many queries on a large database; here the
+    database is the small side and a million candidates each pay for the coarse search over
+    all lists, so fewer, larger lists are as fast and as accurate (bench_select.py, 1M
+    candidates x 50k targets: IVF256 nprobe 13 recall@10 0.966 in 26 CPU seconds, IVF1024
+    nprobe 32 recall@10 0.957 in 29, k-means included).
+
+    >>> ivf_lists(50_000), ivf_lists(2_000)
+    (256, 32)
+    """
+    nlist = 2 ** max(0, round(math.log2(math.sqrt(max(n_database, 1)))))
+    while nlist > 1 and n_database < 39 * nlist:
+        nlist //= 2
+    return nlist
+
+
+def default_nprobe(nlist: int) -> int:
+    """IVF lists scanned per query by default: ``nlist / 20`` rounded up, at least 8 (or all).
+
+    Measured in ``benchmarks/bench_select.py`` on clustered data: IVF256 at nprobe 13
+    reaches recall@10 0.966 against Flat (0.990 at nprobe 26, for 1.7x the CPU time); on
+    32 lists, 8 probes reach 0.986.
+    """
+    return min(nlist, max(8, math.ceil(nlist / 20)))
+
+
+def exact_knn(xb: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force ``k`` largest inner products in numpy: the oracle of the tests.
+
+    Args:
+        xb: ``(N_tgt, d)`` database.
+        xq: ``(N_cand, d)`` queries.
+        k: neighbours per query (at most ``N_tgt``).
+
+    Returns:
+        ``D, I``, ``(N_cand, k)`` similarities (descending) and database rows.
+    """
+    similarity = np.asarray(xq, dtype=np.float64) @ np.asarray(xb, dtype=np.float64).T
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(similarity, order, axis=1), order
+
+
+@contextmanager
+def _faiss_threads(n_threads: int | None) -> Iterator[None]:
+    if n_threads is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _unit(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.array(x, dtype=np.float32, order="C", copy=True)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"{name} has shape {x.shape}, expected a non-empty (N, d) matrix")
+    if not np.isfinite(x).all():
+        raise InputError(f"{name} holds NaN or infinite values")
+    faiss.normalize_L2(x)
+    return x
+
+
+def _build_index(
+    xb: np.ndarray, key: str, *, nprobe: int | None, ef_search: int, lsh_nbits: int | None,
+    random_state: int,
+) -> faiss.Index:
+    d = xb.shape[1]
+    if key == "LSH":
+        # index_factory's "LSH" has exactly d bits and insists on the L2 metric; SimHash with
+        # a (seeded-by-FAISS) random rotation to lsh_nbits bits is what approximates cosine.
+        index = faiss.IndexLSH(d, lsh_nbits or 4 * d, True, False)
+    else:
+        index = faiss.index_factory(d, key, faiss.METRIC_INNER_PRODUCT)
+    if key.startswith("IVF"):
+        ivf = faiss.extract_index_ivf(index)
+        if len(xb) < ivf.nlist:
+            raise InputError(f"index {key!r} needs at least {ivf.nlist} database vectors to "
+                             f"train its lists, got {len(xb)}; use fewer lists or 'Flat'")
+        ivf.cp.seed = random_state
+        ivf.nprobe = min(ivf.nlist, nprobe or default_nprobe(ivf.nlist))
+    if key.startswith("HNSW"):
+        index.hnsw.efSearch = ef_search
+    if not index.is_trained:
+        index.train(xb)
+    index.add(xb)
+    return index
+
+
+def knn_search(
+    xb: np.ndarray,
+    xq: np.ndarray,
+    k: int = 10,
+    index: str = "auto",
+    *,
+    nprobe: int | None = None,
+    ef_search: int = 64,
+    lsh_nbits: int | None = None,
+    lsh_rerank: int = 10,
+    batch_size: int = 65_536,
+    n_threads: int | None = None,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar database rows of each query by cosine similarity.
+
+    Args:
+        xb: ``(N_tgt, d)`` database vectors (the target samples); L2-normalised here.
+        xq: ``(N_cand, d)`` query vectors (the candidates); L2-normalised here.
+        k: neighbours per query. Defaults to 10. Capped at ``N_tgt``.
+        index: a factory string of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
+        nprobe: IVF lists scanned per query. Defaults to :func:`default_nprobe`.
+        ef_search: HNSW search breadth. Defaults to 64.
+        lsh_nbits: LSH code length. Defaults to ``4 * d``.
+        lsh_rerank: LSH fetches ``lsh_rerank * k`` Hamming neighbours and keeps the ``k``
+            best by exact inner product. Defaults to 10.
+        batch_size: queries searched at once (bounds FAISS's per-call buffers and the LSH
+            shortlists). Defaults to 65536.
+        n_threads: FAISS OpenMP threads during the call (restored after). Defaults to
+            FAISS's current setting. BLAS runs single-threaded inside them.
+        random_state: seed of IVF's k-means. Defaults to 0.
+
+    Returns:
+        ``D, I``: ``(N_cand, k)`` float32 cosine similarities, descending, and int64 database
+        rows. A query for which an IVF probe finds fewer than ``k`` rows gets ``I = -1`` and
+        ``D = nan`` in the missing slots.
+
+    Raises:
+        InputError: for an unknown index string, bad shapes, or too few vectors to train.
+    """
+    xb = _unit(xb, "xb")
+    xq = _unit(xq, "xq")
+    if xb.shape[1] != xq.shape[1]:
+        raise InputError(f"xb has dimension {xb.shape[1]} but xq has {xq.shape[1]}")
+    key = resolve_index(index, len(xb), len(xq))
+    k = min(check_integer("k", k, 1), len(xb))
+    batch_size = check_integer("batch_size", batch_size, 1)
+    fetch = min(len(xb), k * check_integer("lsh_rerank", lsh_rerank, 1)) if key == "LSH" else k
+    distances = np.empty((len(xq), k), dtype=np.float32)
+    labels = np.empty((len(xq), k), dtype=np.int64)
+    # FAISS splits the queries over its OpenMP threads and each one runs the coarse
+    # quantizer's matrix product; BLAS threads of their own on top oversubscribe the cores
+    # (ML-1M, 992k queries on 64 lists: 5.7 CPU seconds of assignment instead of 0.8).
+    # FAISS's OpenBLAS uses OpenMP, so limiting BLAS also sets OpenMP's thread count to 1:
+    # FAISS's own threads are set again inside the limit (they keep BLAS at 1 per thread).
+    threads = n_threads or faiss.omp_get_max_threads()
+    with threadpool_limits(1, user_api="blas"), _faiss_threads(threads):
+        faiss_index = _build_index(xb, key, nprobe=nprobe, ef_search=ef_search,
+                                   lsh_nbits=lsh_nbits, random_state=random_state)
+        for start in range(0, len(xq), batch_size):
+            rows = slice(start, start + batch_size)
+            found_d, found_i = faiss_index.search(xq[rows], fetch)
+            if key == "LSH":
+                found_d, found_i = _rerank(xb, xq[rows], found_i, k)
+            distances[rows], labels[rows] = found_d, found_i
+    distances[labels < 0] = np.nan
+    return distances, labels
+
+
+def _rerank(
+    xb: np.ndarray, xq: np.ndarray, shortlist: np.ndarray, k: int, chunk: int = 4_096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keeps the ``k`` of each query's ``shortlist`` rows with the largest exact inner product.
+
+    Queries go ``chunk`` at a time: the gathered ``(chunk, S, d)`` rows stay tens of MB.
+    """
+    similarity = np.empty(shortlist.shape, dtype=np.float32)
+    for start in range(0, len(xq), chunk):
+        rows = slice(start, start + chunk)
+        similarity[rows] = np.einsum("qd,qsd->qs", xq[rows], xb[np.maximum(shortlist[rows], 0)])
+    similarity[shortlist < 0] = -np.inf
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return (np.take_along_axis(similarity, order, axis=1),
+            np.take_along_axis(shortlist, order, axis=1))
+
+
+class NeighborScorer(SupportMixin, BaseEstimator):
+    """Scores source candidates by their similarity to the target samples' neighbourhood.
+
+    ``knn_score`` of a candidate = mean cosine similarity to its ``k`` nearest target samples
+    (the target side is indexed, candidates query it; see the module docstring). A candidate
+    is kept by exactly one rule on ``knn_score_`` (see :mod:`graphsel.select.rule`).
+
+    Args:
+        index: FAISS factory string, one of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
+        k: neighbours averaged per candidate. Defaults to 10 (capped at ``N_tgt``).
+        nprobe: IVF lists scanned per query. Defaults to :func:`default_nprobe`.
+        ef_search: HNSW search breadth. Defaults to 64.
+        lsh_nbits: LSH code bits. Defaults to ``4 * d``.
+        lsh_rerank: LSH shortlist length as a multiple of ``k``. Defaults to 10.
+        embedding_dim: graph factors per user / item when :meth:`fit` computes them
+            (sample vectors have ``2 * embedding_dim`` dimensions). Defaults to 16.
+        normalize: adjacency weighting for those factors, one of
+            :data:`graphsel.graph.embed.NORMALIZATIONS`. Defaults to ``"degree"``.
+        threshold: keep candidates with ``knn_score_ >= threshold``. Defaults to None.
+        keep_quantile: keep the top fraction by ``knn_score_``. Defaults to None.
+        budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
+            given, the top half is kept).
+        batch_size: candidates searched at once. Defaults to 65536.
+        n_threads: FAISS threads during ``fit``. Defaults to FAISS's setting.
+        random_state: seed of the SVD and of IVF's k-means. Defaults to 0.
+
+    Attributes:
+        knn_score_: ``(N_cand,)`` float32 mean similarity to the ``k`` nearest target samples.
+        neighbors_: ``(N_cand, k)`` int64 target rows of those neighbours (``-1``: none).
+        support_: ``(N_cand,)`` bool, the kept candidates (also :meth:`get_support`).
+        index_key_: the factory string actually used (``"auto"`` resolved).
+
+    >>> rng = np.random.default_rng(0)
+    >>> scorer = NeighborScorer(index="Flat", k=3, budget=2)
+    >>> xb = rng.normal(size=(50, 8))
+    >>> xq = np.vstack([xb[:2] + 0.01, -xb[2:5]])
+    >>> scorer.fit_arrays(xq, xb).get_support().tolist()
+    [True, True, False, False, False]
+    """
+
+    def __init__(
+        self,
+        index: str = "auto",
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef_search: int = 64,
+        lsh_nbits: int | None = None,
+        lsh_rerank: int = 10,
+        embedding_dim: int = 16,
+        normalize: str = "degree",
+        threshold: float | None = None,
+        keep_quantile: float | None = None,
+        budget: int | None = None,
+        batch_size: int = 65_536,
+        n_threads: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.index = index
+        self.k = k
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self.lsh_nbits = lsh_nbits
+        self.lsh_rerank = lsh_rerank
+        self.embedding_dim = embedding_dim
+        self.normalize = normalize
+        self.threshold = threshold
+        self.keep_quantile = keep_quantile
+        self.budget = budget
+        self.batch_size = batch_size
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        """All parameter rules, checked before any work."""
+        self._selection_rule()
+        resolve_index(self.index, n_database=AUTO_FLAT_MAX)
+        check_integer("k", self.k, 1)
+        check_integer("ef_search", self.ef_search, 1)
+        check_integer("lsh_rerank", self.lsh_rerank, 1)
+        check_integer("embedding_dim", self.embedding_dim, 1)
+        check_integer("batch_size", self.batch_size, 1)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        for name in ("nprobe", "lsh_nbits", "n_threads"):
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name), 1)
+
+    def fit(
+        self,
+        candidates: InteractionLog,
+        target: InteractionLog,
+        *,
+        user_factors: np.ndarray | None = None,
+        item_factors: np.ndarray | None = None,
+    ) -> NeighborScorer:
+        """Scores every row of ``candidates`` against the rows of ``target``.
+
+        Args:
+            candidates: ``N_cand`` source rows (e.g. the graph-expansion candidates).
+            target: ``N_tgt`` target rows, on the same :class:`IdIndex`.
+            user_factors: ``(U, d)`` user factors. Defaults to
+                :func:`~graphsel.graph.embed.svd_factors` of ``candidates`` and ``target`` together.
+            item_factors: ``(I, d)`` item factors, given together with ``user_factors``.
+
+        Returns:
+            self
+        """
+        self._check_params()
+        user_factors, item_factors = resolve_factors(
+            [candidates, target], user_factors, item_factors, self.embedding_dim,
+            self.normalize, self.random_state)
+        return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
+                               sample_vectors(target, user_factors, item_factors))
+
+    def fit_arrays(self, x_candidates: np.ndarray, x_target: np.ndarray) -> NeighborScorer:
+        """Like :meth:`fit` on ready vectors: ``x_candidates (N_cand, d)`` are the queries
+        ``xq``, ``x_target (N_tgt, d)`` the database ``xb``.
+
+        Returns:
+            self
+        """
+        self._check_params()
+        rule = self._selection_rule()
+        similarity, neighbors = knn_search(
+            x_target, x_candidates, self.k, self.index, nprobe=self.nprobe,
+            ef_search=self.ef_search, lsh_nbits=self.lsh_nbits, lsh_rerank=self.lsh_rerank,
+            batch_size=self.batch_size, n_threads=self.n_threads,
+            random_state=self.random_state)
+        found = neighbors >= 0
+        total = np.where(found, similarity, 0.0).sum(axis=1)
+        # A candidate whose IVF probes found nothing is as dissimilar as cosine allows.
+        score = np.divide(total, found.sum(axis=1), out=np.full(len(total), -1.0),
+                          where=found.any(axis=1))
+        self.index_key_ = resolve_index(self.index, len(x_target), len(x_candidates))
+        self.neighbors_ = neighbors
+        self.knn_score_ = score.astype(np.float32)
+        self.support_ = rule.mask(self.knn_score_)
+        return self

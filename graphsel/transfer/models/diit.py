@@ -1,0 +1,295 @@
+"""DIIT: domain-invariant information transfer from several frozen source models.
+
+DIIT (arXiv 2410.10835) keeps one trained model per source sub-domain (e.g. a genre group or
+a category) and transfers what they share into the target model:
+
+* domain level: a gating network reads the target's input representation and weighs the
+  ``K`` source models per sample (softmax, weights sum to 1); their hidden states and logits
+  are aggregated with these weights into one *teacher*;
+* representation level: a discriminator tells the teacher's representation from the
+  target's; a gradient reversal layer (:class:`GradReverse`) between the representations and
+  the discriminator trains the discriminator to separate them and, in the same backward pass,
+  the target model (and the gate) to make them indistinguishable;
+* migrator: multi-spot distillation, the target's hidden states pulled towards the teacher's
+  at several layers plus the logit (:func:`~graphsel.transfer.models.ecat.distillation_terms`).
+
+Warm start is the caller's: pass the previous period's target model as ``target_model`` and
+the sources retrained on their latest data (or :meth:`DIIT.refresh_sources`).
+
+Inference uses the target model alone: :meth:`DIIT.forward` is ``self.target(cat, num)`` in
+both modes and never calls a source model, the gate or the discriminator; only
+:meth:`DIIT.forward_train` (called by :func:`diit_loss`) does. This is where the inference
+time saving over CTNet (which runs the source tower at every prediction) comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphsel.errors import InputError
+from graphsel.transfer.data import CTRBatch
+from graphsel.transfer.models.base import (
+    CTRModel,
+    Head,
+    MLPBlock,
+    ModelConfig,
+    ModelOutput,
+    build_base_model,
+    register_model,
+)
+from graphsel.transfer.models.ctnet import FrozenTower
+from graphsel.transfer.models.ecat import (
+    TeacherStudentOutput,
+    distillation_terms,
+    weighted_mean,
+)
+from graphsel.transfer.train.trainer import LossFn, weighted_bce
+
+__all__ = [
+    "GradReverse",
+    "grad_reverse",
+    "DIITConfig",
+    "DIITOutput",
+    "DIIT",
+    "DIITLossConfig",
+    "diit_loss",
+    "build_diit",
+]
+
+
+class GradReverse(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``-coefficient``.
+
+    The layer of domain-adversarial training (Ganin & Lempitsky 2015): put between an
+    encoder and a domain discriminator, one backward pass trains the discriminator to tell
+    the domains apart and the encoder to confuse it.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coefficient: float) -> torch.Tensor:  # noqa: D102
+        ctx.coefficient = coefficient
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        return -ctx.coefficient * grad, None
+
+
+def grad_reverse(x: torch.Tensor, coefficient: float = 1.0) -> torch.Tensor:
+    """``GradReverse.apply(x, coefficient)``: ``x`` forward, ``-coefficient * grad`` backward.
+
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> (3 * grad_reverse(x, 0.5)).sum().backward()
+    >>> x.grad.tolist()
+    [-1.5, -1.5]
+    """
+    return GradReverse.apply(x, coefficient)
+
+
+@dataclass(frozen=True)
+class DIITConfig:
+    """Options of :class:`DIIT`'s extractors.
+
+    Attributes:
+        discriminator_hidden: widths of the discriminator's hidden layers. Default ``(16,)``.
+        align_layer: index into :attr:`ModelOutput.hidden` of the representation the
+            discriminator sees (negative from the end). Default -1: the last MLP layer.
+        reversal: coefficient of the gradient reversal (0 trains the discriminator but lets
+            no adversarial signal into the target). Default 1.0.
+    """
+
+    discriminator_hidden: tuple[int, ...] = (16,)
+    align_layer: int = -1
+    reversal: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.reversal < 0:
+            raise InputError(f"reversal must be >= 0, got {self.reversal}")
+        object.__setattr__(self, "discriminator_hidden",
+                           tuple(int(width) for width in self.discriminator_hidden))
+
+
+@dataclass(frozen=True)
+class DIITOutput(TeacherStudentOutput):
+    """One training forward pass of :class:`DIIT`.
+
+    Attributes:
+        student: the target model's logits ``(B,)`` and hidden states.
+        teacher: the gated aggregate of the source models' logits and hidden states.
+        gate: ``(B, K)`` per-sample source weights, each row summing to 1.
+        domain_logits: ``(2B,)`` discriminator logits, the first ``B`` on the teacher's
+            representations (domain label 0), the last ``B`` on the target's (label 1).
+    """
+
+    gate: torch.Tensor
+    domain_logits: torch.Tensor
+
+    @property
+    def domain_labels(self) -> torch.Tensor:
+        """``(2B,)``: 0 for the teacher half of :attr:`domain_logits`, 1 for the target's."""
+        batch = self.gate.shape[0]
+        labels = torch.zeros(2 * batch, dtype=self.domain_logits.dtype,
+                             device=self.domain_logits.device)
+        labels[batch:] = 1.0
+        return labels
+
+
+class DIIT(nn.Module):
+    """Target model + frozen source models, a gate and a domain discriminator.
+
+    Args:
+        source_models: ``K >= 1`` trained source models, one per source sub-domain; copied
+            and frozen. Their hidden states must have the target's widths.
+        target_model: trained in place (``self.target``); the only model used at inference.
+        config: default ``DIITConfig()``.
+
+    Raises:
+        InputError: no source model, hidden widths that differ from the target's, or an
+            ``align_layer`` out of range.
+    """
+
+    def __init__(self, source_models: Sequence[CTRModel], target_model: CTRModel,
+                 config: DIITConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or DIITConfig()
+        if len(source_models) == 0:
+            raise InputError("DIIT needs at least one source model")
+        widths = _hidden_widths(target_model)
+        for k, source in enumerate(source_models):
+            if _hidden_widths(source) != widths:
+                raise InputError(f"source model {k} has hidden widths {_hidden_widths(source)}, "
+                                 f"the target {widths}: gating needs equal widths")
+        self.sources = nn.ModuleList(FrozenTower(source) for source in source_models)
+        self.target = target_model
+        self.gate = nn.Linear(widths[0], len(source_models))
+        if not -len(widths) <= self.config.align_layer < len(widths):
+            raise InputError(f"align_layer {self.config.align_layer} is out of range for "
+                             f"{len(widths)} hidden states")
+        align_width = widths[self.config.align_layer]
+        discriminator_mlp = MLPBlock(align_width, self.config.discriminator_hidden)
+        self.discriminator = nn.Sequential(discriminator_mlp, Head(discriminator_mlp.out_dim))
+
+    @property
+    def num_sources(self) -> int:
+        """``K``."""
+        return len(self.sources)
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` int64, ``(B, M)`` float32 -> ``(B,)`` logits of the target model alone
+        (in train and eval mode; no source model, gate or discriminator is run)."""
+        return self.target(cat, num)
+
+    def forward_train(self, cat: torch.Tensor, num: torch.Tensor) -> DIITOutput:
+        """Everything :func:`diit_loss` needs (see :class:`DIITOutput`)."""
+        student = self.target.forward_hidden(cat, num)
+        # The gate is an extractor of the teacher: it reads the target's input
+        # representation but must not move the target's embeddings through its own losses.
+        gate = torch.softmax(self.gate(student.hidden[0].detach()), dim=1)
+        outputs = [source.forward_hidden(cat, num) for source in self.sources]
+        teacher_hidden = tuple(
+            torch.einsum("bk,kbh->bh", gate, torch.stack([out.hidden[layer] for out in outputs]))
+            for layer in range(len(student.hidden)))
+        teacher_logits = (gate * torch.stack([out.logits for out in outputs], dim=1)).sum(dim=1)
+        align = self.config.align_layer
+        representations = torch.cat([teacher_hidden[align], student.hidden[align]])
+        domain_logits = self.discriminator(grad_reverse(representations, self.config.reversal))
+        return DIITOutput(student, ModelOutput(teacher_logits, teacher_hidden), gate,
+                          domain_logits)
+
+    def refresh_sources(self, new_source_models: Sequence[CTRModel]) -> None:
+        """Copies the retrained source models' weights into the frozen copies, in order.
+
+        Raises:
+            InputError: if the number of models differs from :attr:`num_sources`.
+        """
+        if len(new_source_models) != self.num_sources:
+            raise InputError(f"got {len(new_source_models)} source models, DIIT holds "
+                             f"{self.num_sources}")
+        for tower, model in zip(self.sources, new_source_models):
+            tower.load_from(model)
+
+
+def _hidden_widths(model: CTRModel) -> list[int]:
+    """Widths of :attr:`ModelOutput.hidden`: the MLP input, then every layer's output."""
+    return [model.mlp.in_dim, *(layer.linear.out_features for layer in model.mlp.layers)]
+
+
+@dataclass(frozen=True)
+class DIITLossConfig:
+    """Weights of :func:`diit_loss`'s terms.
+
+    Attributes:
+        distill_weight: multi-spot distillation (hidden states and logit). Default 1.0.
+        layers: indices into :attr:`ModelOutput.hidden` distilled. Default None: every
+            hidden state.
+        logit_weight: weight of the logit inside the distillation term. Default 1.0.
+        gate_weight: BCE of the gated teacher logits against the labels, which is what
+            teaches the gate which source fits which sample. Default 1.0.
+        adversarial_weight: domain BCE of the discriminator (reversed into the target).
+            Default 0.1.
+    """
+
+    distill_weight: float = 1.0
+    layers: tuple[int, ...] | None = None
+    logit_weight: float = 1.0
+    gate_weight: float = 1.0
+    adversarial_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        weights = (self.distill_weight, self.logit_weight, self.gate_weight,
+                   self.adversarial_weight)
+        if min(weights) < 0:
+            raise InputError(f"loss weights must be >= 0, got {self}")
+
+
+def diit_loss(config: DIITLossConfig | None = None) -> LossFn:
+    """``loss_fn(model, batch)`` for :class:`~graphsel.transfer.train.trainer.Trainer`::
+
+        weighted_bce(target) + distill_weight * weighted_mean(distill)
+            + gate_weight * weighted_bce(teacher) + adversarial_weight * domain_bce
+
+    ``distill`` is :func:`~graphsel.transfer.models.ecat.distillation_terms` towards the gated
+    teacher (detached, so distillation never moves the gate); the sample weights weigh
+    every term but the domain BCE.
+
+    Args:
+        config: default ``DIITLossConfig()``.
+    """
+    config = config or DIITLossConfig()
+
+    def loss_fn(model: DIIT, batch: CTRBatch) -> torch.Tensor:
+        output = model.forward_train(batch.cat, batch.num)
+        loss = weighted_bce(output.student.logits, batch.label, batch.weight)
+        distill = distillation_terms(output.student, output.teacher, config.layers,
+                                     logit_weight=config.logit_weight)
+        loss = loss + config.distill_weight * weighted_mean(distill, batch.weight)
+        loss = loss + config.gate_weight * weighted_bce(output.teacher.logits, batch.label,
+                                                        batch.weight)
+        domain = F.binary_cross_entropy_with_logits(output.domain_logits, output.domain_labels)
+        return loss + config.adversarial_weight * domain
+
+    return loss_fn
+
+
+@register_model("diit")
+def build_diit(vocab_sizes: Sequence[int], num_numeric: int = 0,
+               config: ModelConfig | None = None, num_sources: int = 2) -> DIIT:
+    """A DIIT whose ``num_sources`` sources and target are fresh base models of ``config``.
+
+    Load trained weights with :meth:`DIIT.refresh_sources` and
+    ``diit.target.load_state_dict(...)`` (warm start); train with
+    ``Trainer(loss_fn=diit_loss())``.
+
+    Args:
+        vocab_sizes: ``(F,)`` rows per field, OOV bucket included.
+        num_numeric: ``M``. Default 0.
+        config: default ``ModelConfig()``.
+        num_sources: ``K``. Default 2.
+    """
+    return DIIT([build_base_model(vocab_sizes, num_numeric, config) for _ in range(num_sources)],
+                build_base_model(vocab_sizes, num_numeric, config))

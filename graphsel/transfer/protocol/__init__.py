@@ -1,0 +1,1 @@
+"""The comparison protocol: time split, strategies, learners, the runner and its results."""

@@ -1,0 +1,1 @@
+"""Training: the trainer (weighted loss, sparse-aware optimiser, early stopping) and metrics."""

@@ -1,0 +1,151 @@
+"""InteractionLog, IdIndex, reading and writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from graphsel import (
+    IdIndex,
+    InputError,
+    InteractionLog,
+    read_log,
+    read_pair,
+    share_index,
+    write_log,
+)
+from graphsel.data.log import overlap
+
+
+def _source() -> InteractionLog:
+    return InteractionLog.from_columns(
+        ["u1", "u2", "u1", "u3"], ["i1", "i1", "i2", "i3"], [10, 20, 30, 40], [1, 0, 1, 1],
+        "source", behavior=["click", "impression", "purchase", "click"],
+        city=["a", "b", "a", "c"], price=[1.0, 2.0, 3.0, 4.0], name="source")
+
+
+def _target() -> InteractionLog:
+    return InteractionLog.from_columns(
+        ["u9", "u3"], ["i3", "i7"], [50, 60], [0, 1], "target", name="target")
+
+
+def test_codes_follow_first_appearance():
+    log = _source()
+    assert log.user.tolist() == [0, 1, 0, 2]
+    assert log.item.tolist() == [0, 0, 1, 2]
+    assert log.index.users.tolist() == ["u1", "u2", "u3"]
+    assert log.user_id.tolist() == ["u1", "u2", "u1", "u3"]
+    assert log.feature_columns == ["city", "price"]
+    assert log.has_behavior
+
+
+def test_index_lookup_of_unknown_ids_is_minus_one():
+    index = IdIndex.from_ids(np.array([5, 7]), np.array(["a"]))
+    assert index.user_codes([7, 5, 6]).tolist() == [1, 0, -1]
+    assert index.item_codes(["b", "a"]).tolist() == [-1, 0]
+    assert index.user_codes(["5"]).tolist() == [-1]  # a string is not the integer 5
+
+
+def test_arrays_are_read_only():
+    log = _source()
+    with pytest.raises(ValueError):
+        log.user[0] = 5
+    with pytest.raises(ValueError):
+        log.label[0] = 0
+
+
+def test_mask_and_index_slicing_agree():
+    log = _source()
+    by_mask = log[np.array([True, False, False, True])]
+    by_rows = log[[0, 3]]
+    for part in (by_mask, by_rows):
+        assert part.user_id.tolist() == ["u1", "u3"]
+        assert part.ts.tolist() == [10, 40]
+        assert part.column("city").tolist() == ["a", "c"]
+        assert part.index is log.index
+    assert len(log[2:]) == 2
+
+
+def test_wrong_mask_length_is_an_input_error():
+    with pytest.raises(InputError, match=r"mask has shape \(2,\), expected \(4,\)"):
+        _source()[np.array([True, False])]
+
+
+def test_codes_of_a_categorical_column_are_sorted():
+    codes, categories = _source().codes("behavior")
+    assert categories.tolist() == ["click", "impression", "purchase"]
+    assert codes.tolist() == [0, 1, 2, 0]
+
+
+def test_share_index_puts_source_first_and_aligns_codes():
+    source, target = share_index(_source(), _target())
+    assert source.index is target.index
+    assert source.index.users.tolist() == ["u1", "u2", "u3", "u9"]
+    assert target.user.tolist() == [3, 2]
+    assert target.item.tolist() == [2, 3]
+    assert overlap(source, target) == {"users": 1, "items": 1}
+
+
+def test_read_pair_rejects_disjoint_logs():
+    other = InteractionLog.from_columns(["x"], ["y"], [1], [1], "target", name="other")
+    with pytest.raises(InputError, match="no user and no item shared between source and other"):
+        read_pair(_source(), other)
+
+
+def test_write_then_read_round_trips(tmp_path):
+    path = write_log(_source(), tmp_path / "s.parquet")
+    log = read_log(path)
+    assert log.table.equals(_source().table)
+    assert log.name == str(path)
+
+
+def test_csv_and_tsv_read_like_parquet(tmp_path):
+    csv = tmp_path / "log.csv"
+    csv.write_text("user_id,item_id,ts,label,domain,behavior\n1,a,5,1,t,click\n2,b,6,0,t,impression\n")
+    tsv = tmp_path / "log.tsv"
+    tsv.write_text(csv.read_text().replace(",", "\t"))
+    for path in (csv, tsv):
+        log = read_log(path)
+        assert log.index.users.tolist() == [1, 2]
+        assert log.item_id.tolist() == ["a", "b"]
+        assert log.ts.dtype == np.int64 and log.label.dtype == np.int8
+
+
+def test_write_failure_leaves_no_file(tmp_path):
+    target = tmp_path / "out.parquet"
+
+    with pytest.raises(AttributeError):  # a string is no table: fails inside the write
+        write_log("not a table", target)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_replaces_atomically(tmp_path):
+    target = tmp_path / "out.parquet"
+    write_log(_source(), target)
+    write_log(_target(), target)
+    assert pq.read_table(target).num_rows == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_dictionary_encoded_ids_are_accepted(tmp_path):
+    table = _source().table
+    table = table.set_column(0, "user_id", table.column("user_id").dictionary_encode())
+    pq.write_table(table, tmp_path / "d.parquet")
+    assert read_log(tmp_path / "d.parquet").user_id.tolist() == ["u1", "u2", "u1", "u3"]
+
+
+def test_boolean_label_is_accepted():
+    log = InteractionLog.from_columns([1], [2], [3], pa.array([True]), "s")
+    assert log.label.tolist() == [1]
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    path = write_log(_source(), tmp_path / "out.parquet")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

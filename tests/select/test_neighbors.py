@@ -1,0 +1,215 @@
+"""Neighbour scoring: every FAISS index type against brute force, and the estimator."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from graphsel.data.log import InteractionLog, share_index
+from graphsel.errors import InputError
+from graphsel.graph.embed import sample_vectors, svd_factors
+from graphsel.select import neighbors
+from graphsel.select.neighbors import (
+    NeighborScorer,
+    exact_knn,
+    knn_search,
+    resolve_index,
+)
+
+K = 10
+
+# Recall@10 against exact search that each index type must reach on the clustered set below
+# (measured when written: 1.0, 1.0, 0.97, 0.95). Flat is exact; HNSW32 (ef_search=64) and
+# IVF32,Flat (nprobe=16 of 32 lists) are high-recall settings; LSH's 128-bit Hamming
+# shortlist of 10 k is re-ranked exactly, so its misses are shortlist misses.
+RECALL_AT_10 = {
+    "Flat": 1.0,
+    "HNSW32": 0.95,
+    "IVF32,Flat": 0.9,
+    "LSH": 0.85,
+}
+NPROBE = 16
+
+
+def _clustered(n: int, centers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    picked = centers[rng.integers(0, len(centers), n)]
+    return (picked + 1.5 * rng.standard_normal(picked.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    """2,000 database and 200 query vectors, d = 32, from 50 overlapping clusters (seeded).
+
+    The clusters overlap (spread 1.5 around unit-variance centres) so that the approximate
+    indexes do miss neighbours: recall is measured, not guaranteed by easy data.
+    """
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((50, 32))
+    return _clustered(2_000, centers, rng), _clustered(200, centers, rng)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def exact(vectors):
+    xb, xq = vectors
+    return exact_knn(_unit(xb), _unit(xq), K)
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) for f, t in zip(found, truth)]) / truth.shape[1])
+
+
+def test_exact_knn_by_hand():
+    xb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    D, I = exact_knn(xb, np.array([[1.0, 0.0]]), 3)
+    assert I.tolist() == [[0, 2, 1]]
+    np.testing.assert_allclose(D, [[1.0, 0.6, 0.0]])
+
+
+@pytest.mark.parametrize("key", sorted(RECALL_AT_10))
+def test_recall_against_brute_force(key, vectors, exact):
+    xb, xq = vectors
+    D, I = knn_search(xb, xq, K, key, nprobe=NPROBE, lsh_nbits=128)
+    exact_d, exact_i = exact
+    assert D.shape == I.shape == (200, K)
+    assert _recall(I, exact_i) >= RECALL_AT_10[key]
+    # Every index reports exact cosine similarities of the rows it returns, best first.
+    returned = np.einsum("qd,qkd->qk", _unit(xq), _unit(xb)[I])
+    np.testing.assert_allclose(D, returned, atol=1e-5)
+    assert (np.diff(D, axis=1) <= 1e-6).all()
+    if key == "Flat":
+        np.testing.assert_array_equal(I, exact_i)
+        np.testing.assert_allclose(D, exact_d, atol=1e-5)
+
+
+def test_ivf_recall_grows_with_nprobe(vectors, exact):
+    xb, xq = vectors
+    recalls = [_recall(knn_search(xb, xq, K, "IVF32,Flat", nprobe=p)[1], exact[1])
+               for p in (1, 4, 32)]
+    assert recalls[0] <= recalls[1] <= recalls[2] == 1.0
+
+
+def test_batches_and_threads_do_not_change_results(vectors):
+    xb, xq = vectors
+    threads = faiss.omp_get_max_threads()
+    whole = knn_search(xb, xq, K, "Flat")
+    batched = knn_search(xb, xq, K, "Flat", batch_size=37, n_threads=1)
+    np.testing.assert_array_equal(whole[1], batched[1])
+    assert faiss.omp_get_max_threads() == threads
+
+
+def test_k_is_capped_at_database_size(vectors):
+    xb, xq = vectors
+    D, I = knn_search(xb[:4], xq[:3], K, "Flat")
+    assert I.shape == (3, 4) and sorted(I[0]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("bad", ["hnsw32", "flat", "IVF0,Flat", "IVF64", "PQ16", "HNSW", "", 3])
+def test_unknown_index_lists_valid_ones(bad):
+    with pytest.raises(InputError, match=r"Could not resolve index .* among \['Flat', 'HNSW32', "
+                                         r"'IVF<n>,Flat', 'LSH', 'auto'\]"):
+        resolve_index(bad, 100)
+
+
+def test_auto_is_exact_for_small_targets_and_ivf_for_large():
+    assert resolve_index("auto", 5_000) == "Flat"
+    assert resolve_index("auto", 50_000) == "IVF256,Flat"
+    assert resolve_index("auto", 1_000_000) == "IVF1024,Flat"
+
+
+def test_ivf_rows_not_found_are_marked_and_left_out_of_the_score(vectors):
+    xb, xq = vectors
+    D, I = knn_search(xb[:80], xq, K, "IVF16,Flat", nprobe=1)
+    missing = I < 0
+    assert missing.any() and np.isnan(D[missing]).all() and not np.isnan(D[~missing]).any()
+    scorer = NeighborScorer("IVF16,Flat", K, nprobe=1).fit_arrays(xq, xb[:80])
+    expected = [D[row][~missing[row]].mean() if (~missing[row]).any() else -1.0
+                for row in range(len(xq))]
+    np.testing.assert_allclose(scorer.knn_score_, expected, rtol=1e-5)
+
+
+def test_ivf_with_fewer_vectors_than_lists_is_an_input_error(vectors):
+    xb, xq = vectors
+    with pytest.raises(InputError, match="needs at least 4096 database vectors"):
+        knn_search(xb, xq, K, "IVF4096,Flat")
+
+
+def test_scorer_score_is_mean_exact_similarity_and_rule_applies(vectors, exact):
+    xb, xq = vectors
+    scorer = NeighborScorer(index="Flat", budget=20).fit_arrays(xq, xb)
+    np.testing.assert_allclose(scorer.knn_score_, exact[0].mean(axis=1), atol=1e-5)
+    np.testing.assert_array_equal(scorer.neighbors_, exact[1])
+    top = np.argsort(-scorer.knn_score_, kind="stable")[:20]
+    assert scorer.get_support(indices=True).tolist() == sorted(top.tolist())
+    assert scorer.index_key_ == "Flat"
+    threshold = float(np.median(scorer.knn_score_))
+    kept = NeighborScorer(index="HNSW32", threshold=threshold).fit_arrays(xq, xb).get_support()
+    np.testing.assert_array_equal(kept, scorer.knn_score_ >= threshold)
+
+
+def test_scorer_checks_parameters_and_fit_state(vectors):
+    xb, xq = vectors
+    with pytest.raises(NotFittedError):
+        NeighborScorer().get_support()
+    with pytest.raises(InputError, match="Could not resolve index 'hnsw'"):
+        NeighborScorer(index="hnsw").fit_arrays(xq, xb)
+    with pytest.raises(InputError, match="at most one of"):
+        NeighborScorer(budget=3, keep_quantile=0.5).fit_arrays(xq, xb)
+    with pytest.raises(InputError, match="k must be an integer >= 1"):
+        NeighborScorer(k=0).fit_arrays(xq, xb)
+    assert clone(NeighborScorer(index="LSH", k=5)).get_params()["index"] == "LSH"
+
+
+def test_scorer_on_logs_ranks_target_like_candidates_first():
+    """Candidates on the target's users and items outscore those on an unrelated community."""
+    rng = np.random.default_rng(0)
+
+    def log(users, items, n, name):
+        return InteractionLog.from_columns(
+            rng.choice(users, n), rng.choice(items, n), np.zeros(n, dtype=np.int64),
+            rng.integers(0, 2, n), name, name=name)
+
+    near = log(np.arange(0, 50), np.arange(0, 40), 600, "near")
+    far = log(np.arange(50, 100), np.arange(40, 80), 600, "far")
+    target = log(np.arange(0, 50), np.arange(0, 40), 300, "target")
+    near, far, target = share_index(near, far, target)
+    scorer = NeighborScorer(index="Flat", keep_quantile=0.5, embedding_dim=8)
+    near_scores = scorer.fit(near, target).knn_score_
+    far_scores = clone(scorer).fit(far, target).knn_score_
+    assert near_scores.mean() > far_scores.mean() + 0.3
+    assert len(scorer.transform(near)) == 300
+
+    user_factors, item_factors = svd_factors([near, far, target], dim=8)
+    given = clone(scorer).fit(near, target, user_factors=user_factors, item_factors=item_factors)
+    expected = NeighborScorer(index="Flat", keep_quantile=0.5).fit_arrays(
+        sample_vectors(near, user_factors, item_factors),
+        sample_vectors(target, user_factors, item_factors))
+    np.testing.assert_allclose(given.knn_score_, expected.knn_score_)
+
+
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_faiss_searches_on_its_threads_while_blas_is_limited(vectors, monkeypatch, n_threads):
+    # Limiting BLAS to one thread also sets OpenMP's count to 1 when FAISS's BLAS runs on
+    # OpenMP: the search must still get FAISS's threads (or n_threads).
+    xb, xq = vectors
+    expected = n_threads or faiss.omp_get_max_threads()
+    seen = []
+    build = neighbors._build_index
+
+    class Spy:
+        def __init__(self, index):
+            self.index = index
+
+        def search(self, x, k):
+            seen.append(faiss.omp_get_max_threads())
+            return self.index.search(x, k)
+
+    monkeypatch.setattr(neighbors, "_build_index", lambda *a, **kw: Spy(build(*a, **kw)))
+    knn_search(xb, xq, K, "Flat", n_threads=n_threads)
+    assert seen and set(seen) == {expected}

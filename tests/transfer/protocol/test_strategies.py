@@ -1,0 +1,119 @@
+"""Strategies: the registry, and each strategy's exact source rows, weights and schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphsel.errors import InputError
+from graphsel.select.pipeline import Selection
+from graphsel.transfer.protocol.strategies import (
+    SourcePlan,
+    StrategyContext,
+    get_strategy,
+    register_strategy,
+    strategy_names,
+)
+
+# Candidate source rows 10, 12, ..., 28; the selection keeps rows 10, 14 and 26.
+CANDIDATES = np.arange(10, 30, 2)
+MASK = np.isin(CANDIDATES, [10, 14, 26])
+WEIGHT = np.where(MASK, np.linspace(0.5, 2.3, len(CANDIDATES)), 0.0).astype(np.float32)
+
+
+def _selection() -> Selection:
+    n = len(CANDIDATES)
+    nan = np.full(n, np.nan, dtype=np.float32)
+    return Selection(MASK, WEIGHT, np.full(n, -1, dtype=np.int32), nan, nan)
+
+
+def _plan(name: str, seed: int = 0, candidates: np.ndarray = CANDIDATES,
+          selection: Selection | None = None) -> SourcePlan:
+    context = StrategyContext(candidates, selection or _selection(), seed)
+    return get_strategy(name).plan(context)
+
+
+def test_registry_lists_the_builtins_in_order():
+    assert strategy_names()[:6] == ["target_only", "merge_all", "random_same_size", "selected",
+                                    "selected_weighted", "pretrain_finetune"]
+
+
+def test_unknown_strategy_lists_the_names():
+    with pytest.raises(InputError, match=r"Could not resolve strategy 'nope' among \[.*"
+                                         r"'merge_all'.*'target_only'"):
+        get_strategy("nope")
+
+
+def test_registering_a_name_twice_is_a_bug():
+    with pytest.raises(ValueError, match="already registered"):
+        register_strategy("merge_all")(lambda context: None)
+
+
+def test_target_only_has_no_source_row():
+    plan = _plan("target_only")
+    assert plan.rows.tolist() == [] and plan.weight.tolist() == [] and plan.schedule == "joint"
+
+
+def test_merge_all_takes_every_candidate_with_weight_one():
+    plan = _plan("merge_all")
+    assert plan.rows.tolist() == CANDIDATES.tolist()
+    assert plan.weight.tolist() == [1.0] * len(CANDIDATES)
+    assert plan.schedule == "joint"
+
+
+def test_selected_takes_the_selection_with_weight_one():
+    plan = _plan("selected")
+    assert plan.rows.tolist() == [10, 14, 26]
+    assert plan.weight.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_selected_weighted_keeps_the_selection_weights():
+    plan = _plan("selected_weighted")
+    assert plan.rows.tolist() == [10, 14, 26]
+    np.testing.assert_array_equal(plan.weight, WEIGHT[MASK])
+    assert plan.weight.tolist() != [1.0, 1.0, 1.0]
+
+
+def test_pretrain_finetune_pretrains_on_every_candidate():
+    plan = _plan("pretrain_finetune")
+    assert plan.rows.tolist() == CANDIDATES.tolist() and plan.schedule == "pretrain"
+    assert plan.weight.tolist() == [1.0] * len(CANDIDATES)
+
+
+def test_random_same_size_is_a_seeded_subset_as_large_as_the_selection():
+    candidates = np.arange(1000, 3000)
+    mask = np.zeros(len(candidates), dtype=bool)
+    mask[:150] = True
+    nan = np.full(len(candidates), np.nan, dtype=np.float32)
+    selection = Selection(mask, mask.astype(np.float32), np.zeros(len(candidates), np.int32),
+                          nan, nan)
+    first = _plan("random_same_size", 0, candidates, selection)
+    assert len(first) == 150 and len(np.unique(first.rows)) == 150
+    assert np.isin(first.rows, candidates).all()
+    assert (np.diff(first.rows) > 0).all()
+    assert first.weight.tolist() == [1.0] * 150
+    assert first.rows.tolist() == _plan("random_same_size", 0, candidates, selection).rows.tolist()
+    assert first.rows.tolist() != _plan("random_same_size", 1, candidates, selection).rows.tolist()
+    # Not the selection itself: the first 150 candidates are what was selected.
+    assert first.rows.tolist() != candidates[:150].tolist()
+
+
+def test_a_strategy_that_needs_a_selection_says_so():
+    context = StrategyContext(CANDIDATES, None, 0)
+    with pytest.raises(InputError, match="'selected' needs a selection"):
+        get_strategy("selected").plan(context)
+    assert len(get_strategy("merge_all").plan(context)) == len(CANDIDATES)
+
+
+def test_plan_window_restricts_rows_and_weights_together():
+    plan = _plan("selected_weighted").within(np.array([True, False, True]))
+    assert plan.rows.tolist() == [10, 26]
+    np.testing.assert_array_equal(plan.weight, WEIGHT[MASK][[0, 2]])
+
+
+def test_docstring_examples():
+    import doctest
+
+    from graphsel.transfer.protocol import strategies
+
+    assert doctest.testmod(strategies).failed == 0

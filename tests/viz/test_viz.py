@@ -1,0 +1,592 @@
+"""Tests of graphsel.viz: what each figure draws, read back from the figure's artists."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from graphsel import viz  # noqa: E402
+from graphsel.data.datasets import get_dataset  # noqa: E402
+from graphsel.errors import InputError  # noqa: E402
+from graphsel.graph.bipartite import CLICK, BipartiteGraph  # noqa: E402
+from graphsel.graph.expansion import expand, shared_seeds  # noqa: E402
+from graphsel.select.pipeline import SampleSelector, Selection  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+def _hub_graph() -> BipartiteGraph:
+    """Item 0 is a hub with 4 users; user 0 also has item 1; user 3 also has item 2.
+
+    Rows (and CSR edges): (u0,i0) (u1,i0) (u2,i0) (u3,i0) (u0,i1) (u3,i2).
+    """
+    return BipartiteGraph.from_arrays([0, 1, 2, 3, 0, 3], [0, 0, 0, 0, 1, 2])
+
+
+def _nodes(*spec: str) -> set[tuple[str, int]]:
+    """``_nodes("u0", "i1")`` -> ``{("user", 0), ("item", 1)}``."""
+    kinds = {"u": "user", "i": "item"}
+    return {(kinds[s[0]], int(s[1:])) for s in spec}
+
+
+def _within(expansion, radius: int) -> set[tuple[str, int]]:
+    users = np.flatnonzero((expansion.user_hop >= 0) & (expansion.user_hop <= radius))
+    items = np.flatnonzero((expansion.item_hop >= 0) & (expansion.item_hop <= radius))
+    return {("user", int(u)) for u in users} | {("item", int(i)) for i in items}
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return get_dataset("synthetic")()
+
+
+@pytest.fixture(scope="module")
+def synthetic_graph(synthetic):
+    return BipartiteGraph.from_log(synthetic.source)
+
+
+@pytest.fixture(scope="module")
+def capped_expansion(synthetic, synthetic_graph):
+    users, items = shared_seeds(synthetic.source, synthetic.target)
+    return expand(synthetic_graph, users, items, num_hops=2, max_degree=50)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    # A quarter of the default and the logistic classifier: these tests check the figures,
+    # not the selection, and the default's gradient boosting takes seconds per fold.
+    split = get_dataset("synthetic")(scale=0.25)
+    truth = split.truth.column("in_target_community").to_numpy()
+    selector = SampleSelector(da_model="logistic", cv=3, seed=0)
+    selector.fit(split.source, split.target, truth)
+    graph = BipartiteGraph.from_log(split.source, edges=selector.edges,
+                                    relations=selector.relations)
+    return selector, truth, graph
+
+
+def _node_collections(figure: Figure) -> dict[str, PathCollection]:
+    (ax,) = figure.axes
+    return {c.get_gid(): c for c in ax.collections if isinstance(c, PathCollection)}
+
+
+def _edge_segments(figure: Figure, gid: str) -> int:
+    (ax,) = figure.axes
+    found = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_gid() == gid]
+    return sum(len(c.get_segments()) for c in found)
+
+
+# --------------------------------------------------------------------------------------------
+# expansion_subgraph: which nodes are drawn
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("radius, expected", [
+    (0, ["u0"]),
+    (1, ["u0", "i0", "i1"]),
+    (2, ["u0", "i0", "i1", "u1", "u2", "u3"]),
+])
+def test_subgraph_nodes_are_the_expansion_within_the_radius(radius, expected):
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    sub = viz.expansion_subgraph(graph, expansion, radius=radius)
+    assert set(sub.nodes) == _nodes(*expected) == _within(expansion, radius)
+    assert {n: sub.nodes[n]["hop"] for n in sub} == {
+        n: int((expansion.user_hop if n[0] == "user" else expansion.item_hop)[n[1]])
+        for n in sub}
+    assert sub.graph == {"radius": radius, "num_nodes_within_radius": len(expected),
+                         "sampled": False}
+
+
+def test_radius_defaults_to_the_expansion_hops_and_item_2_is_not_reached():
+    graph = _hub_graph()
+    sub = viz.expansion_subgraph(graph, expand(graph, seed_users=0, num_hops=2))
+    assert set(sub.nodes) == _nodes("u0", "i0", "i1", "u1", "u2", "u3")
+    assert sub.number_of_edges() == 5  # (u3, i2) leaves the drawing with item 2
+
+
+def test_a_capped_hub_is_drawn_marked_but_not_walked_through():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_items=[0, 1], num_hops=1, max_degree=3)
+    sub = viz.expansion_subgraph(graph, expansion)
+    # item 0 (4 users) is a capped seed: only item 1's user is reached
+    assert set(sub.nodes) == _nodes("i0", "i1", "u0")
+    assert [n for n in sub if sub.nodes[n]["capped"]] == [("item", 0)]
+    # centred on user 0, the walk stops at the hub as the expansion did
+    around = viz.expansion_subgraph(graph, expansion, seed_users=0, radius=3)
+    assert set(around.nodes) == _nodes("u0", "i0", "i1")
+
+
+def test_a_hub_shortcut_the_expansion_did_not_take_is_not_taken_either():
+    # i0 is a hub (4 users); u1 is reached the long way, u0-i1-u2-i2-u1, at hop 4, but the
+    # edge (u1, i0) is in the expansion's edge mask because both its ends were reached
+    graph = BipartiteGraph.from_arrays([0, 1, 3, 4, 0, 2, 2, 1], [0, 0, 0, 0, 1, 1, 2, 2])
+    expansion = expand(graph, seed_users=0, num_hops=4, max_degree=3)
+    assert expansion.user_hop.tolist() == [0, 4, 2, -1, -1]
+    sub = viz.expansion_subgraph(graph, expansion, radius=2)
+    assert set(sub.nodes) == _nodes("u0", "i0", "i1", "u2") == _within(expansion, 2)
+    full = viz.expansion_subgraph(graph, expansion)
+    assert all(d["distance"] == d["hop"] for _, d in full.nodes(data=True))
+
+
+def test_centring_on_one_seed_gives_distances_from_it_and_keeps_the_expansion_hops():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    sub = viz.expansion_subgraph(graph, expansion, seed_items=1, radius=2)
+    assert set(sub.nodes) == _nodes("i1", "u0", "i0")
+    assert {n: (d["distance"], d["hop"], d["is_seed"]) for n, d in sub.nodes(data=True)} == {
+        ("item", 1): (0, 1, True), ("user", 0): (1, 0, False), ("item", 0): (2, 1, False)}
+    with pytest.raises(InputError, match="seed item 2 was not reached"):
+        viz.expansion_subgraph(graph, expansion, seed_items=2)
+    with pytest.raises(InputError, match="radius"):
+        viz.expansion_subgraph(graph, expansion, radius=-1)
+    with pytest.raises(InputError, match="pass the graph the expansion was run on"):
+        viz.expansion_subgraph(BipartiteGraph.from_arrays([0], [0]), expansion)
+
+
+def test_sampling_keeps_the_nearest_layers_whole_and_is_deterministic():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    nearest = viz.expansion_subgraph(graph, expansion, max_nodes=3)
+    assert set(nearest.nodes) == _nodes("u0", "i0", "i1")
+    assert nearest.graph == {"radius": 2, "num_nodes_within_radius": 6, "sampled": True}
+    four = [set(viz.expansion_subgraph(graph, expansion, max_nodes=4, seed=s).nodes)
+            for s in range(8)]
+    for nodes in four:
+        assert len(nodes) == 4 and _nodes("u0", "i0", "i1") < nodes
+    assert four[0] == set(viz.expansion_subgraph(graph, expansion, max_nodes=4, seed=0).nodes)
+    assert len({frozenset(n) for n in four}) > 1  # the seed does choose among the last layer
+
+
+def test_selected_edges_from_a_row_mask_or_edge_masks():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    rows = np.array([True, False, False, False, True, False])  # (u0,i0) and (u0,i1)
+    by_rows = viz.expansion_subgraph(graph, expansion, selected_edges=rows)
+    chosen = {(u[1], i[1]) for u, i, d in viz.expansion._user_item_edges(by_rows) if d["selected"]}
+    assert chosen == {(0, 0), (0, 1)}
+    edge_mask = {CLICK: np.array([False, False, True, True, False, False])}  # CSR order
+    by_edges = viz.expansion_subgraph(graph, expansion, selected_edges=edge_mask)
+    chosen = {(u[1], i[1]) for u, i, d in viz.expansion._user_item_edges(by_edges) if d["selected"]}
+    assert chosen == {(1, 0), (2, 0)}
+    default = viz.expansion_subgraph(graph, expansion)
+    assert all(d["selected"] for _, _, d in default.edges(data=True))
+    with pytest.raises(InputError, match="selected_edges"):
+        viz.expansion_subgraph(graph, expansion, selected_edges=rows[:3])
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_subgraph_on_the_synthetic_default_is_the_expansion_within_the_radius(
+        synthetic_graph, capped_expansion, radius):
+    sub = viz.expansion_subgraph(synthetic_graph, capped_expansion, radius=radius,
+                                 max_nodes=10**6)
+    assert set(sub.nodes) == _within(capped_expansion, radius)
+    assert all(d["hop"] == d["distance"] for _, d in sub.nodes(data=True))
+
+
+def test_uncapped_synthetic_subgraph_matches_too(synthetic, synthetic_graph):
+    users, items = shared_seeds(synthetic.source, synthetic.target)
+    expansion = expand(synthetic_graph, users, items, num_hops=2)
+    sub = viz.expansion_subgraph(synthetic_graph, expansion, radius=1, max_nodes=10**6)
+    assert set(sub.nodes) == _within(expansion, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# draw_expansion: what is drawn and how
+# --------------------------------------------------------------------------------------------
+
+
+def _check_drawn_colours(figure: Figure, sub) -> None:
+    collections = _node_collections(figure)
+    for node_type, collection in collections.items():
+        nodes = sorted(n for n in sub if n[0] == node_type)
+        data = [sub.nodes[n] for n in nodes]
+        expected = np.array([to_rgba(viz.hop_color(d["hop"])) for d in data])
+        np.testing.assert_allclose(collection.get_facecolors(), expected)
+        widths = np.broadcast_to(collection.get_linewidths(), (len(nodes),))
+        assert [w == 2.5 for w in widths] == [d["capped"] for d in data]
+    assert sum(len(c.get_offsets()) for c in collections.values()) == len(sub)
+
+
+def test_drawn_nodes_and_colours_follow_the_hops_on_a_hand_graph():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2, max_degree=3)
+    figure = viz.draw_expansion(graph, expansion, radius=1)
+    assert isinstance(figure, Figure)
+    sub = viz.expansion_subgraph(graph, expansion, radius=1)
+    collections = _node_collections(figure)
+    assert set(collections) == {"user", "item"}
+    assert len(collections["user"].get_offsets()) == 1
+    assert len(collections["item"].get_offsets()) == 2
+    _check_drawn_colours(figure, sub)
+    # hop 0 and hop 1 get different colours, and item 0 (the capped hub) the thick outline
+    assert viz.hop_color(0) != viz.hop_color(1)
+    assert list(np.broadcast_to(collections["item"].get_linewidths(), (2,))) == [2.5, 0.5]
+
+
+def test_selected_and_rejected_edges_are_drawn_apart():
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    rows = np.array([True, False, False, False, True, False])
+    figure = viz.draw_expansion(graph, expansion, selected_edges=rows)
+    assert _edge_segments(figure, "selected") == 2
+    assert _edge_segments(figure, "rejected") == 3
+
+
+def test_drawing_one_seed_of_the_synthetic_default(synthetic_graph, capped_expansion):
+    seed_user = viz.typical_seed(synthetic_graph, capped_expansion)
+    assert capped_expansion.user_hop[seed_user] == 0
+    figure = viz.draw_expansion(synthetic_graph, capped_expansion, seed_users=seed_user,
+                                radius=2, max_nodes=40)
+    sub = viz.expansion_subgraph(synthetic_graph, capped_expansion, seed_users=seed_user,
+                                 radius=2, max_nodes=40)
+    assert len(sub) <= 40 and ("user", seed_user) in sub
+    assert set(sub.nodes) <= _within(capped_expansion, 2)
+    _check_drawn_colours(figure, sub)
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics figures
+# --------------------------------------------------------------------------------------------
+
+
+def _bar_heights(container) -> list[float]:
+    return [patch.get_height() for patch in container.patches]
+
+
+def test_plot_hops_bars_are_the_hop_counts(capped_expansion):
+    figure = viz.plot_hops(capped_expansion)
+    (ax,) = figure.axes
+    users, items = (c for c in ax.containers)
+    assert _bar_heights(users) == [u for u, _ in capped_expansion.hop_counts]
+    assert _bar_heights(items) == [i for _, i in capped_expansion.hop_counts]
+    # the capped hubs of each hop are annotated on its bar
+    capped_items_at = np.bincount(capped_expansion.item_hop[capped_expansion.capped_items],
+                                  minlength=3)
+    labels = [t.get_text() for t in ax.texts]
+    for hop, count in enumerate(capped_items_at):
+        if count:
+            assert f"{capped_expansion.hop_counts[hop][1]:,}\n{count} capped" in labels
+
+
+def test_plot_reach_is_the_cumulative_share():
+    graph = _hub_graph()
+    figure = viz.plot_reach({"no cap": expand(graph, seed_users=0, num_hops=2)})
+    (ax,) = figure.axes
+    users, items = ax.get_lines()
+    np.testing.assert_allclose(users.get_ydata(), [1 / 4, 1 / 4, 4 / 4])
+    np.testing.assert_allclose(items.get_ydata(), [0, 2 / 3, 2 / 3])
+    with pytest.raises(InputError):
+        viz.plot_reach({})
+
+
+def test_funnel_bars_equal_the_reports_kept_rows(fitted):
+    selector, _, _ = fitted
+    report = selector.selection_.report
+    figure = viz.plot_funnel(report)
+    (ax,) = figure.axes
+    (bars,) = ax.containers
+    assert [p.get_width() for p in bars.patches] == (
+        [report["rows"]["source"]] + [stage["kept"] for stage in report["stages"]])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["source", "graph", "da", "knn"]
+    with pytest.raises(InputError, match="selection.report"):
+        viz.plot_funnel({"rows": {"source": 3}})
+
+
+def test_funnel_on_a_hand_report():
+    report = {"rows": {"source": 100, "target": 10},
+              "stages": [{"name": "graph", "kept": 40}, {"name": "knn", "kept": 20}]}
+    (ax,) = viz.plot_funnel(report).axes
+    assert [p.get_width() for p in ax.containers[0].patches] == [100, 40, 20]
+    assert [t.get_text() for t in ax.texts] == ["100 (100.0%)", "40 (40.0%)", "20 (20.0%)"]
+
+
+def test_plot_scores_groups_and_missing_stages(fitted):
+    selector, truth, _ = fitted
+    selection = selector.selection_
+    target_p = selector.domain_classifier_.p_target_in_target_
+    p_axes, knn_axes = viz.plot_scores(selection, target_p, truth).axes
+    scored = ~np.isnan(selection.knn_score)
+    assert [t.get_text() for t in p_axes.get_legend().get_texts()] == [
+        f"candidates (n={np.count_nonzero(~np.isnan(selection.p_target)):,})",
+        f"target rows (n={len(target_p):,})"]
+    assert [t.get_text() for t in knn_axes.get_legend().get_texts()] == [
+        f"target-like (truth) (n={np.count_nonzero(scored & truth):,})",
+        f"other (n={np.count_nonzero(scored & ~truth):,})"]
+
+    n = 4
+    nan = np.full(n, np.nan, dtype=np.float32)
+    bare = Selection(np.ones(n, bool), np.ones(n, np.float32), np.zeros(n, np.int32), nan, nan)
+    p_axes, knn_axes = viz.plot_scores(bare).axes
+    assert "without the 'da' stage" in p_axes.texts[0].get_text()
+    assert "without the 'knn' stage" in knn_axes.texts[0].get_text()
+
+
+def test_plot_selected_hops_counts_rows_per_hop():
+    hop = np.array([0, 0, 1, 1, 1, 2, -1], dtype=np.int32)
+    mask = np.array([1, 0, 1, 1, 0, 0, 0], dtype=bool)
+    nan = np.full(7, np.nan, dtype=np.float32)
+    selection = Selection(mask, mask.astype(np.float32), hop, nan, nan)
+    (ax,) = viz.plot_selected_hops(selection).axes
+    candidates, selected = ax.containers
+    assert _bar_heights(candidates) == [2, 3, 1]
+    assert _bar_heights(selected) == [1, 2, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration and periods
+# --------------------------------------------------------------------------------------------
+
+
+def test_calibration_bins_on_a_hand_case():
+    # bins (0, .25] (.25, .5] (.5, .75] (.75, 1]; 0.25 falls in the first, 0 too
+    y = [0, 0, 1, 1, 1, 0]
+    p = [0.0, 0.25, 0.2, 0.6, 1.0, 0.7]
+    bins = viz.calibration_bins(y, p, n_bins=4)
+    np.testing.assert_allclose(bins.edges, [0, 0.25, 0.5, 0.75, 1.0])
+    assert bins.count.tolist() == [3, 0, 2, 1]
+    np.testing.assert_allclose(bins.mean_pred, [0.15, np.nan, 0.65, 1.0])
+    np.testing.assert_allclose(bins.frac_pos, [1 / 3, np.nan, 0.5, 1.0])
+
+
+def test_calibration_bins_equal_sklearn():
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(0)
+    p = rng.random(500) ** 2
+    y = (rng.random(500) < p).astype(int)
+    bins = viz.calibration_bins(y, p, n_bins=10)
+    frac_pos, mean_pred = calibration_curve(y, p, n_bins=10)
+    filled = bins.count > 0
+    np.testing.assert_allclose(bins.frac_pos[filled], frac_pos)
+    np.testing.assert_allclose(bins.mean_pred[filled], mean_pred)
+
+
+def test_plot_calibration_draws_the_filled_bins():
+    y, p = [0, 0, 1, 1, 1, 0], [0.0, 0.25, 0.2, 0.6, 1.0, 0.7]
+    figure = viz.plot_calibration(y, p, n_bins=4)
+    ax = figure.axes[0]
+    (model,) = [line for line in ax.get_lines() if line.get_label() == "model"]
+    np.testing.assert_allclose(model.get_xdata(), [0.15, 0.65, 1.0])
+    np.testing.assert_allclose(model.get_ydata(), [1 / 3, 0.5, 1.0])
+    counts = figure.axes[1]
+    assert [patch.get_height() for patch in counts.patches] == [3, 0, 2, 1]
+
+
+@pytest.mark.parametrize("y, p, match", [
+    ([0, 1], [0.5], "one length"),
+    ([0, 2], [0.5, 0.5], "0 or 1"),
+    ([0, 1], [0.5, 1.5], r"\[0, 1\]"),
+    ([], [], "non-empty"),
+])
+def test_calibration_rejects_bad_input(y, p, match):
+    with pytest.raises(InputError, match=match):
+        viz.calibration_bins(y, p)
+
+
+def test_plot_periods_one_line_per_strategy_in_period_order():
+    results = [
+        {"strategy": "target_only", "period": 1, "auc": 0.72},
+        {"strategy": "target_only", "period": 0, "auc": 0.71},
+        {"strategy": "selected", "period": 0, "auc": 0.74, "auc_low": 0.73, "auc_high": 0.75},
+        {"strategy": "selected", "period": 1, "auc": 0.76, "auc_low": 0.75, "auc_high": 0.77},
+    ]
+    (ax,) = viz.plot_periods(results).axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["target_only", "selected"]
+    assert list(lines["target_only"].get_xdata()) == [0, 1]
+    assert list(lines["target_only"].get_ydata()) == [0.71, 0.72]
+    assert list(lines["selected"].get_ydata()) == [0.74, 0.76]
+    assert len(ax.collections) == 1  # only "selected" has a confidence band
+    with pytest.raises(InputError, match="twice"):
+        viz.plot_periods(results + [results[0]])
+    with pytest.raises(InputError, match="'auc'"):
+        viz.plot_periods([{"strategy": "a", "period": 0}])
+
+
+@pytest.fixture(scope="module")
+def transfer_results():
+    """A real comparison, as small as it gets: 2 strategies x 2 seeds x 2 periods, 1 epoch."""
+    from graphsel.transfer.models.base import ModelConfig
+    from graphsel.transfer.protocol.runner import ProtocolConfig, compare_strategies
+    from graphsel.transfer.train.trainer import TrainConfig
+
+    split = get_dataset("synthetic")(scale=0.05)
+    return compare_strategies(
+        split.source, split.target, ["target_only", "merge_all"],
+        model=ModelConfig(embed_dim=4, hidden=(16,)),
+        train=TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False),
+        protocol=ProtocolConfig(periods=2, n_boot=20), seeds=[0, 1])
+
+
+def test_plot_periods_of_real_results_averaged_over_seeds(transfer_results):
+    records = transfer_results.records
+    averaged = viz.average_over_seeds(records)
+    (ax,) = viz.plot_periods(averaged).axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["target_only", "merge_all"]
+    for name, line in lines.items():
+        assert list(line.get_xdata()) == [0, 1]
+        for period, y in zip(line.get_xdata(), line.get_ydata()):
+            values = [r["auc"] for r in records if r["strategy"] == name
+                      and r["period"] == period]
+            assert len(values) == 2 and values[0] != values[1]  # two seeds, two scores
+            assert y == pytest.approx(np.mean(values), abs=1e-12)
+    # one min-max band per strategy, spanning its seeds' scores at each period
+    assert len(ax.collections) == 2
+    for row in averaged:
+        values = [r["auc"] for r in records if (r["strategy"], r["period"]) == (
+            row["strategy"], row["period"])]
+        assert (row["auc_low"], row["auc_high"], row["n_seeds"]) == (min(values),
+                                                                     max(values), 2)
+
+
+def test_plot_transfer_periods_averages_and_marks_the_test_period(transfer_results):
+    records = transfer_results.records
+    (ax,) = viz.plot_transfer_periods(records).axes
+    (expected,) = viz.plot_periods(viz.average_over_seeds(records)).axes
+    assert [(line.get_label(), list(line.get_ydata())) for line in ax.get_lines()] == [
+        (line.get_label(), list(line.get_ydata())) for line in expected.get_lines()]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["0", "1\n(test)"]
+    assert ax.get_title() == "AUC per period: mean of 2 seeds (band: min to max)"
+    one_seed = [r for r in records if r["seed"] == 0]
+    assert viz.plot_transfer_periods(one_seed).axes[0].get_title() == "AUC per period (one seed)"
+    with pytest.raises(InputError, match="no record"):
+        viz.plot_transfer_periods([{"strategy": "a", "period": 0, "auc": None}])
+
+
+def test_average_over_seeds_skips_undefined_values_and_single_seeds():
+    records = [{"strategy": "a", "period": 1, "auc": 0.6},
+               {"strategy": "a", "period": 0, "auc": None},
+               {"strategy": "a", "period": 0, "auc": 0.5},
+               {"strategy": "b", "period": 0, "auc": None}]
+    assert viz.average_over_seeds(records) == [
+        {"strategy": "a", "period": 0, "auc": 0.5, "n_seeds": 1},
+        {"strategy": "a", "period": 1, "auc": 0.6, "n_seeds": 1}]
+    with pytest.raises(InputError, match="'period'"):
+        viz.average_over_seeds([{"strategy": "a", "auc": 0.5}])
+
+
+def test_plot_periods_styles_override_colour_and_line():
+    results = [{"strategy": "a", "period": 0, "auc": 0.5, "auc_low": 0.4, "auc_high": 0.6}]
+    (ax,) = viz.plot_periods(results, styles={"a": {"color": "black",
+                                                    "linestyle": "--"}}).axes
+    (line,) = ax.get_lines()
+    assert line.get_linestyle() == "--" and to_rgba(line.get_color()) == to_rgba("black")
+    assert tuple(ax.collections[0].get_facecolor()[0][:3]) == (0.0, 0.0, 0.0)
+
+
+def test_plot_calibrations_one_panel_per_strategy(transfer_results):
+    labels, predictions = transfer_results.test_labels, transfer_results.test_predictions
+    figure = viz.plot_calibrations(labels, predictions, n_bins=5)
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["target_only", "merge_all"]
+    for ax, p in zip(panels, predictions.values()):
+        bins = viz.calibration_bins(labels, p, n_bins=5)
+        (model,) = [line for line in ax.get_lines() if line.get_label() == "model"]
+        np.testing.assert_allclose(model.get_xdata(), bins.mean_pred[bins.count > 0])
+        np.testing.assert_allclose(model.get_ydata(), bins.frac_pos[bins.count > 0])
+    with pytest.raises(InputError, match="no predictions"):
+        viz.plot_calibrations(labels, {})
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_figure_saves_a_png(tmp_path):
+    graph = _hub_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2)
+    figures = {
+        "expansion": viz.draw_expansion(graph, expansion),
+        "hops": viz.plot_hops(expansion, log=True),
+        "reach": viz.plot_reach({"a": expansion}),
+        "funnel": viz.plot_funnel({"rows": {"source": 3, "target": 1},
+                                   "stages": [{"name": "graph", "kept": 2}]}),
+        "calibration": viz.plot_calibration([0, 1], [0.2, 0.9]),
+        "periods": viz.plot_periods([{"strategy": "a", "period": 0, "auc": 0.5}]),
+    }
+    for name, figure in figures.items():
+        assert isinstance(figure, Figure), name
+        figure.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_save_selection_plots_writes_every_png(tmp_path, fitted):
+    selector, truth, graph = fitted
+    out = tmp_path / "plots" / "nested"
+    paths = viz.save_selection_plots(
+        graph, selector.expansion_, selector.selection_, None, out,
+        target_p=selector.domain_classifier_.p_target_in_target_, truth=truth)
+    assert [p.name for p in paths] == ["funnel.png", "scores.png", "hops.png",
+                                       "selected_hops.png", "expansion.png", "calibration.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    # without a graph stage: only the funnel and the scores
+    few = viz.save_selection_plots(None, None, selector.selection_, None, tmp_path / "few")
+    assert [p.name for p in few] == ["funnel.png", "scores.png"]
+
+
+def test_save_selection_plots_leaves_no_partial_file(tmp_path, fitted, monkeypatch):
+    selector, _, _ = fitted
+
+    def broken_savefig(self, path, **kw):
+        with open(path, "wb") as handle:
+            handle.write(PNG_MAGIC[:4])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        viz.save_selection_plots(None, None, selector.selection_, None, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        viz.save_selection_plots(None, None, selector.selection_, None, tmp_path / "file")
+
+
+def test_save_transfer_plots_writes_the_pngs(tmp_path, transfer_results):
+    out = tmp_path / "plots" / "nested"
+    paths = viz.save_transfer_plots(transfer_results, out)
+    assert [p.name for p in paths] == ["periods.png", "calibration.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["calibration.png", "periods.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    # plain data: the to_json() payload has no predictions, so only the periods
+    few = viz.save_transfer_plots(transfer_results.to_json(), tmp_path / "json")
+    assert [p.name for p in few] == ["periods.png"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        viz.save_transfer_plots(transfer_results, tmp_path / "file")
+    with pytest.raises(InputError, match="no record"):
+        viz.save_transfer_plots([{"strategy": "a", "period": 0, "auc": None}], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_transfer_plots_leaves_no_partial_file(tmp_path, transfer_results, monkeypatch):
+    def broken_savefig(self, path, **kw):
+        with open(path, "wb") as handle:
+            handle.write(PNG_MAGIC[:4])
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        viz.save_transfer_plots(transfer_results, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(viz).failed == 0
