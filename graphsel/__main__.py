@@ -4,4 +4,5 @@ import sys
 
 from graphsel.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when pytest imports this module to collect its doctests
+    sys.exit(main())

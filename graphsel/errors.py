@@ -40,20 +40,36 @@ def check_choice(what: str, value: object, choices: tuple[str, ...]) -> str:
 
 
 def check_integer(name: str, value: object, low: int, high: float = math.inf) -> int:
-    """``value`` as an ``int`` in ``[low, high]``, else an :class:`InputError`."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
-        bound = f" and <= {high}" if high != math.inf else ""
-        raise InputError(f"{name} must be an integer >= {low}{bound}, got {value!r}")
-    return int(value)
+    """``value`` as an ``int`` in ``[low, high]``, else an :class:`InputError`.
+
+    >>> check_integer("num_hops", 2, 0), check_integer("k", 3, 1, 3)
+    (2, 3)
+    >>> check_integer("num_hops", True, 0)
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: num_hops must be an integer >= 0, got True
+    """
+    if isinstance(value, Integral) and not isinstance(value, bool) and low <= int(value) <= high:
+        return int(value)
+    bound = f" and <= {high}" if high != math.inf else ""
+    raise InputError(f"{name} must be an integer >= {low}{bound}, got {value!r}")
 
 
 def check_real(
     name: str, value: object, low: float, high: float, *, low_open: bool = False
 ) -> float:
-    """``value`` as a ``float`` in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
-    ok = (isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-          and (low < value if low_open else low <= value) and value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise InputError(f"{name} must be a number in {interval}, got {value!r}")
-    return float(value)
+    """``value`` as a ``float`` in ``[low, high]`` (``(low, high]`` if ``low_open``).
+
+    >>> check_real("quantile", 1, 0.0, 1.0)
+    1.0
+    >>> check_real("quantile", 0, 0.0, 1.0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: quantile must be a number in (0.0, 1.0], got 0
+    """
+    number = float(value) if isinstance(value, Real) and not isinstance(value, bool) else math.nan
+    if (math.isfinite(number) and (low < number if low_open else low <= number)
+            and number <= high):
+        return number
+    interval = f"{'(' if low_open else '['}{low}, {high}]"
+    raise InputError(f"{name} must be a number in {interval}, got {value!r}")

@@ -1,8 +1,9 @@
 """The layout of DESIGN.md: layers import only downward.
 
-``data < graph < select < transfer < viz < cli``, with ``errors`` and the other top-level
-plumbing modules below them all. In particular the core (data, graph, select) never imports
-graphsel.transfer, graphsel.viz or graphsel.cli.
+``data < graph < engines < select < transfer < viz < cli``, with ``errors`` and the other
+top-level plumbing modules below them all (``engines`` runs the graph stage in memory or on
+Spark from data and graph alone). In particular the core (data, graph, engines, select) never
+imports graphsel.transfer, graphsel.viz or graphsel.cli.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graphsel"
-LAYERS = ("data", "graph", "select", "transfer", "viz", "cli")
+LAYERS = ("data", "graph", "engines", "select", "transfer", "viz", "cli")
+CORE = ("data", "graph", "engines", "select")
 
 
 def _imports(path: Path) -> set[str]:
@@ -43,7 +45,8 @@ def test_every_layer_is_a_package():
 def test_layer_of_names():
     assert _layer("graphsel.errors") == 0
     assert _layer("graphsel.graph.expansion") == 2
-    assert _layer("graphsel.transfer.models.ctnet") == 4
+    assert _layer("graphsel.engines.local") == 3
+    assert _layer("graphsel.transfer.models.ctnet") == 5
 
 
 def test_layers_import_only_downward():
@@ -60,7 +63,7 @@ def test_layers_import_only_downward():
 
 
 def test_core_never_imports_transfer_viz_or_cli():
-    core = [p for p in PACKAGE.rglob("*.py") if _layer(_module_name(p)) <= 3
+    core = [p for p in PACKAGE.rglob("*.py") if _layer(_module_name(p)) <= len(CORE)
             and p.name != "__main__.py"]
     assert len(core) > 10
     outer = ("graphsel.transfer", "graphsel.viz", "graphsel.cli")

@@ -1,14 +1,18 @@
-"""Tests of graphsel.registry: one helper for datasets, stages and strategies."""
+"""Tests of graphsel.registry: one helper for datasets, stages and strategies, and the options
+read from a registered function's signature."""
 
 from __future__ import annotations
 
+import os
 import sys
 import types
+from pathlib import Path
+from typing import Annotated
 
 import pytest
 
 from graphsel.errors import InputError
-from graphsel.registry import Registry
+from graphsel.registry import Option, Registry, keyword_options
 
 
 def test_names_keep_registration_order_and_unknown_names_list_them():
@@ -64,3 +68,45 @@ def test_a_declaration_whose_module_registers_nothing_is_a_bug():
     registry.declare("ghost", "graphsel.errors")
     with pytest.raises(ValueError, match="did not register thing 'ghost'"):
         registry.get("ghost")
+
+
+def _loader(first, *, seed: int = 0, rate: float | int = 0.5, on: bool = False,
+            where: str | os.PathLike | None = None, folder: Path = Path("."),
+            ids: Annotated[list[int] | str, _comma_ints] = (1,), anything=None,
+            **extra: object) -> None:
+    """Loads.
+
+    Args:
+        first: positional, so not an option.
+        seed: random seed
+            (default 0).
+        rate (float): a share, see :data:`RATE` and ``rate`` (default 0.5).
+        on: a switch (default False).
+        where: a folder.
+        **extra: not an option either.
+
+    Returns:
+        Nothing: ``ids`` has no help line.
+    """
+
+
+def _comma_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
+def test_keyword_options_read_types_defaults_and_help_from_the_function():
+    options = keyword_options(_loader)
+    assert [o.name for o in options] == ["seed", "rate", "on", "where", "folder", "ids",
+                                         "anything"]
+    assert [o.value_type for o in options] == [int, float, bool, Path, Path, str, str]
+    assert [o.default for o in options] == [0, 0.5, False, None, Path("."), (1,), None]
+    assert [o.help for o in options] == [
+        "random seed (default 0).", "a share, see RATE and rate (default 0.5).",
+        "a switch (default False).", "a folder.", "", "", ""]
+    assert [o.parse for o in options] == [None] * 5 + [_comma_ints, None]
+    assert options[-2].flag == "--ids" and Option("target_genre", str, "").flag == (
+        "--target-genre")
+
+
+def test_a_function_without_keyword_only_parameters_has_no_options():
+    assert keyword_options(lambda seed=0: None) == ()

@@ -1,19 +1,28 @@
-"""``graphsel datasets list`` and ``graphsel datasets prepare NAME --out DIR``."""
+"""``graphsel datasets list`` and ``graphsel datasets prepare NAME --out DIR``.
+
+The options of ``prepare`` are not written here: each is a keyword parameter of a registered
+loader (:attr:`graphsel.data.datasets.Dataset.options`), with its type, and its help from the
+loader's docstring. A parameter that several loaders share (``path``) is one flag whose help
+names each dataset.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from graphsel.cli._common import GraphselGroup, emit, format_table, json_option
-from graphsel.data.card import format_card
-from graphsel.data.datasets import get_dataset, list_datasets, prepare
-from graphsel.data.datasets.taobao import category_ids
+from graphsel.data.card import DatasetCard
+from graphsel.data.datasets import Dataset, get_dataset, list_datasets, prepare
 from graphsel.errors import InputError
+from graphsel.registry import Option, option_flag
 
-__all__ = ["command", "prepared_text"]
+__all__ = ["command", "dataset_options", "prepared_text"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("datasets", cls=GraphselGroup)
@@ -32,18 +41,51 @@ def list_command(as_json: bool) -> None:
     emit(as_json, payload, text)
 
 
+def dataset_options(datasets: list[Dataset]) -> Callable[[F], F]:
+    """A decorator adding one click option per dataset option name, in first-seen order.
+
+    Every flag defaults to ``None`` (not given), so the dataset's own default applies. Its help
+    is each dataset's docstring entry, prefixed with the dataset's name.
+
+    Raises:
+        ValueError: two datasets read one option name as different types (a programming
+            error: rename one of the parameters).
+    """
+    by_name: dict[str, list[tuple[str, Option]]] = {}
+    for dataset in datasets:
+        for option in dataset.options:
+            by_name.setdefault(option.name, []).append((dataset.name, option))
+    decorators = []
+    for name, uses in by_name.items():
+        kinds = {_text_type(option) for _, option in uses}
+        if len(kinds) > 1:
+            raise ValueError(f"dataset option {name!r} has different types in "
+                             f"{', '.join(dataset for dataset, _ in uses)}")
+        kind = kinds.pop()
+        help_text = " ".join(f"{dataset}: {option.help}" for dataset, option in uses)
+        decorators.append(click.option(
+            uses[0][1].flag, name, default=None, help=help_text,
+            type=click.Path(path_type=Path) if kind is Path else kind))
+
+    def decorate(function: F) -> F:
+        for decorator in reversed(decorators):  # the first one applied ends last in --help
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
+def _text_type(option: Option) -> type:
+    """What click reads the flag's text as: a parsed option stays text until it applies."""
+    return str if option.parse is not None else option.value_type
+
+
 @command.command("prepare")
 @click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created if missing) for source/target/truth Parquet and "
                    "card.json.")
-@click.option("--path", type=click.Path(path_type=Path),
-              help="Folder of the raw dataset (movielens-1m, taobao-userbehavior).")
-@click.option("--target-genre", help="movielens-1m: genre of the target domain.")
-@click.option("--target-categories",
-              help="taobao-userbehavior: comma-separated category ids of the target domain.")
-@click.option("--seed", type=int, help="synthetic: random seed.")
-@click.option("--scale", type=float, help="synthetic: size multiplier.")
+@dataset_options(list_datasets())
 @json_option
 def prepare_command(name: str, out_dir: Path, as_json: bool, **given: Any) -> None:
     """Prepare dataset NAME into --out DIR and print its card.
@@ -51,34 +93,28 @@ def prepare_command(name: str, out_dir: Path, as_json: bool, **given: Any) -> No
     Only the options a dataset takes are allowed (exit code 2 otherwise); see
     `graphsel datasets list`.
     """
+    dataset = get_dataset(name)
+    takes = {option.name: option for option in dataset.options}
     options = {key: value for key, value in given.items() if value is not None}
-    accepted = set(get_dataset(name).defaults)
     for key in options:
-        if key not in accepted:
-            takes = [_flag(k) for k in given if k in accepted]
-            raise InputError(f"option {_flag(key)} does not apply to dataset {name!r} "
-                             f"(it takes: {', '.join(takes) or 'no options'})")
-    if "target_categories" in options:
-        options["target_categories"] = category_ids(options["target_categories"])
+        if key not in takes:
+            flags = ", ".join(option.flag for option in dataset.options)
+            raise InputError(f"option {option_flag(key)} does not apply to dataset "
+                             f"{name!r} (it takes: {flags or 'no options'})")
+    for key, value in options.items():
+        parse = takes[key].parse
+        if parse is not None:
+            options[key] = parse(value)
     card = prepare(name, out_dir, **options)
     emit(as_json, card, prepared_text(card, out_dir))
 
 
-def prepared_text(card: dict[str, Any], out_dir: Path | None) -> str:
+def prepared_text(card: DatasetCard, out_dir: Path | None) -> str:
     """The card as a table, the truth summary if any, and where the files went.
 
     ``out_dir=None`` says that the files were in a temporary folder, since removed.
     """
-    lines = [format_card(card)]
-    if "truth" in card:
-        truth = card["truth"]
-        lines.append(f"truth: {truth['in_target_community']:,} of {truth['rows']:,} source "
-                     f"rows are in the target communities")
-    files = ", ".join(card["files"].values())
-    lines.append(f"wrote {files} to {out_dir}" if out_dir is not None else
-                 f"wrote {files} to a temporary folder, now removed (keep them with --out DIR)")
-    return "\n".join(lines)
-
-
-def _flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
+    files = ", ".join((card.files or {}).values())
+    where = (f"wrote {files} to {out_dir}" if out_dir is not None else
+             f"wrote {files} to a temporary folder, now removed (keep them with --out DIR)")
+    return f"{card.format()}\n{where}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from graphsel.cli._common import emit, json_option
-from graphsel.data.card import format_card, make_card
+from graphsel.data.card import DatasetCard
 from graphsel.data.io import check_output_file, write_json
 from graphsel.data.log import read_log, read_pair
 
@@ -28,10 +28,8 @@ def command(source: str, target: str | None, card_path: str | None, as_json: boo
     """
     if card_path is not None:
         check_output_file(card_path)
-    if target is None:
-        card = make_card(read_log(source))
-    else:
-        card = make_card(*read_pair(source, target))
+    card = DatasetCard.of(read_log(source)) if target is None else DatasetCard.of(
+        *read_pair(source, target))
     if card_path is not None:
-        write_json(card, card_path)
-    emit(as_json, {"valid": True, **card}, format_card(card) + "\n\nvalid: yes")
+        write_json(card.to_json(), card_path)
+    emit(as_json, {"valid": True, **card.to_json()}, card.format() + "\n\nvalid: yes")

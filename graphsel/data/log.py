@@ -42,6 +42,8 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "IdIndex",
     "InteractionLog",
+    "Overlap",
+    "overlap",
     "read_log",
     "read_pair",
     "write_log",
@@ -542,16 +544,32 @@ def read_pair(
     return source_log, target_log
 
 
-def overlap(source: InteractionLog, target: InteractionLog) -> dict[str, int]:
-    """Counts the users and items present in both logs (which must share an index).
+@dataclass(frozen=True)
+class Overlap:
+    """The users and items present in both of two logs; false when nothing is shared.
 
-    Returns ``{}`` when nothing is shared, else ``{"users": n, "items": n}``.
+    >>> Overlap(users=2, items=0).to_json(), bool(Overlap(users=0, items=0))
+    ({'users': 2, 'items': 0}, False)
     """
+
+    users: int
+    items: int
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.items)
+
+    def to_json(self) -> dict[str, int]:
+        """``{"users": n, "items": n}``."""
+        return {"users": self.users, "items": self.items}
+
+
+def overlap(source: InteractionLog, target: InteractionLog) -> Overlap:
+    """Counts the users and items present in both logs (put on one index first if need be)."""
     if source.index is not target.index:
         source, target = share_index(source, target)
     users = len(np.intersect1d(source.unique_users(), target.unique_users(), assume_unique=True))
     items = len(np.intersect1d(source.unique_items(), target.unique_items(), assume_unique=True))
-    return {"users": users, "items": items} if users or items else {}
+    return Overlap(users=int(users), items=int(items))
 
 
 def write_log(log: InteractionLog | pa.Table, path: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -334,10 +334,8 @@ class BipartiteGraph:
         """
         if relations is None:
             return self.relations
-        if isinstance(relations, str) or (isinstance(relations, tuple) and len(relations) == 3
-                                          and all(isinstance(r, str) for r in relations)
-                                          and relations[0] == USER):
-            relations = [relations]  # one name or one edge type
+        if _is_one_relation(relations):
+            relations = [relations]
         resolved = []
         for name in relations:
             edge_type = relation(name)
@@ -498,3 +496,10 @@ def _check_codes(what: str, codes: np.ndarray, size: int | None) -> int:
     if largest >= size:
         raise InputError(f"{what} code {largest} is out of range for {size} {what}s")
     return int(size)
+
+
+def _is_one_relation(relations: object) -> TypeGuard[str | Relation]:
+    """Whether ``relations`` is one name or one edge type, not a collection of them."""
+    return isinstance(relations, str) or (
+        isinstance(relations, tuple) and len(relations) == 3
+        and all(isinstance(part, str) for part in relations) and relations[0] == USER)

@@ -29,15 +29,12 @@ import importlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from graphsel.errors import InputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 __all__ = [
     "CART",
@@ -143,7 +140,7 @@ def relation(name: str | Sequence[str]) -> Relation:
     edge_type = tuple(name)
     if len(edge_type) != 3 or edge_type[0] != USER or edge_type[2] != ITEM:
         raise InputError(f"relation {edge_type!r} is not a ('user', name, 'item') edge type")
-    return edge_type  # type: ignore[return-value]
+    return (USER, edge_type[1], ITEM)
 
 
 def reverse_relation(edge_type: Relation) -> Relation:
@@ -152,7 +149,7 @@ def reverse_relation(edge_type: Relation) -> Relation:
     return (dst, f"rev_{name}", src)
 
 
-def _index_dtype(size: int) -> type:
+def _index_dtype(size: int) -> type[np.signedinteger[Any]]:
     return np.int32 if size <= _INT32_MAX else np.int64
 
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-
 def _check_count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -24,11 +23,15 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
 
 
 def _figure(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """``ax`` and its figure, or a new pyplot-free figure with one axes."""
-    if ax is not None:
-        return ax.figure, ax
+    """``ax`` and the figure that holds it, or a new pyplot-free figure with one axes.
+
+    An ``ax`` inside a sub-figure gives the top-level figure, the one that can be saved.
+    """
     from matplotlib.figure import Figure
 
+    if ax is not None:
+        holder = ax.figure
+        return (holder if isinstance(holder, Figure) else holder.figure), ax
     figure = Figure(figsize=figsize, layout="constrained")
     return figure, figure.add_subplot()
 

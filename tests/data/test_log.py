@@ -16,7 +16,7 @@ from graphsel import (
     share_index,
     write_log,
 )
-from graphsel.data.log import overlap
+from graphsel.data.log import Overlap, overlap
 
 
 def _source() -> InteractionLog:
@@ -85,7 +85,7 @@ def test_share_index_puts_source_first_and_aligns_codes():
     assert source.index.users.tolist() == ["u1", "u2", "u3", "u9"]
     assert target.user.tolist() == [3, 2]
     assert target.item.tolist() == [2, 3]
-    assert overlap(source, target) == {"users": 1, "items": 1}
+    assert overlap(source, target) == Overlap(users=1, items=1)
 
 
 def test_read_pair_rejects_disjoint_logs():
@@ -149,3 +149,10 @@ def test_written_files_get_the_usual_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_overlap_of_logs_that_share_nothing_is_false_and_zero():
+    other = InteractionLog.from_columns(["x"], ["y"], [1], [1], "target", name="other")
+    shared = overlap(_source(), other)
+    assert shared == Overlap(users=0, items=0) and not shared
+    assert shared.to_json() == {"users": 0, "items": 0}

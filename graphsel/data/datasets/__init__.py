@@ -11,6 +11,7 @@ target-like. :func:`prepare` writes a split to a folder with its card.
 
 from graphsel.data.datasets._registry import (
     CARD_FILE,
+    DATASETS,
     SOURCE_FILE,
     TARGET_FILE,
     TRUTH_COLUMN,
@@ -27,6 +28,7 @@ from graphsel.data.datasets._registry import (
 
 __all__ = [
     "CARD_FILE",
+    "DATASETS",
     "SOURCE_FILE",
     "TARGET_FILE",
     "TRUTH_COLUMN",

@@ -1,8 +1,10 @@
 """The dataset registry and :func:`prepare`, which writes a dataset's domain split to a folder.
 
 A dataset is a function that takes keyword-only options (each with a default) and returns a
-:class:`DatasetSplit`. Its keyword parameters ARE its options: :func:`prepare` and the CLI
-reject any other name with the list of valid ones, so options are declared in one place.
+:class:`DatasetSplit`. Its keyword parameters ARE its options (:attr:`Dataset.options`: names,
+types, defaults and the help of its docstring's ``Args:``): :func:`prepare` and the command
+line reject any other name with the list of valid ones, and ``graphsel datasets prepare``
+offers one flag per option, so an option is declared in one place.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,12 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphsel.data.card import make_card
+from graphsel.data.card import DatasetCard, TruthSummary
 from graphsel.data.io import check_output_dir, write_json
 from graphsel.data.log import InteractionLog, write_log
-from graphsel.errors import InputError, choice_error
+from graphsel.errors import InputError
+from graphsel.registry import Option, Registry, keyword_options
 
 __all__ = [
+    "DATASETS",
     "DatasetSplit",
     "Dataset",
     "register_dataset",
@@ -81,14 +86,15 @@ class Dataset:
     description: str
     load: Loader
 
+    @cached_property
+    def options(self) -> tuple[Option, ...]:
+        """Every option of the dataset (the keyword-only parameters of ``load``), in order."""
+        return keyword_options(self.load)
+
     @property
     def defaults(self) -> dict[str, Any]:
         """Every option of the dataset with its default value, in declaration order."""
-        return {
-            p.name: p.default
-            for p in inspect.signature(self.load).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        return {option.name: option.default for option in self.options}
 
     def resolve(self, options: dict[str, Any]) -> dict[str, Any]:
         """The defaults updated with ``options``.
@@ -108,11 +114,16 @@ class Dataset:
         return self.load(**self.resolve(options))
 
 
-_REGISTRY: dict[str, Dataset] = {}
+DATASETS: Registry[Dataset] = Registry("dataset")
+"""Every registered dataset by name, in registration order (the order of listings)."""
 
 
 def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loader]:
     """Registers a loader under ``name``; its keyword-only parameters are its options.
+
+    An option's command-line flag reads its value with the parameter's type (``int``,
+    ``float``, ``str``, a path for ``os.PathLike``); a parameter annotated
+    ``Annotated[T, parse]`` has its text read by ``parse`` instead.
 
     Args:
         name: the registry name.
@@ -123,10 +134,8 @@ def register_dataset(name: str, description: str = "") -> Callable[[Loader], Loa
     """
 
     def decorate(load: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} is already registered")
         text = description or (inspect.getdoc(load) or "").split("\n", 1)[0]
-        _REGISTRY[name] = Dataset(name, text, load)
+        DATASETS.add(name, Dataset(name, text, load))
         return load
 
     return decorate
@@ -138,18 +147,15 @@ def get_dataset(name: str) -> Dataset:
     Raises:
         InputError: if no dataset has that name; the message lists the valid names.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise choice_error("dataset", name, list(_REGISTRY)) from None
+    return DATASETS.get(name)
 
 
 def list_datasets() -> list[Dataset]:
     """Every registered dataset, in registration order."""
-    return list(_REGISTRY.values())
+    return [DATASETS.get(name) for name in DATASETS.names()]
 
 
-def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
+def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> DatasetCard:
     """Builds dataset ``name`` and writes it to ``out_dir``; returns its card.
 
     Writes ``source.parquet``, ``target.parquet``, ``truth.parquet`` (only for a dataset with
@@ -164,8 +170,8 @@ def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> dict[str, 
         **options: the dataset's options (see ``get_dataset(name).defaults``).
 
     Returns:
-        The card (:func:`graphsel.data.card.make_card`) with ``dataset``, ``options`` (every
-        option, defaults included) and ``files``.
+        The card, with ``dataset``, ``options`` (every option, defaults included), ``files``
+        and, for a dataset with ground truth, ``truth``.
 
     Raises:
         InputError: unknown dataset or option, bad option value, unreadable input data, or
@@ -179,15 +185,15 @@ def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> dict[str, 
     if split.truth is not None:
         files["truth"] = TRUTH_FILE
     files["card"] = CARD_FILE
-    card = make_card(split.source, split.target, dataset=name,
-                     options={k: _jsonable_option(v) for k, v in resolved.items()}, files=files)
-    if split.truth is not None:
-        card["truth"] = _truth_summary(split.truth)
+    card = DatasetCard.of(
+        split.source, split.target, dataset=name,
+        options={k: _jsonable_option(v) for k, v in resolved.items()}, files=files,
+        truth=None if split.truth is None else _truth_summary(split.truth))
     _write_all(out_dir, split, card)
     return card
 
 
-def _write_all(out_dir: Path, split: DatasetSplit, card: dict[str, Any]) -> None:
+def _write_all(out_dir: Path, split: DatasetSplit, card: DatasetCard) -> None:
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -196,7 +202,7 @@ def _write_all(out_dir: Path, split: DatasetSplit, card: dict[str, Any]) -> None
         written.append(write_log(split.target, out_dir / TARGET_FILE))
         if split.truth is not None:
             written.append(write_log(split.truth, out_dir / TRUTH_FILE))
-        write_json(card, out_dir / CARD_FILE)
+        write_json(card.to_json(), out_dir / CARD_FILE)
     except BaseException:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -208,9 +214,9 @@ def _write_all(out_dir: Path, split: DatasetSplit, card: dict[str, Any]) -> None
         (out_dir / TRUTH_FILE).unlink(missing_ok=True)
 
 
-def _truth_summary(truth: pa.Table) -> dict[str, int]:
+def _truth_summary(truth: pa.Table) -> TruthSummary:
     flags = truth.column(TRUTH_COLUMN).to_numpy(zero_copy_only=False)
-    return {"rows": truth.num_rows, TRUTH_COLUMN: int(flags.sum())}
+    return TruthSummary(rows=truth.num_rows, in_target_community=int(flags.sum()))
 
 
 def truth_mask(truth: pa.Table, num_rows: int, where: str = "truth") -> np.ndarray:

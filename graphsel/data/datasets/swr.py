@@ -122,7 +122,8 @@ def movielens_swr(
     parts = np.split(order, [n_train, n_train + n_valid])
     # Sorted rows keep file order inside a split, so a split's content, not the permutation,
     # decides what a log looks like.
-    return tuple(full[np.sort(rows)] for rows in parts)
+    train, valid, test = (full[np.sort(rows)] for rows in parts)
+    return train, valid, test
 
 
 def _side_rows(inter: pd.DataFrame, column: str, side: pd.DataFrame, inter_path: os.PathLike,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -134,12 +135,15 @@ def category_ids(value: Iterable[int] | int | str) -> list[int]:
     Raises:
         InputError: a part that is not an integer, or no id at all.
     """
+    parts: Iterable[int | str]
     if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    elif not isinstance(value, Iterable):
-        value = [value]
+        parts = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, Iterable):
+        parts = value
+    else:
+        parts = [value]
     categories = []
-    for part in value:
+    for part in parts:
         try:
             categories.append(int(part))
         except (TypeError, ValueError):
@@ -150,17 +154,22 @@ def category_ids(value: Iterable[int] | int | str) -> list[int]:
     return categories
 
 
+CategoryIds = Annotated[Iterable[int] | str, category_ids]
+"""Category ids, or their comma-separated text (read by :func:`category_ids` on the command
+line, so the card records the ids)."""
+
+
 @register_dataset(_NAME)
 def taobao_userbehavior(
     *, path: str | os.PathLike | None = None,
-    target_categories: Iterable[int] | str = DEFAULT_TARGET_CATEGORIES,
+    target_categories: CategoryIds = DEFAULT_TARGET_CATEGORIES,
 ) -> DatasetSplit:
     """Taobao UserBehavior page views; target = a few item categories (needs path).
 
     Args:
         path: the folder holding ``UserBehavior.csv.gz`` (required).
-        target_categories: category ids of the target domain (default
-            :data:`DEFAULT_TARGET_CATEGORIES`); a comma-separated string is accepted.
+        target_categories: category ids of the target domain, comma-separated on the command
+            line (default 2735466, 1464116 and 1299190: :data:`DEFAULT_TARGET_CATEGORIES`).
 
     Raises:
         InputError: missing folder or file, unreadable file, a bad category id, or a target

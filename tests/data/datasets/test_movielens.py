@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from graphsel.data.datasets import get_dataset, prepare
+from graphsel.data.log import Overlap
 from graphsel.errors import InputError
 from tests.data.datasets.atomic import write_atomic, write_ml1m_folder
 
@@ -114,14 +115,15 @@ GENRES = ["Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "
 @pytest.mark.slow
 def test_documentary_acceptance_counts(movielens_1m_path, tmp_path):
     card = prepare("movielens-1m", tmp_path, path=movielens_1m_path)
-    source, target = card["domains"]["source"], card["domains"]["target"]
-    assert (target["rows"], target["users"], target["items"]) == (7_910, 2_243, 110)
-    assert (source["rows"], source["users"]) == (992_299, 6_040)
-    assert card["shared"] == {"users": 2_243, "items": 0}
-    assert source["behaviors"]["love"] + target["behaviors"]["love"] == 226_310
-    assert source["features"] == ["gender", "age", "occupation", "release_year", "genres",
-                                  "first_genre"]
-    assert card["options"] == {"path": str(movielens_1m_path), "target_genre": "Documentary"}
+    source, target = card.source, card.target
+    assert target is not None and source.behaviors and target.behaviors
+    assert (target.rows, target.users, target.items) == (7_910, 2_243, 110)
+    assert (source.rows, source.users) == (992_299, 6_040)
+    assert card.shared == Overlap(users=2_243, items=0)
+    assert source.behaviors["love"] + target.behaviors["love"] == 226_310
+    assert source.features == ("gender", "age", "occupation", "release_year", "genres",
+                               "first_genre")
+    assert card.options == {"path": str(movielens_1m_path), "target_genre": "Documentary"}
 
 
 @pytest.mark.data

@@ -17,6 +17,7 @@ from graphsel.data.datasets import (
 )
 from graphsel.data.log import InteractionLog, read_pair
 from graphsel.errors import InputError
+from graphsel.registry import Registry
 
 TINY = dict(num_users=400, num_items=200, num_communities=4, num_target_communities=1,
             source_rows=3000, target_rows=300)
@@ -57,14 +58,15 @@ def test_prepare_writes_files_and_returns_the_card(tmp_path):
     card = prepare("synthetic", out, seed=3, **TINY)
     assert sorted(p.name for p in out.iterdir()) == [
         "card.json", "source.parquet", "target.parquet", "truth.parquet"]
-    assert json.loads((out / "card.json").read_text()) == card
-    assert card["dataset"] == "synthetic"
-    assert card["options"]["seed"] == 3 and card["options"]["source_rows"] == 3000
-    assert card["files"] == {"source": "source.parquet", "target": "target.parquet",
-                             "truth": "truth.parquet", "card": "card.json"}
-    assert card["domains"]["source"]["rows"] == 3000
-    assert card["domains"]["target"]["rows"] == 300
-    assert card["truth"]["rows"] == 3000
+    assert json.loads((out / "card.json").read_text()) == card.to_json()
+    assert card.dataset == "synthetic"
+    assert card.options is not None
+    assert card.options["seed"] == 3 and card.options["source_rows"] == 3000
+    assert card.files == {"source": "source.parquet", "target": "target.parquet",
+                          "truth": "truth.parquet", "card": "card.json"}
+    assert card.source.rows == 3000
+    assert card.target is not None and card.target.rows == 300
+    assert card.truth is not None and card.truth.rows == 3000
     source, target = read_pair(out / "source.parquet", out / "target.parquet")
     assert source.domains == ["source"] and target.domains == ["target"]
     assert pq.read_table(out / "truth.parquet").num_rows == len(source)
@@ -101,15 +103,19 @@ def test_a_failed_write_removes_what_it_wrote(tmp_path, monkeypatch):
 def test_a_stale_truth_file_is_removed_when_the_dataset_has_none(tmp_path, monkeypatch):
     prepare("synthetic", tmp_path, **TINY)
 
+    synthetic = get_dataset("synthetic")
+
     def no_truth(*, seed: int = 0) -> DatasetSplit:
-        source, target, _ = get_dataset("synthetic")(seed=seed, **TINY)
+        source, target, _ = synthetic(seed=seed, **TINY)
         return DatasetSplit(source, target, None)
 
-    monkeypatch.setitem(_registry._REGISTRY, "no-truth",
-                        _registry.Dataset("no-truth", "test", no_truth))
+    datasets: Registry[_registry.Dataset] = Registry("dataset")
+    datasets.add("no-truth", _registry.Dataset("no-truth", "test", no_truth))
+    monkeypatch.setattr(_registry, "DATASETS", datasets)
     card = prepare("no-truth", tmp_path)
-    assert card["options"] == {"seed": 0}
-    assert "truth" not in card and "truth" not in card["files"]
+    assert card.options == {"seed": 0}
+    assert card.truth is None and card.files is not None and "truth" not in card.files
+    assert "truth" not in card.to_json()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "card.json", "source.parquet", "target.parquet"]
 

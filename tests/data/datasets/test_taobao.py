@@ -7,9 +7,10 @@ import gzip
 import pandas as pd
 import pytest
 
-from graphsel.data.card import make_card
+from graphsel.data.card import DatasetCard
 from graphsel.data.datasets import get_dataset, prepare
 from graphsel.data.datasets.taobao import DEFAULT_TARGET_CATEGORIES, view_labels
+from graphsel.data.log import Overlap
 from graphsel.errors import InputError
 
 taobao = get_dataset("taobao-userbehavior")
@@ -62,7 +63,7 @@ def test_views_get_the_deepest_later_action(folder):
         (1, 202, 1006, 0, "pv", 9),
     ]
     assert source.domains == ["source"] and target.domains == ["target"]
-    assert make_card(source, target)["shared"] == {"users": 2, "items": 0}
+    assert DatasetCard.of(source, target).shared == Overlap(users=2, items=0)
 
 
 def test_categories_as_a_comma_separated_string(folder):
@@ -122,16 +123,17 @@ def test_path_errors(tmp_path):
 @pytest.mark.data
 def test_head_card(taobao_path, tmp_path):
     card = prepare("taobao-userbehavior", tmp_path, path=taobao_path)
-    assert card["options"] == {"path": str(taobao_path),
-                               "target_categories": list(DEFAULT_TARGET_CATEGORIES)}
-    source, target = card["domains"]["source"], card["domains"]["target"]
-    assert (source["rows"], source["users"], source["items"]) == (73_910, 813, 50_811)
-    assert (target["rows"], target["users"], target["items"]) == (1_962, 330, 1_252)
-    assert card["shared"] == {"users": 330, "items": 0}
-    assert source["behaviors"] == {"buy": 1916, "cart": 963, "fav": 292, "pv": 70_739}
-    assert target["behaviors"] == {"buy": 83, "cart": 20, "fav": 2, "pv": 1_857}
-    assert (source["label_rate"], target["label_rate"]) == (round(1916 / 73_910, 6),
-                                                            round(83 / 1_962, 6))
-    assert source["features"] == target["features"] == ["category_id"]
+    assert card.options == {"path": str(taobao_path),
+                            "target_categories": list(DEFAULT_TARGET_CATEGORIES)}
+    source, target = card.source, card.target
+    assert target is not None
+    assert (source.rows, source.users, source.items) == (73_910, 813, 50_811)
+    assert (target.rows, target.users, target.items) == (1_962, 330, 1_252)
+    assert card.shared == Overlap(users=330, items=0)
+    assert source.behaviors == {"buy": 1916, "cart": 963, "fav": 292, "pv": 70_739}
+    assert target.behaviors == {"buy": 83, "cart": 20, "fav": 2, "pv": 1_857}
+    assert (source.label_rate, target.label_rate) == (round(1916 / 73_910, 6),
+                                                      round(83 / 1_962, 6))
+    assert source.features == target.features == ("category_id",)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "card.json", "source.parquet", "target.parquet"]
