@@ -233,8 +233,9 @@ def bench_truth(small: bool) -> str:
                           ("graph, da, knn (default)", ["graph", "da", "knn"])):
         start = time.perf_counter()
         selection = SampleSelector(stages).fit(split.source, split.target, truth).selection_
-        quality = selection.report["truth"]
-        rows.append([label, selection.num_selected, quality["precision"], quality["recall"],
+        assert selection.report is not None and selection.report.truth is not None
+        quality = selection.report.truth
+        rows.append([label, selection.num_selected, quality.precision, quality.recall,
                      time.perf_counter() - start])
     title = (f"planted truth, synthetic default (scale {scale}): {len(split.source):,} source "
              f"rows, {int(truth.sum()):,} in the target communities")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 import shutil
@@ -42,7 +43,9 @@ def test_readme_has_examples():
 def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # The examples register a strategy: into a copy of the registry, dropped afterwards.
-    monkeypatch.setattr(strategies, "_STRATEGIES", dict(strategies._STRATEGIES))
+    for name in strategies.strategy_names():
+        strategies.get_strategy(name)  # register the declared ones first
+    monkeypatch.setattr(strategies, "STRATEGIES", copy.deepcopy(strategies.STRATEGIES))
     namespace: dict = {}
     for block in _blocks("python"):
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102

@@ -1,6 +1,7 @@
 """The ``graphsel`` command line.
 
-Exit codes: 0 success, 2 bad input or usage (one line on stderr: ``error: ...``), 1 a bug.
+Exit codes: 0 success, 2 bad input or usage (one line on stderr: ``error: ...``), 130 after
+Ctrl-C and 143 after SIGTERM (one line each; no partial or temporary file is left), 1 a bug.
 Every command that produces results prints a readable table, or one JSON object with
 ``--json``. Commands live in one module each and are registered here.
 """
@@ -11,7 +12,7 @@ import sys
 
 import click
 
-from graphsel.cli._common import GraphselGroup
+from graphsel.cli._common import GraphselGroup, interrupt_exit, sigterm_raises
 
 __all__ = ["cli", "main"]
 
@@ -33,12 +34,36 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the CLI and returns its exit code (used by the ``graphsel`` console script)."""
-    try:
-        cli.main(args=argv, prog_name="graphsel", standalone_mode=True)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    """Runs the CLI and returns its exit code (used by the ``graphsel`` console script).
+
+    SIGTERM is turned into an exception for the run (:func:`sigterm_raises`), so that it
+    cleans up like Ctrl-C: exit code 143, or 130 for Ctrl-C, with one line on stderr.
+    """
+    with sigterm_raises():
+        try:
+            code = cli.main(args=argv, prog_name="graphsel", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            return int(exc.exit_code or 0)
+        except click.ClickException as exc:  # usage errors outside a command: `graphsel -x`
+            exc.show()
+            return exc.exit_code
+        except click.exceptions.Abort as exc:
+            cause = exc.__cause__
+            if isinstance(cause, KeyboardInterrupt):
+                code, message = interrupt_exit(cause)
+                click.echo(message, err=True)
+                return code
+            if cause is not None:
+                raise cause from None  # e.g. an EOFError that escaped: a bug, not an abort
+            click.echo("error: aborted", err=True)
+            return 1
+        except KeyboardInterrupt as exc:  # before or after click's own handling
+            code, message = interrupt_exit(exc)
+            click.echo(message, err=True)
+            return code
+    # without standalone mode, click returns the code of ctx.exit(code), else the command's
+    # return value (None: success)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

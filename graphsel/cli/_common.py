@@ -1,9 +1,13 @@
-"""What every command shares: error handling, ``--json`` output and summary tables."""
+"""What every command shares: error handling, interrupts, ``--json`` output and summary
+tables."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+import signal
+from collections.abc import Iterator, Mapping
+from types import FrameType
 from typing import Any, Protocol, runtime_checkable
 
 import click
@@ -12,11 +16,64 @@ import numpy as np
 from graphsel._table import format_table
 from graphsel.errors import InputError
 
-__all__ = ["GraphselGroup", "Jsonable", "emit", "format_table", "json_option", "to_jsonable"]
+__all__ = ["EXIT_SIGINT", "EXIT_SIGTERM", "GraphselGroup", "Jsonable", "Terminated", "emit",
+           "format_table", "interrupt_exit", "json_option", "sigterm_raises", "to_jsonable"]
+
+EXIT_SIGINT = 130
+"""Exit code after Ctrl-C (SIGINT): 128 + 2, as shells report it."""
+EXIT_SIGTERM = 143
+"""Exit code after SIGTERM: 128 + 15."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by :func:`sigterm_raises`.
+
+    A ``KeyboardInterrupt`` subclass, so that whatever cleans up after Ctrl-C (atomic writes
+    remove their temporary files, progress bars close) cleans up after SIGTERM the same way.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` instead of killing the process.
+
+    A second SIGTERM while the first one unwinds is ignored, so the cleanup it triggered
+    finishes. The previous handler is restored on exit. (The main thread only: signal
+    handlers cannot be set elsewhere, and there it does nothing.)
+    """
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt_exit(exc: KeyboardInterrupt) -> tuple[int, str]:
+    """The exit code and the one-line message for an interrupt (Ctrl-C or SIGTERM).
+
+    >>> interrupt_exit(Terminated())
+    (143, 'error: terminated by SIGTERM; unfinished output files were removed')
+    """
+    if isinstance(exc, Terminated):
+        return EXIT_SIGTERM, "error: terminated by SIGTERM; unfinished output files were removed"
+    return EXIT_SIGINT, "error: interrupted (Ctrl-C); unfinished output files were removed"
 
 
 class GraphselGroup(click.Group):
-    """A click group that turns :class:`InputError` into ``error: ...`` and exit code 2."""
+    """A click group that reports bad input, usage errors and interrupts in one line.
+
+    :class:`InputError` and click's usage errors (a missing or malformed option) give
+    ``error: ...`` on stderr and exit code 2; Ctrl-C gives exit code 130 and SIGTERM (with
+    :func:`sigterm_raises`) 143, each with one line instead of click's ``Aborted!`` (exit 1).
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -24,6 +81,15 @@ class GraphselGroup(click.Group):
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            message = " ".join(exc.format_message().split())
+            click.echo(f"error: {message} (see '{where} -h')", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            code, message = interrupt_exit(exc)
+            click.echo(message, err=True)
+            ctx.exit(code)
 
 
 json_option = click.option(

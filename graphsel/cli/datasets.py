@@ -16,7 +16,14 @@ import click
 
 from graphsel.cli._common import GraphselGroup, emit, format_table, json_option
 from graphsel.data.card import DatasetCard
-from graphsel.data.datasets import Dataset, get_dataset, list_datasets, prepare
+from graphsel.data.datasets import (
+    Dataset,
+    get_dataset,
+    list_datasets,
+    prepare,
+    prepare_paths,
+)
+from graphsel.data.io import check_paths
 from graphsel.errors import InputError
 from graphsel.registry import Option, option_flag
 
@@ -105,6 +112,9 @@ def prepare_command(name: str, out_dir: Path, as_json: bool, **given: Any) -> No
         parse = takes[key].parse
         if parse is not None:
             options[key] = parse(value)
+    inputs, folder = prepare_paths(dataset, out_dir, options)
+    check_paths({option_flag(key): path for key, path in inputs.items()},
+                folders={"--out": folder})
     card = prepare(name, out_dir, **options)
     emit(as_json, card, prepared_text(card, out_dir))
 

@@ -11,11 +11,14 @@ import click
 from graphsel.cli._common import emit, json_option
 from graphsel.cli.datasets import prepared_text
 from graphsel.data.datasets import TRUTH_FILE, prepare, read_truth
-from graphsel.data.io import write_json
+from graphsel.data.datasets._registry import PREPARED_FILES
+from graphsel.data.io import OutputFolder, check_paths, write_json
 from graphsel.data.log import read_pair
-from graphsel.select.pipeline import SampleSelector, format_report
+from graphsel.select.config import SelectionConfig
 
 __all__ = ["command", "run_demo"]
+
+SELECTED_FILE, REPORT_FILE = "selected.parquet", "report.json"
 
 
 def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = False,
@@ -43,9 +46,11 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     card = prepare("synthetic", out_dir, seed=seed, scale=scale)
     source, target = read_pair(out_dir / "source.parquet", out_dir / "target.parquet")
     truth = read_truth(out_dir / TRUTH_FILE, len(source))
-    selection = SampleSelector(seed=seed, progress=progress).fit(source, target, truth).selection_
-    selection.write(source, out_dir / "selected.parquet")
-    write_json(selection.report, out_dir / "report.json")
+    selector = SelectionConfig(seed=seed).build(progress=progress)
+    selection = selector.fit(source, target, truth).selection_
+    assert selection.report is not None  # a fitted selector always reports
+    selection.write(source, out_dir / SELECTED_FILE)
+    write_json(selection.report.to_json(), out_dir / REPORT_FILE)
     results = None
     if transfer:
         # torch is imported when the transfer runs, not whenever the CLI starts.
@@ -74,13 +79,15 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
 def command(out_dir: Path | None, seed: int, scale: float, no_transfer: bool,
             as_json: bool) -> None:
     """Run the embedded synthetic default end to end: needs nothing but the repository."""
+    check_paths({}, folders={"--out": None if out_dir is None else OutputFolder(
+        out_dir, (*PREPARED_FILES, SELECTED_FILE, REPORT_FILE))})
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="graphsel-demo-") as tmp:
             result = {**run_demo(Path(tmp), seed, scale, not as_json, not no_transfer),
                       "out_dir": None}
     else:
         result = run_demo(out_dir, seed, scale, not as_json, not no_transfer)
-    parts = [prepared_text(result["card"], out_dir), format_report(result["selection"])]
+    parts = [prepared_text(result["card"], out_dir), result["selection"].format()]
     table = result.pop("transfer_table")
     if table is not None:
         parts.append(table)

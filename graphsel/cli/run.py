@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from graphsel.cli._common import emit, json_option, to_jsonable
-from graphsel.data.io import check_output_dir, check_output_file, write_json
+from graphsel.data.io import OutputFolder, check_paths, write_json
+
+# The protocol's split module imports no torch, so the CLI starts without it; the models,
+# the trainer and the runner are imported when the command runs.
+from graphsel.transfer.protocol.split import MODES
+from graphsel.viz.transfer import PLOT_FILES
 
 __all__ = ["command"]
-
-MODES: tuple[str, ...] = ("continual", "once")
-"""``graphsel.transfer.protocol.runner.MODES``, spelt out so that the CLI starts without importing
-torch (``graphsel.transfer`` is imported when the command runs; a test keeps the two equal)."""
 
 
 def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
@@ -50,12 +51,11 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     from graphsel.transfer.config import load_config, override
     from graphsel.transfer.protocol.experiment import run_experiment
 
-    if out is not None:
-        check_output_file(out)
-    if plots_dir is not None:
-        check_output_dir(plots_dir)
     config = override(load_config(config_path), seeds=seeds, strategies=strategies,
                       periods=periods, mode=mode, epochs=epochs)
+    check_paths({"--config": config_path, **config.input_paths()}, files={"--out": out},
+                folders={"--plots": OutputFolder(plots_dir, PLOT_FILES)
+                         if plots_dir is not None else None})
     results = run_experiment(config, progress=not as_json)
     payload = to_jsonable(results.to_json())
     text = results.table()

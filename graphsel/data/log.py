@@ -20,8 +20,10 @@ Users and items of a source and a target log are encoded by one shared :class:`I
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,24 +37,44 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from graphsel.data.io import atomic_path
-from graphsel.errors import InputError
+from graphsel.errors import InputError, check_choice
 
 __all__ = [
-    "REQUIRED_COLUMNS",
+    "LOG_FORMATS",
     "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "TS_LIMIT",
+    "TS_UNITS",
     "IdIndex",
     "InteractionLog",
     "Overlap",
+    "check_pair",
+    "check_timestamps",
+    "log_format",
     "overlap",
     "read_log",
     "read_pair",
-    "write_log",
     "share_index",
+    "write_log",
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "ts", "label", "domain")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("behavior",)
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+LOG_FORMATS: dict[str, tuple[str, ...]] = {"parquet": _PARQUET_SUFFIXES, "csv": _CSV_SUFFIXES}
+"""The formats :func:`write_log` writes, by the file extensions that select them."""
+
+TS_UNITS: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+"""Units a log's ``ts`` may be read in (:func:`read_log`'s ``ts_unit``): ticks per second."""
+
+TS_LIMIT = 7_258_118_400
+"""2200-01-01 00:00 UTC in Unix seconds: a larger ``ts`` is never a time in seconds. Any
+millisecond timestamp after 1970-03-25 exceeds it, so seconds and milliseconds cannot be
+confused."""
+
+_FUTURE_SLACK_S = 86_400
+"""How far past the current time a ``ts`` may lie (clock skew between machines)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,6 +408,7 @@ def validate_table(table: pa.Table, name: str) -> pa.Table:
     if pc.any(negative).as_py():
         row, value = _first_bad(ts, negative)
         raise InputError(f"{name}: column 'ts' has negative value {value} at row {row}")
+    check_timestamps(ts.to_numpy(), name)
     label = table.column("label")
     if not (_is_integer(label.type) or pa.types.is_boolean(label.type)
             or pa.types.is_floating(label.type)):
@@ -435,7 +458,10 @@ def _read_table(path: Path) -> pa.Table:
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".parquet", ".pq"))
+        # Hidden and "_" files are not data (Spark/Hive convention, as pyarrow.dataset does):
+        # a killed writer's ".part.parquet.<pid>.<x>.tmp", "_SUCCESS", "_metadata".
+        files = sorted(p for p in path.iterdir() if p.suffix in _PARQUET_SUFFIXES
+                       and not p.name.startswith((".", "_")))
         if not files:
             raise InputError(f"{path}: is a directory with no .parquet files, expected a log "
                              f"file or a directory of Parquet files")
@@ -449,10 +475,18 @@ def _read_table(path: Path) -> pa.Table:
     if _is_csv(path):
         return _read_csv(path)
     try:
+        _check_unique_names(pq.read_schema(path).names, path)
         return pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: not a readable Parquet file ({reason})") from None
+
+
+def _check_unique_names(names: list[str], path: Path) -> None:
+    """pyarrow reads a file with a repeated column name only to fail on it later."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"{path}: column '{repeated[0]}' appears more than once")
 
 
 def _is_csv(path: Path) -> bool:
@@ -476,26 +510,103 @@ def _read_csv(path: Path) -> pa.Table:
                 strings_can_be_null=True,
             ),
         )
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Empty CSV file" in reason:
             raise InputError(f"{path}: empty file") from None
         raise InputError(f"{path}: not a readable CSV file ({reason})") from None
 
 
-def read_log(path: str | os.PathLike, *, index: IdIndex | None = None) -> InteractionLog:
+def read_log(path: str | os.PathLike, *, index: IdIndex | None = None,
+             ts_unit: str = "s") -> InteractionLog:
     """Reads and validates a log: a Parquet file, a directory of Parquet files, or a CSV.
 
     Args:
-        path: ``.parquet`` / ``.pq`` file, a directory holding them, or ``.csv`` / ``.tsv``
-            (optionally gzipped).
+        path: ``.parquet`` / ``.pq`` file, a directory holding them (hidden files and files
+            starting with ``_`` are skipped), or ``.csv`` / ``.tsv`` (optionally gzipped).
         index: encode ids with this index (default: a new index of this log's ids).
+        ts_unit: the unit of the file's ``ts`` column, one of :data:`TS_UNITS` (default
+            ``"s"``, Unix seconds); other units are converted to whole seconds (rounded
+            down), so the log always holds seconds.
 
     Raises:
         InputError: unreadable file or a schema violation, in one line naming the file.
     """
     path = Path(path)
-    return InteractionLog.from_table(_read_table(path), name=str(path), index=index)
+    table = _read_table(path)
+    return InteractionLog.from_table(_in_seconds(table, ts_unit, str(path)), name=str(path),
+                                     index=index)
+
+
+def _in_seconds(table: pa.Table, ts_unit: str, name: str) -> pa.Table:
+    per_second = TS_UNITS[check_choice("ts_unit", ts_unit, tuple(TS_UNITS))]
+    if per_second == 1 or "ts" not in table.column_names:
+        return table
+    ts = table.column("ts")
+    if not _is_integer(ts.type) or table.column_names.count("ts") > 1:
+        return table  # validate_table names the problem
+    seconds = pc.divide(ts.cast(pa.int64()), pa.scalar(per_second, pa.int64()))
+    # integer division truncates towards zero; negative values are refused anyway
+    return table.set_column(table.column_names.index("ts"), "ts", seconds)
+
+
+def check_timestamps(ts: np.ndarray, name: str, *, now: float | None = None) -> None:
+    """Refuses ``ts`` values that cannot be Unix seconds of logged events.
+
+    Two rules, which no real log trips (MovieLens-1M: 2000-2003, the Taobao head:
+    2017-09-11 .. 2017-12-04, the synthetic default: 2017-11-25 onwards):
+
+    * a value at or after 2200-01-01 (:data:`TS_LIMIT`) is in another unit: the median
+      says which (milliseconds, microseconds, nanoseconds) and the message says what to
+      divide by (or which ``ts_unit`` to read with);
+    * a value more than a day after the current time is in the future, which a log of
+      past events cannot hold (e.g. year-2100 placeholders).
+
+    Values long before the rest (Taobao has one in September for a November log) pass:
+    old stray rows are common in real logs and harmless to a time split.
+
+    Args:
+        ts: ``(N,)`` integer timestamps, already checked non-negative.
+        name: the log's name, for the message.
+        now: the current Unix time (default: the clock).
+
+    Raises:
+        InputError: naming the file, the column, the row and the value, and what to do.
+
+    >>> check_timestamps(np.array([1_511_568_000, 1_512_000_000]), "s.parquet")
+    >>> check_timestamps(np.array([1_511_568_000_000, 1_512_000_000_000]), "s.parquet")
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: s.parquet: column 'ts' has value 1511568000000 at row 0, after 2200-01-01 as Unix seconds; the values look like milliseconds: divide them by 1000 (or read the log with ts_unit='ms', --ts-unit ms)
+    """
+    ts = np.asarray(ts)
+    if len(ts) == 0:
+        return
+    late = ts >= TS_LIMIT
+    if late.any():
+        row = int(np.flatnonzero(late)[0])
+        median = float(np.median(ts))
+        unit = next((unit for unit, per_second in reversed(TS_UNITS.items())
+                     if per_second > 1 and median >= 1e8 * per_second), None)
+        if unit is not None:
+            advice = (f"the values look like {_UNIT_NAMES[unit]}: divide them by "
+                      f"{TS_UNITS[unit]} (or read the log with ts_unit={unit!r}, "
+                      f"--ts-unit {unit})")
+        else:
+            advice = "expected Unix seconds; fix or drop that row"
+        raise InputError(f"{name}: column 'ts' has value {int(ts[row])} at row {row}, after "
+                         f"2200-01-01 as Unix seconds; {advice}")
+    limit = (time.time() if now is None else now) + _FUTURE_SLACK_S
+    future = ts > limit
+    if future.any():
+        row = int(np.flatnonzero(future)[0])
+        when = dt.datetime.fromtimestamp(int(ts[row]), tz=dt.UTC).strftime("%Y-%m-%d")
+        raise InputError(f"{name}: column 'ts' has value {int(ts[row])} at row {row} "
+                         f"({when}), which is in the future; expected Unix seconds of past "
+                         f"events")
+
+
+_UNIT_NAMES = {"ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 def share_index(*logs: InteractionLog) -> tuple[InteractionLog, ...]:
@@ -527,16 +638,25 @@ def _arrow_kind(t: pa.DataType) -> str:
 
 
 def read_pair(
-    source: str | os.PathLike | InteractionLog, target: str | os.PathLike | InteractionLog
+    source: str | os.PathLike | InteractionLog, target: str | os.PathLike | InteractionLog,
+    *, ts_unit: str = "s",
 ) -> tuple[InteractionLog, InteractionLog]:
     """Reads a source and a target log onto one shared :class:`IdIndex`.
+
+    Args:
+        source: the source log, or its path.
+        target: the target log, or its path.
+        ts_unit: the unit of ``ts`` in files read here (default ``"s"``; see
+            :func:`read_log`).
 
     Raises:
         InputError: if either log is invalid, their id types differ, or they share no user
             and no item.
     """
-    source_log = source if isinstance(source, InteractionLog) else read_log(source)
-    target_log = target if isinstance(target, InteractionLog) else read_log(target)
+    source_log = (source if isinstance(source, InteractionLog)
+                  else read_log(source, ts_unit=ts_unit))
+    target_log = (target if isinstance(target, InteractionLog)
+                  else read_log(target, ts_unit=ts_unit))
     source_log, target_log = share_index(source_log, target_log)
     if not overlap(source_log, target_log):
         raise InputError(f"no user and no item shared between {source_log.name} and "
@@ -572,14 +692,131 @@ def overlap(source: InteractionLog, target: InteractionLog) -> Overlap:
     return Overlap(users=int(users), items=int(items))
 
 
+def check_pair(source: InteractionLog, target: InteractionLog, *, min_rows: int = 5,
+               both_labels: bool = True) -> None:
+    """The checks a source/target pair must pass before selection or a strategy run.
+
+    ``graphsel validate`` runs exactly these (with the defaults), so "valid: yes" means that
+    ``select`` and ``run`` accept the pair; they call this first, before any work. Each log
+    is already valid on its own (:func:`read_log`); on top of that:
+
+    * ids of one type in both logs, and at least one shared user or item (as
+      :func:`read_pair`);
+    * every side-feature column the two logs share has one kind in both: numeric (float),
+      integer, string or boolean (a float in one log and a string in the other cannot be
+      one feature);
+    * the target has at least ``min_rows`` rows (the domain classifier's 5-fold scoring
+      needs 5), and so has the source;
+    * with ``both_labels``, the target holds both labels (a time split's AUC needs clicks
+      and non-clicks).
+
+    Args:
+        source: the source log.
+        target: the target log (any index: they are put on one here).
+        min_rows: the fewest rows either log may have (default 5).
+        both_labels: require labels 0 and 1 in the target (default True).
+
+    Raises:
+        InputError: one line naming the log(s), the column and the values.
+
+    >>> source = InteractionLog.from_columns([1, 2, 3, 4, 5], [1, 1, 2, 2, 3], [0] * 5,
+    ...                                      [0, 1, 0, 1, 0], "s", name="s.parquet")
+    >>> check_pair(source, source[np.arange(5)])
+    >>> check_pair(source, source[[0, 2, 4, 0, 2]])
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: s.parquet: the target has label 0 in all 5 rows; the comparison of strategies needs clicks (1) and non-clicks (0)
+    """
+    source, target = read_pair(source, target)
+    for log, role in ((source, "source"), (target, "target")):
+        if len(log) < min_rows:
+            raise InputError(f"{log.name}: the {role} has {len(log)} row"
+                             f"{'' if len(log) == 1 else 's'}, at least {min_rows} needed "
+                             f"(the domain classifier scores in {min_rows} folds)")
+    for column in source.feature_columns:
+        if column not in target.columns:
+            continue
+        kinds = [_feature_kind(log.table.column(column).type) for log in (source, target)]
+        if kinds[0] != kinds[1]:
+            example = target.table.column(column)[0].as_py()
+            raise InputError(f"column '{column}' is {kinds[0]} in {source.name} but "
+                             f"{kinds[1]} in {target.name} (e.g. {example!r}); a feature "
+                             f"must have one type in both logs")
+    if both_labels:
+        labels = np.unique(target.label)
+        if len(labels) < 2:
+            raise InputError(f"{target.name}: the target has label {int(labels[0])} in all "
+                             f"{len(target)} rows; the comparison of strategies needs clicks "
+                             f"(1) and non-clicks (0)")
+
+
+def _feature_kind(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_floating(t):
+        return "numeric (float)"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return "integer" if _is_integer(t) else "string"
+
+
+def log_format(path: str | os.PathLike) -> str:
+    """The format :func:`write_log` writes to ``path``, chosen by its extension.
+
+    ``.parquet`` / ``.pq`` (or no extension at all) give ``"parquet"``; ``.csv`` / ``.tsv``,
+    optionally ``.gz``, give ``"csv"``.
+
+    Raises:
+        InputError: any other extension, listing the valid ones.
+
+    >>> log_format("sel.parquet"), log_format("sel"), log_format("sel.csv.gz")
+    ('parquet', 'parquet', 'csv')
+    >>> log_format("sel.json")
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: sel.json: unknown output format '.json'; use .parquet or .pq \
+(Parquet) or .csv, .csv.gz, .tsv, .tsv.gz (CSV)
+    """
+    name = Path(path).name.lower()
+    for fmt, suffixes in LOG_FORMATS.items():
+        if name.endswith(suffixes):
+            return fmt
+    if not Path(name).suffix:
+        return "parquet"
+    raise InputError(f"{path}: unknown output format {Path(name).suffix!r}; use "
+                     f"{' or '.join(_PARQUET_SUFFIXES)} (Parquet) or "
+                     f"{', '.join(_CSV_SUFFIXES)} (CSV)")
+
+
 def write_log(log: InteractionLog | pa.Table, path: str | os.PathLike) -> Path:
-    """Writes a log (or a table) to Parquet atomically: no partial file is ever left.
+    """Writes a log (or a table) atomically, in the format of the extension: no partial file
+    is ever left.
+
+    ``.parquet`` / ``.pq`` or no extension: Parquet (zstd); ``.csv`` / ``.csv.gz``: CSV,
+    ``.tsv`` / ``.tsv.gz``: tab-separated (see :func:`log_format`); :func:`read_log` reads
+    each back.
 
     Returns:
         The path written.
+
+    Raises:
+        InputError: an unknown extension, or an unusable output path.
     """
     table = log.table if isinstance(log, InteractionLog) else log
     path = Path(path)
+    fmt = log_format(path)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        if fmt == "parquet":
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            _write_csv(table, tmp, path.name.lower())
     return path
+
+
+def _write_csv(table: pa.Table, tmp: Path, name: str) -> None:
+    options = pacsv.WriteOptions(delimiter="\t" if ".tsv" in name else ",")
+    if name.endswith(".gz"):
+        with pa.CompressedOutputStream(str(tmp), "gzip") as stream:
+            pacsv.write_csv(table, stream, options)
+    else:
+        pacsv.write_csv(table, tmp, options)

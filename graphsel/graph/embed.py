@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer
 
-__all__ = ["NORMALIZATIONS", "adjacency", "resolve_factors", "svd_factors", "sample_vectors"]
+__all__ = ["NORMALIZATIONS", "adjacency", "svd_factors", "sample_vectors"]
 
 NORMALIZATIONS: tuple[str, ...] = ("degree", "log", "none")
 """How :func:`adjacency` weights the interaction counts ``C`` (``C[u, i]`` = rows of ``(u, i)``):
@@ -165,26 +165,3 @@ def sample_vectors(
 def _unit_rows(factors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
     return np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
-
-
-def resolve_factors(
-    logs: Sequence[InteractionLog],
-    user_factors: np.ndarray | None,
-    item_factors: np.ndarray | None,
-    dim: int,
-    normalize: str = "degree",
-    random_state: int = 0,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The factors a scoring stage was given, or :func:`svd_factors` of ``logs``.
-
-    Both factor arrays or neither; with neither and ``dim == 0``, no factors at all.
-
-    Raises:
-        InputError: when only one of ``user_factors`` and ``item_factors`` is given.
-    """
-    if (user_factors is None) != (item_factors is None):
-        raise InputError("give both user_factors and item_factors, or neither")
-    if user_factors is None and dim > 0:
-        return svd_factors(list(logs), dim, normalize, random_state)
-    return user_factors, item_factors
-

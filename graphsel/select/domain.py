@@ -11,7 +11,8 @@ target-likeness). From ``p`` come
   handful of overconfident rows cannot dominate a weighted loss;
 - the out-of-fold AUC, a measure of domain distance: about 0.5 when the candidates are
   indistinguishable from the target, near 1 when they are separable;
-- a selection mask over the candidates (:mod:`graphsel.select.rule`).
+- a selection mask over the candidates (:class:`graphsel.select.stage.RuleMixin`): by
+  default every candidate is kept, since the weights, not a cut, are the stage's output.
 
 Features are those that carry over between domains (:func:`domain_features`): the side
 columns (integer / string / bool are categorical, float numeric), the graph factors of the
@@ -32,10 +33,11 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -44,17 +46,27 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, check_real
-from graphsel.graph.embed import NORMALIZATIONS, resolve_factors
-from graphsel.select.rule import SupportMixin
+from graphsel.graph.embed import NORMALIZATIONS
+from graphsel.select.stage import (
+    RuleMixin,
+    Score,
+    SelectionContext,
+    SelectionRule,
+    SelectionStage,
+    StageDetails,
+    register_stage,
+)
 
 __all__ = [
     "MODELS",
     "DomainClassifier",
     "DomainFeatures",
+    "DomainReport",
     "domain_features",
 ]
 
@@ -209,8 +221,22 @@ def _encode_categories(
     return encoded
 
 
-class DomainClassifier(SupportMixin, BaseEstimator):
+@dataclass(frozen=True)
+class DomainReport(StageDetails):
+    """What the domain classifier reports: ``auc``, its out-of-fold AUC (6 decimals)."""
+
+    auc: float
+
+    def note(self) -> str:
+        return f"AUC {self.auc:.3f}"
+
+
+@register_stage("da")
+class DomainClassifier(RuleMixin, SelectionStage):
     """Out-of-fold ``p(target | x)`` of source candidates, density-ratio weights and a mask.
+
+    The ``"da"`` stage of :class:`~graphsel.select.pipeline.SampleSelector`; its score is
+    ``p_target`` and its :meth:`sample_weight` the density ratio.
 
     Args:
         model: ``"hgb"`` or ``"logistic"`` (see :data:`MODELS`), or an unfitted scikit-learn
@@ -237,7 +263,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         threshold: keep candidates with ``p_target_ >= threshold``. Defaults to None.
         keep_quantile: keep the top fraction by ``p_target_``. Defaults to None.
         budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
-            given, the top half is kept).
+            given, every candidate is kept: :attr:`DEFAULT_RULE`).
         random_state: seed of the folds, the SVD and the model. Defaults to 0.
         n_threads: OpenMP threads of each fold's fit. Defaults to 1: gradient boosting's
             spinning threads are several times slower than one when the cores are shared,
@@ -255,7 +281,12 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             by the model trained on the rows with ``folds_ != folds_[r]``.
         support_: ``(N_cand,)`` bool, the kept candidates (also :meth:`get_support`).
         feature_names_: the ``F`` feature names (``fit``; ``x0..`` for ``fit_arrays``).
+        report_: a :class:`DomainReport`.
     """
+
+    DEFAULT_RULE = SelectionRule("keep_quantile", 1.0)
+    report_: DomainReport
+    SCORES = (Score("p_target", "p_target_"),)
 
     def __init__(
         self,
@@ -294,8 +325,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.n_threads = n_threads
         self.n_jobs = n_jobs
 
-    def _check_params(self) -> None:
-        """All parameter rules, checked before any work."""
+    def check_params(self) -> None:
         self._selection_rule()
         if isinstance(self.model, str):
             check_choice("model", self.model, MODELS)
@@ -314,11 +344,16 @@ class DomainClassifier(SupportMixin, BaseEstimator):
             if getattr(self, name) is not None:
                 check_integer(name, getattr(self, name), 1)
 
+    def min_target_rows(self) -> int:
+        """``cv``: every out-of-fold split needs a target row in each fold."""
+        return int(self.cv)
+
     def fit(
         self,
         candidates: InteractionLog,
         target: InteractionLog,
         *,
+        context: SelectionContext | None = None,
         user_factors: np.ndarray | None = None,
         item_factors: np.ndarray | None = None,
     ) -> DomainClassifier:
@@ -327,25 +362,28 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (label 0).
             target: ``N_tgt`` target rows (label 1), on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` graph factors. Defaults to
-                :func:`~graphsel.graph.embed.svd_factors` of both logs with ``embedding_dim``
-                (none when it is 0).
+            context: the selection's shared inputs; its graph factors
+                (:meth:`SelectionContext.factors` with ``embedding_dim``, ``normalize``,
+                ``random_state``: none when ``embedding_dim`` is 0). Defaults to a fresh one.
+            user_factors: ``(U, d)`` graph factors to use instead (without ``context``).
+                Defaults to None.
             item_factors: ``(I, d)``, given together with ``user_factors``.
 
         Returns:
             self
         """
-        self._check_params()
+        self.check_params()
         if candidates.index is not target.index:
             raise InputError(f"{candidates.name} and {target.name} do not share one id index; "
                              f"read them with read_pair or share_index")
-        user_factors, item_factors = resolve_factors(
-            [candidates, target], user_factors, item_factors, self.embedding_dim,
-            self.normalize, self.random_state)
+        context = SelectionContext.for_fit(target, context, user_factors, item_factors)
+        user_factors, item_factors = context.factors(
+            candidates, self.embedding_dim, self.normalize, self.random_state) or (None, None)
         features = domain_features([candidates, target], self.columns,
                                    user_factors=user_factors, item_factors=item_factors,
                                    shared_ids=self.shared_ids)
-        self._fit_matrix(*features.matrices, features.categorical)
+        x_candidates, x_target = features.matrices
+        self._fit_matrix(x_candidates, x_target, features.categorical)
         self.feature_names_ = list(features.names)
         return self
 
@@ -366,7 +404,7 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         Returns:
             self
         """
-        self._check_params()
+        self.check_params()
         x_candidates = np.asarray(x_candidates, dtype=np.float32)
         x_target = np.asarray(x_target, dtype=np.float32)
         if x_candidates.ndim != 2 or x_target.ndim != 2 or \
@@ -430,6 +468,12 @@ class DomainClassifier(SupportMixin, BaseEstimator):
         self.folds_ = folds
         self.n_features_in_ = x.shape[1]
         self.support_ = rule.mask(self.p_target_)
+        self.report_ = DomainReport(round(self.auc_, 6))
+
+    def sample_weight(self) -> np.ndarray:
+        """``weight_``, the clipped density ratio of each candidate."""
+        check_is_fitted(self, "weight_")
+        return self.weight_
 
     def _draw_candidates(self, train: np.ndarray, y: np.ndarray,
                          rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -458,10 +502,10 @@ class DomainClassifier(SupportMixin, BaseEstimator):
                                                         random_state=self.random_state))
 
 
-def _clip_bounds(value: object) -> tuple[float, float]:
+def _clip_bounds(value: Any) -> tuple[float, float]:
     """``weight_clip`` as ``(low, high)`` with ``0 < low <= high < inf``."""
     try:
-        low, high = (float(bound) for bound in value)  # type: ignore[union-attr]
+        low, high = (float(bound) for bound in value)
     except (TypeError, ValueError):
         low = high = np.nan
     if not 0 < low <= high < np.inf:

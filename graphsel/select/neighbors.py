@@ -36,21 +36,31 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
-from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, choice_error
-from graphsel.graph.embed import NORMALIZATIONS, resolve_factors, sample_vectors
-from graphsel.select.rule import SupportMixin
+from graphsel.graph.embed import NORMALIZATIONS, sample_vectors
+from graphsel.select.stage import (
+    RuleMixin,
+    Score,
+    SelectionContext,
+    SelectionRule,
+    SelectionStage,
+    StageDetails,
+    register_stage,
+)
 
 __all__ = [
     "AUTO_FLAT_MAX",
     "AUTO_FLAT_WORK",
     "INDEX_CHOICES",
+    "NeighborReport",
     "NeighborScorer",
     "default_nprobe",
     "exact_knn",
@@ -173,6 +183,7 @@ def _build_index(
     random_state: int,
 ) -> faiss.Index:
     d = xb.shape[1]
+    index: faiss.Index
     if key == "LSH":
         # index_factory's "LSH" has exactly d bits and insists on the L2 metric; SimHash with
         # a (seeded-by-FAISS) random rotation to lsh_nbits bits is what approximates cosine.
@@ -187,7 +198,8 @@ def _build_index(
         ivf.cp.seed = random_state
         ivf.nprobe = min(ivf.nlist, nprobe or default_nprobe(ivf.nlist))
     if key.startswith("HNSW"):
-        index.hnsw.efSearch = ef_search
+        hnsw: Any = index  # the factory returns the HNSW subclass; faiss's stubs say Index
+        hnsw.hnsw.efSearch = ef_search
     if not index.is_trained:
         index.train(xb)
     index.add(xb)
@@ -280,12 +292,24 @@ def _rerank(
             np.take_along_axis(shortlist, order, axis=1))
 
 
-class NeighborScorer(SupportMixin, BaseEstimator):
+@dataclass(frozen=True)
+class NeighborReport(StageDetails):
+    """What the neighbour scorer reports: ``index``, the FAISS factory string it used."""
+
+    index: str
+
+    def note(self) -> str:
+        return f"index {self.index}"
+
+
+@register_stage("knn")
+class NeighborScorer(RuleMixin, SelectionStage):
     """Scores source candidates by their similarity to the target samples' neighbourhood.
 
     ``knn_score`` of a candidate = mean cosine similarity to its ``k`` nearest target samples
     (the target side is indexed, candidates query it; see the module docstring). A candidate
-    is kept by exactly one rule on ``knn_score_`` (see :mod:`graphsel.select.rule`).
+    is kept by exactly one rule on ``knn_score_`` (see :class:`graphsel.select.stage.RuleMixin`).
+    The ``"knn"`` stage of :class:`~graphsel.select.pipeline.SampleSelector`.
 
     Args:
         index: FAISS factory string, one of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
@@ -301,7 +325,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         threshold: keep candidates with ``knn_score_ >= threshold``. Defaults to None.
         keep_quantile: keep the top fraction by ``knn_score_``. Defaults to None.
         budget: keep the top ``budget`` candidates. Defaults to None (with none of the three
-            given, the top half is kept).
+            given, the candidates with ``knn_score_ >= 0.9`` are kept: :attr:`DEFAULT_RULE`).
         batch_size: candidates searched at once. Defaults to 65536.
         n_threads: FAISS threads during ``fit``. Defaults to FAISS's setting.
         random_state: seed of the SVD and of IVF's k-means. Defaults to 0.
@@ -311,6 +335,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         neighbors_: ``(N_cand, k)`` int64 target rows of those neighbours (``-1``: none).
         support_: ``(N_cand,)`` bool, the kept candidates (also :meth:`get_support`).
         index_key_: the factory string actually used (``"auto"`` resolved).
+        report_: a :class:`NeighborReport`.
 
     >>> rng = np.random.default_rng(0)
     >>> scorer = NeighborScorer(index="Flat", k=3, budget=2)
@@ -319,6 +344,10 @@ class NeighborScorer(SupportMixin, BaseEstimator):
     >>> scorer.fit_arrays(xq, xb).get_support().tolist()
     [True, True, False, False, False]
     """
+
+    DEFAULT_RULE = SelectionRule("threshold", 0.9)
+    report_: NeighborReport
+    SCORES = (Score("knn_score", "knn_score_"),)
 
     def __init__(
         self,
@@ -353,8 +382,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        """All parameter rules, checked before any work."""
+    def check_params(self) -> None:
         self._selection_rule()
         resolve_index(self.index, n_database=AUTO_FLAT_MAX)
         check_integer("k", self.k, 1)
@@ -372,6 +400,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         candidates: InteractionLog,
         target: InteractionLog,
         *,
+        context: SelectionContext | None = None,
         user_factors: np.ndarray | None = None,
         item_factors: np.ndarray | None = None,
     ) -> NeighborScorer:
@@ -380,17 +409,22 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         Args:
             candidates: ``N_cand`` source rows (e.g. the graph-expansion candidates).
             target: ``N_tgt`` target rows, on the same :class:`IdIndex`.
-            user_factors: ``(U, d)`` user factors. Defaults to
-                :func:`~graphsel.graph.embed.svd_factors` of ``candidates`` and ``target`` together.
+            context: the selection's shared inputs; its graph factors
+                (:meth:`SelectionContext.factors` with ``embedding_dim``, ``normalize``,
+                ``random_state``). Defaults to a fresh one.
+            user_factors: ``(U, d)`` user factors to use instead (without ``context``).
+                Defaults to None.
             item_factors: ``(I, d)`` item factors, given together with ``user_factors``.
 
         Returns:
             self
         """
-        self._check_params()
-        user_factors, item_factors = resolve_factors(
-            [candidates, target], user_factors, item_factors, self.embedding_dim,
-            self.normalize, self.random_state)
+        self.check_params()
+        context = SelectionContext.for_fit(target, context, user_factors, item_factors)
+        factors = context.factors(candidates, self.embedding_dim, self.normalize,
+                                  self.random_state)
+        assert factors is not None  # embedding_dim >= 1 (check_params)
+        user_factors, item_factors = factors
         return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
                                sample_vectors(target, user_factors, item_factors))
 
@@ -401,7 +435,7 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         Returns:
             self
         """
-        self._check_params()
+        self.check_params()
         rule = self._selection_rule()
         similarity, neighbors = knn_search(
             x_target, x_candidates, self.k, self.index, nprobe=self.nprobe,
@@ -417,4 +451,5 @@ class NeighborScorer(SupportMixin, BaseEstimator):
         self.neighbors_ = neighbors
         self.knn_score_ = score.astype(np.float32)
         self.support_ = rule.mask(self.knn_score_)
+        self.report_ = NeighborReport(self.index_key_)
         return self

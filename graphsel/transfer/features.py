@@ -224,8 +224,8 @@ class FeatureEncoder:
             codes, uniques = _factorized(log, field.name)
             cat[:, j] = _local_indices(field.categories, codes, uniques)
         num = np.empty((n, len(spec.numeric)), dtype=np.float32)
-        for j, field in enumerate(spec.numeric):
-            values = (log.column(field.name).astype(np.float64) - field.mean) / field.std
+        for j, numeric in enumerate(spec.numeric):
+            values = (log.column(numeric.name).astype(np.float64) - numeric.mean) / numeric.std
             num[:, j] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
         return cat, num
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
 
 from graphsel.viz._common import _annotate_bars, _check_count, _figure
@@ -55,8 +57,16 @@ HOP_COLORS: tuple[str, ...] = (
 """Node colour of hop 0, 1, 2, ... (Okabe-Ito, colour-blind safe); the last one for later hops."""
 
 USER_COLOR, ITEM_COLOR, TARGET_COLOR = "#0072B2", "#E69F00", "#D55E00"
-_SELECTED_EDGE = {"style": "solid", "color": "#333333", "width": 1.0, "alpha": 0.7}
-_REJECTED_EDGE = {"style": "dashed", "color": "#BBBBBB", "width": 0.6, "alpha": 0.8}
+@dataclass(frozen=True)
+class _EdgeStyle:
+    style: str
+    color: str
+    width: float
+    alpha: float
+
+
+_SELECTED_EDGE = _EdgeStyle("solid", "#333333", 1.0, 0.7)
+_REJECTED_EDGE = _EdgeStyle("dashed", "#BBBBBB", 0.6, 0.8)
 _NODE_SHAPES = {USER: "o", ITEM: "s"}
 _CAPPED_OUTLINE, _PLAIN_OUTLINE = ("black", 2.5), ("white", 0.5)
 
@@ -302,8 +312,8 @@ def draw_expansion(
         edgelist = [(u, i) for u, i, d in _user_item_edges(sub) if d["selected"] == wanted]
         if edgelist:
             drawn = nx.draw_networkx_edges(sub, positions, edgelist=edgelist, ax=ax,
-                                           edge_color=style["color"], style=style["style"],
-                                           width=style["width"], alpha=style["alpha"])
+                                           edge_color=style.color, style=style.style,
+                                           width=style.width, alpha=style.alpha)
             drawn.set_gid(gid)
     seeds = sorted(node for node in sub if sub.nodes[node]["is_seed"])
     if len(seeds) <= 5:
@@ -322,7 +332,7 @@ def draw_expansion(
                        label=f"{t}s") for t in (USER, ITEM)]
     handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="black", mew=2.5,
                           label="capped hub"))
-    handles += [Line2D([], [], ls=s["style"], color=s["color"], label=f"{label} edge")
+    handles += [Line2D([], [], ls=s.style, color=s.color, label=f"{label} edge")
                 for label, s in (("selected", _SELECTED_EDGE), ("other", _REJECTED_EDGE))]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
               frameon=False)
@@ -394,7 +404,7 @@ def plot_reach(expansions: Mapping[str, Expansion], ax: Axes | None = None) -> F
             ax.plot(hops, np.cumsum(reached) / max(len(hop_of), 1), style, marker="o",
                     color=color, label=f"{label}: {what}")
     ax.set_ylim(0, 1.05)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    cast("MaxNLocator", ax.xaxis.get_major_locator()).set_params(integer=True)
     ax.set_xlabel("hops")
     ax.set_ylabel("share of all nodes reached")
     ax.legend(frameon=False, fontsize=8)

@@ -4,7 +4,7 @@ classifier's calibration, and :func:`save_selection_plots`, which writes them al
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,13 +14,13 @@ import numpy as np
 from graphsel.data.io import check_output_dir
 from graphsel.errors import InputError
 from graphsel.graph.bipartite import BipartiteGraph
-from graphsel.graph.expansion import Expansion
+from graphsel.select.domain import DomainClassifier
+from graphsel.select.expansion import GraphExpansion
+from graphsel.select.pipeline import SampleSelector, Selection, SelectionReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from graphsel.select.pipeline import Selection
 
 from graphsel.viz._common import _annotate_bars, _check_count, _figure, _no_data, _save
 from graphsel.viz.expansion import (
@@ -43,38 +43,36 @@ __all__ = [
 ]
 
 
-def plot_funnel(report: Mapping[str, Any], ax: Axes | None = None) -> Figure:
-    """Source rows kept by each stage of a selection report (:meth:`SampleSelector.fit`).
+def plot_funnel(report: SelectionReport, ax: Axes | None = None) -> Figure:
+    """Source rows kept by each stage of a selection report.
 
     Args:
-        report: ``selection.report``: ``rows.source``, ``rows.target`` and ``stages`` (each
-            with ``name`` and ``kept``; ``auc`` for ``"da"``).
+        report: ``selection.report``, a :class:`~graphsel.select.pipeline.SelectionReport`.
         ax: axes to draw on (default None: a new figure).
 
     Returns:
         The figure: one horizontal bar per row of the funnel, ``source`` first, whose widths
-        are the source rows and each stage's ``kept``.
+        are the source rows and each stage's ``kept``, labelled with the share of the source
+        and the stage's note (e.g. the domain classifier's AUC).
     """
-    try:
-        source = int(report["rows"]["source"])
-        target = int(report["rows"]["target"])
-        stages = [(str(stage["name"]), int(stage["kept"]), stage) for stage in report["stages"]]
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"plot_funnel: the report lacks {exc}; pass selection.report") from None
-    figure, ax = _figure(ax, (6.0, 1.2 + 0.55 * (len(stages) + 1)))
-    names = ["source"] + [name for name, _, _ in stages]
-    kept = [source] + [count for _, count, _ in stages]
+    if not isinstance(report, SelectionReport):
+        raise InputError(f"plot_funnel needs a SelectionReport (selection.report), got "
+                         f"{type(report).__name__}")
+    figure, ax = _figure(ax, (6.0, 1.2 + 0.55 * (len(report.stages) + 1)))
+    source = report.source_rows
+    names = ["source"] + [stage.name for stage in report.stages]
+    kept = [source] + [stage.kept for stage in report.stages]
     positions = np.arange(len(names))
-    bars = ax.barh(positions, kept, color=[USER_COLOR] + [hop_color(2)] * len(stages))
-    notes = [""] + [f", AUC {stage['auc']:.3f}" if "auc" in stage else ""
-                    for _, _, stage in stages]
+    bars = ax.barh(positions, kept, color=[USER_COLOR] + [hop_color(2)] * len(report.stages))
+    notes = [""] + [f", {note}" if (note := stage.details.note()) else ""
+                    for stage in report.stages]
     _annotate_bars(ax, bars, [f"{n:,} ({n / max(source, 1):.1%}){note}"
                               for n, note in zip(kept, notes)])
     ax.set_yticks(positions, names)
     ax.invert_yaxis()
     ax.margins(x=0.35)
     ax.set_xlabel("source rows kept")
-    ax.set_title(f"selection funnel (target: {target:,} rows)", fontsize=10)
+    ax.set_title(f"selection funnel (target: {report.target_rows:,} rows)", fontsize=10)
     return figure
 
 
@@ -86,7 +84,7 @@ def _shares(values: np.ndarray) -> np.ndarray:
 def _histograms(ax: Axes, groups: Sequence[tuple[str, np.ndarray, str]], bins: np.ndarray,
                 xlabel: str) -> None:
     for label, values, color in groups:
-        ax.hist(values, bins=bins, weights=_shares(values), histtype="stepfilled", alpha=0.45,
+        ax.hist(values, bins=bins.tolist(), weights=_shares(values), histtype="stepfilled", alpha=0.45,
                 color=color, edgecolor=color, label=f"{label} (n={len(values):,})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of rows")
@@ -104,7 +102,7 @@ def plot_scores(selection: Selection, target_p: Any = None, truth: Any = None,
         selection: a :class:`graphsel.select.pipeline.Selection`; rows with a NaN score were not
             scored and are left out.
         target_p: ``(N_tgt,)`` out-of-fold ``p_target`` of the target rows
-            (``selector.domain_classifier_.p_target_in_target_``); default None: not drawn.
+            (``selector.named_stages_["da"].p_target_in_target_``); default None: not drawn.
         truth: ``(N_src,)`` bool, the rows known to be target-like (default None: the
             ``knn_score`` panel shows all scored rows as one group).
         bins: bins per histogram (default 30).
@@ -268,34 +266,25 @@ def plot_calibration(y_true: Any, p_pred: Any, n_bins: int = 10,
 
 
 def save_selection_plots(
-    graph: BipartiteGraph | None,
-    expansion: Expansion | None,
-    selection: Selection,
-    report: Mapping[str, Any] | None,
+    selector: SampleSelector,
     out_dir: str | os.PathLike,
     *,
-    target_p: Any = None,
     truth: Any = None,
     dpi: int = 100,
 ) -> list[Path]:
-    """Writes the figures of a selection as PNG files into ``out_dir`` (made if needed).
+    """Writes the figures of a fitted selector as PNG files into ``out_dir`` (made if needed).
 
     Files (each written to a temporary file and renamed, so none is ever partial):
-    ``funnel.png`` (:func:`plot_funnel`), ``scores.png`` (:func:`plot_scores`) and, when
-    the selection had a ``"graph"`` stage and ``graph``/``expansion`` are given,
-    ``hops.png`` (:func:`plot_hops`), ``selected_hops.png`` (:func:`plot_selected_hops`) and
-    ``expansion.png`` (:func:`draw_expansion` around a seed user at the 90th degree percentile,
-    edges of selected rows solid); with ``target_p``, ``calibration.png``
-    (:func:`plot_calibration` of the domain classifier: candidates 0, target rows 1).
+    ``funnel.png`` (:func:`plot_funnel`), ``scores.png`` (:func:`plot_scores`) and, with a
+    ``"graph"`` stage, ``hops.png`` (:func:`plot_hops`), ``selected_hops.png``
+    (:func:`plot_selected_hops`) and ``expansion.png`` (:func:`draw_expansion` around a seed
+    user at the 90th degree percentile, edges of selected rows solid); with a ``"da"``
+    stage, ``calibration.png`` (:func:`plot_calibration` of the domain classifier:
+    candidates 0, target rows 1).
 
     Args:
-        graph: the graph the expansion ran on, or None: ``BipartiteGraph.from_log(source,
-            edges=selector.edges, relations=selector.relations)``.
-        expansion: ``selector.expansion_``, or None.
-        selection: ``selector.selection_``.
-        report: the funnel report (default None: ``selection.report``).
+        selector: a fitted :class:`~graphsel.select.pipeline.SampleSelector`.
         out_dir: the folder to write to.
-        target_p: ``selector.domain_classifier_.p_target_in_target_`` (default None).
         truth: ``(N_src,)`` bool planted truth (default None).
         dpi: resolution (default 100).
 
@@ -307,12 +296,17 @@ def save_selection_plots(
     """
     out_dir = check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = selection.report if report is None else report
-    figures: list[tuple[str, Any]] = [
-        ("funnel.png", lambda: plot_funnel(report)),
-        ("scores.png", lambda: plot_scores(selection, target_p, truth)),
-    ]
-    if graph is not None and expansion is not None:
+    selection = selector.selection_
+    report = selection.report
+    graph_stage = next((s for s in selector.stages_ if isinstance(s, GraphExpansion)), None)
+    classifier = next((s for s in selector.stages_ if isinstance(s, DomainClassifier)), None)
+    target_p = None if classifier is None else classifier.p_target_in_target_
+    figures: list[tuple[str, Any]] = []
+    if report is not None:
+        figures.append(("funnel.png", lambda: plot_funnel(report)))
+    figures.append(("scores.png", lambda: plot_scores(selection, target_p, truth)))
+    if graph_stage is not None:
+        graph, expansion = graph_stage.graph_, graph_stage.expansion_
         figures.append(("hops.png", lambda: plot_hops(expansion)))
         if (selection.hop >= 0).any():
             figures.append(("selected_hops.png", lambda: plot_selected_hops(selection)))
@@ -322,7 +316,6 @@ def save_selection_plots(
                 graph, expansion, seed_users=focus, selected_edges=_row_mask(graph, selection))))
     if target_p is not None:
         scored = selection.p_target[~np.isnan(selection.p_target)]
-        target_p = np.asarray(target_p, dtype=float)
         figures.append(("calibration.png", lambda: plot_calibration(
             np.r_[np.zeros(len(scored)), np.ones(len(target_p))], np.r_[scored, target_p])))
     return [_save(make(), out_dir / name, dpi) for name, make in figures]

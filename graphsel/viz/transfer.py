@@ -13,15 +13,18 @@ import numpy as np
 
 from graphsel.data.io import check_output_dir
 from graphsel.errors import InputError
+from graphsel.transfer.protocol.results import PeriodRecord, Results
+from graphsel.viz._common import _check_count, _figure, _save
+from graphsel.viz.expansion import HOP_COLORS
+from graphsel.viz.selection import plot_calibration
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-
-from graphsel.viz._common import _check_count, _figure, _save
-from graphsel.viz.expansion import HOP_COLORS
-from graphsel.viz.selection import plot_calibration
+Record = PeriodRecord | Mapping[str, Any]
+"""A :class:`~graphsel.transfer.protocol.results.PeriodRecord`, or its ``to_json()`` (e.g. read
+back from ``graphsel run --out results.json``, under ``"periods"``)."""
 
 __all__ = [
     "plot_periods",
@@ -90,8 +93,7 @@ def plot_periods(results: Iterable[Mapping[str, Any]], metric: str = "auc",
     return figure
 
 
-def average_over_seeds(records: Iterable[Mapping[str, Any]],
-                       metric: str = "auc") -> list[dict[str, Any]]:
+def average_over_seeds(records: Iterable[Record], metric: str = "auc") -> list[dict[str, Any]]:
     """Per (strategy, period), the mean of ``metric`` over the seeds and its spread.
 
     >>> average_over_seeds([{"strategy": "a", "period": 0, "auc": 0.6},
@@ -99,9 +101,9 @@ def average_over_seeds(records: Iterable[Mapping[str, Any]],
     [{'strategy': 'a', 'period': 0, 'auc': 0.7, 'n_seeds': 2, 'auc_low': 0.6, 'auc_high': 0.8}]
 
     Args:
-        records: dicts with ``strategy``, ``period`` and ``metric`` (e.g.
-            ``Results.records``: one per seed, strategy and period). A value of None (a
-            metric undefined on those rows) is left out of the mean.
+        records: ``Results.records`` (one per seed, strategy and period), or dicts with
+            ``strategy``, ``period`` and ``metric``. A value of None (a metric undefined on
+            those rows) is left out of the mean.
         metric: the key to average (default ``"auc"``).
 
     Returns:
@@ -115,7 +117,8 @@ def average_over_seeds(records: Iterable[Mapping[str, Any]],
         InputError: for a record lacking a key.
     """
     values: dict[str, dict[int, list[float]]] = {}
-    for number, record in enumerate(records):
+    for number, given in enumerate(records):
+        record = given.to_json() if isinstance(given, PeriodRecord) else given
         missing = [key for key in ("strategy", "period", metric) if key not in record]
         if missing:
             raise InputError(f"average_over_seeds: record {number} has no {missing[0]!r} "
@@ -138,7 +141,7 @@ def average_over_seeds(records: Iterable[Mapping[str, Any]],
     return out
 
 
-def plot_transfer_periods(records: Iterable[Mapping[str, Any]], metric: str = "auc",
+def plot_transfer_periods(records: Iterable[Record], metric: str = "auc",
                           ax: Axes | None = None,
                           styles: Mapping[str, Mapping[str, Any]] | None = None) -> Figure:
     """:func:`plot_periods` of the seed means (:func:`average_over_seeds`) of a comparison.
@@ -148,8 +151,9 @@ def plot_transfer_periods(records: Iterable[Mapping[str, Any]], metric: str = "a
     the next period's target rows.
 
     Args:
-        records: ``Results.records`` (one dict per seed, strategy and period), or several
-            comparisons' records with distinct strategy names.
+        records: ``Results.records`` (one per seed, strategy and period), or several
+            comparisons' records with distinct strategy names (``dataclasses.replace(record,
+            strategy=...)`` renames one), or their ``to_json()`` dicts.
         metric, ax, styles: as for :func:`plot_periods`.
 
     Raises:
@@ -208,58 +212,41 @@ def plot_calibrations(y_true: Any, predictions: Mapping[str, Any], n_bins: int =
     return figure
 
 
-def save_transfer_plots(
-    results: Any,
-    out_dir: str | os.PathLike,
-    *,
-    metric: str = "auc",
-    labels: Any = None,
-    predictions: Mapping[str, Any] | None = None,
-    dpi: int = 100,
-) -> list[Path]:
+PLOT_FILES: tuple[str, ...] = ("periods.png", "calibration.png")
+"""The files :func:`save_transfer_plots` may write."""
+
+
+def save_transfer_plots(results: Results, out_dir: str | os.PathLike, *, metric: str = "auc",
+                        dpi: int = 100) -> list[Path]:
     """Writes the figures of a strategy comparison as PNG files into ``out_dir`` (made if
     needed).
 
     Files (each written to a temporary file and renamed, so none is ever partial):
     ``periods.png`` (:func:`plot_transfer_periods`: the seed means of ``metric`` per strategy
     and period, with a min-max band over the seeds when there are several; the last period
-    is the test set) and, when test predictions are known, ``calibration.png``
+    is the test set) and, when ``results`` kept test predictions, ``calibration.png``
     (:func:`plot_calibrations`: one reliability diagram per strategy of its seed-averaged
     test predictions).
 
     Args:
-        results: a ``graphsel.transfer.protocol.runner.Results`` (read through its ``records`` and,
-            if present, ``test_labels`` and ``test_predictions``), the dict of its
-            ``to_json()`` (records under ``"periods"``), or an iterable of record dicts.
+        results: from :func:`~graphsel.transfer.protocol.runner.compare_strategies`.
         out_dir: the folder to write to.
-        metric: the record key plotted per period (default ``"auc"``).
-        labels: ``(N_test,)`` test labels (default None: ``results.test_labels``).
-        predictions: per strategy, ``(N_test,)`` test predictions (default None:
-            ``results.test_predictions``).
+        metric: the score plotted per period (default ``"auc"``).
         dpi: resolution (default 100).
 
     Returns:
         The paths written, in the order above.
 
     Raises:
-        InputError: if ``out_dir`` is a file, or for records lacking a key or without any
-            defined ``metric``.
+        InputError: if ``out_dir`` is a file, or no record has a defined ``metric``.
     """
     out_dir = check_output_dir(out_dir)
-    if hasattr(results, "records"):
-        records = list(results.records)
-    elif isinstance(results, Mapping):
-        records = list(results.get("periods", []))
-    else:
-        records = list(results)
-    labels = getattr(results, "test_labels", None) if labels is None else labels
-    predictions = (getattr(results, "test_predictions", None) if predictions is None
-                   else predictions)
+    records, labels, predictions = results.records, results.test_labels, results.test_predictions
     if not average_over_seeds(records, metric):  # fail before making the folder
         raise InputError(f"save_transfer_plots: no record with a defined {metric!r}")
     figures: list[tuple[str, Any]] = [
-        ("periods.png", lambda: plot_transfer_periods(records, metric))]
+        (PLOT_FILES[0], lambda: plot_transfer_periods(records, metric))]
     if labels is not None and predictions:
-        figures.append(("calibration.png", lambda: plot_calibrations(labels, predictions)))
+        figures.append((PLOT_FILES[1], lambda: plot_calibrations(labels, predictions)))
     out_dir.mkdir(parents=True, exist_ok=True)
     return [_save(make(), out_dir / name, dpi) for name, make in figures]

@@ -63,8 +63,8 @@ def test_demo_out_is_a_file_exits_2(tmp_path):
 def test_run_demo_returns_card_selection_and_transfer(tmp_path):
     result = run_demo(tmp_path / "demo", seed=2, scale=0.1)
     assert result["out_dir"] == str(tmp_path / "demo")
-    assert result["card"]["options"]["seed"] == 2
-    assert result["selection"]["rows"]["source"] == result["card"]["domains"]["source"]["rows"]
+    assert result["card"].options["seed"] == 2
+    assert result["selection"].source_rows == result["card"].source.rows
     transfer = result["transfer"]
     assert list(transfer["strategies"]) == strategy_names()
     assert set(transfer["vs_target_only"]) == set(transfer["strategies"]) - {"target_only"}

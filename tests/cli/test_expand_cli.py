@@ -44,8 +44,13 @@ def test_expand_writes_reached_nodes_and_prints_hops(logs, tmp_path):
     assert lines[1].split() == ["hop", "users", "items", "rows", "(both)", "rows", "so", "far"]
     assert [line.split() for line in lines[3:6]] == [
         ["0", "1", "0", "0", "0"], ["1", "0", "2", "2", "2"], ["2", "2", "0", "2", "4"]]
-    assert "no hub cap" in result.output
-    assert f"wrote 5 nodes to {out}" in result.output
+    # the graph stage's default cap, "auto": at least 50 edges, so nothing is capped here
+    assert lines[-2:] == ["hubs above 50 edges (auto) capped: 0 users, 0 items",
+                          f"wrote 5 nodes to {out}"]
+    uncapped = _run([*logs, "--out", str(out), "--max-degree", "none"])
+    assert uncapped.exit_code == 0, uncapped.output
+    assert uncapped.output.splitlines()[-2:] == ["no hub cap", f"wrote 5 nodes to {out}"]
+    assert pq.read_table(out).column("node_id").to_pylist() == ["a", "b", "c", "x", "y"]
 
 
 def test_expand_caps_hubs_and_prints_json(logs, tmp_path):
@@ -59,6 +64,27 @@ def test_expand_caps_hubs_and_prints_json(logs, tmp_path):
     assert payload["reached"] == {"users": 1, "items": 1}
     assert [hop["rows_cumulative"] for hop in payload["hops"]] == [0, 1, 1]
     assert pq.read_table(out).column("node_id").to_pylist() == ["a", "x"]
+    assert payload["max_degree"] == 2.0
+    assert result.exit_code == 0 and _run([*logs, "--out", str(out), "--max-degree", "2",
+                                           "--relations", "click"]).output.splitlines()[-2] == (
+        "hubs above 2 edges capped: 0 users, 1 items")
+
+
+def test_expand_reads_the_graph_part_of_a_selection_config(logs, tmp_path):
+    config = tmp_path / "select.yaml"
+    config.write_text("stages: [graph, knn]\nknn: {k: 3}\n"
+                      "graph: {num_hops: 1, max_degree: 2, relations: [click]}\n")
+    out = tmp_path / "nodes.parquet"
+    result = _run([*logs, "--out", str(out), "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert (payload["max_degree"], payload["relations"]) == (2, ["click"])
+    assert [hop["hop"] for hop in payload["hops"]] == [0, 1]
+    # a flag replaces the one value it names
+    result = _run([*logs, "--out", str(out), "--config", str(config), "--hops", "2", "--json"])
+    payload = json.loads(result.output)
+    assert [hop["hop"] for hop in payload["hops"]] == [0, 1, 2]
+    assert payload["capped"] == {"users": 0, "items": 1}
 
 
 @pytest.mark.parametrize("extra, message", [

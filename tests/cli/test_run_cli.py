@@ -12,7 +12,7 @@ from graphsel.cli import cli
 
 TINY_CONFIG = """
 dataset: {name: synthetic, options: {scale: 0.05}}
-selection: {stages: [graph, da], da_model: logistic, cv: 2, embedding_dim: 4}
+selection: {stages: [graph, da], da: {model: logistic, cv: 2, embedding_dim: 4}}
 model: {embed_dim: 4, hidden: [16]}
 train: {epochs: 1, batch_size: 256, num_threads: 1}
 strategies: [target_only, selected_weighted]
@@ -77,6 +77,10 @@ def test_table_output_and_flags(tmp_path):
     (TINY_CONFIG.replace("selected_weighted", "best_one"), [],
      "Could not resolve strategy 'best_one'"),
     (TINY_CONFIG, ["--strategies", "target_only,nope"], "Could not resolve strategy 'nope'"),
+    (TINY_CONFIG + "strategy_options: {diit: {num_sources: 0}}\n", [],
+     "strategy_options.diit: num_sources must be >= 1, got 0"),
+    (TINY_CONFIG + "strategy_options: {ctnet: {adapter: gru}}\n", [],
+     "Could not resolve adapter 'gru' among ['glu', 'linear']"),
     ("dataset:\n  name: movielens-1m\n  options:\n    path: ${GRAPHSEL_UNSET_FOR_TEST}/x\n", [],
      "environment variable GRAPHSEL_UNSET_FOR_TEST is not set"),
 ])
@@ -135,11 +139,12 @@ def test_cli_starts_without_torch_and_knows_the_modes():
     import sys
 
     from graphsel.cli import run
-    from graphsel.transfer.protocol.runner import MODES
+    from graphsel.transfer.protocol.split import MODES
 
-    assert run.MODES == MODES
+    assert run.MODES is MODES  # one tuple, imported without torch
     code = ("import sys, graphsel.cli; "
-            "print(sorted({'torch', 'graphsel.transfer'} & set(sys.modules)))")
+            "print(sorted({'torch', 'graphsel.transfer.models.base', "
+            "'graphsel.transfer.protocol.runner'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert out.strip() == "[]"

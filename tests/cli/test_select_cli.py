@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from graphsel.cli import cli
+from graphsel.data.log import InteractionLog, write_log
+from graphsel.errors import check_real
+from graphsel.select.stage import (
+    STAGES,
+    Score,
+    SelectionStage,
+    StageDetails,
+    register_stage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +118,132 @@ def test_plots_dir_is_a_file(demo, tmp_path):
     result = _select(demo, out, "--stages", "graph", "--plots", str(file))
     assert result.exit_code == 2 and "is a file" in result.output
     assert not out.exists()
+
+
+# -- a new stage is one class and one registration line --------------------------------------
+
+
+@dataclass(frozen=True)
+class _RateReport(StageDetails):
+    target_rate: float
+
+    def note(self) -> str:
+        return f"target label rate {self.target_rate:.2f}"
+
+
+class _UserLabelRate(SelectionStage):
+    """Keeps the rows whose user's label rate (over the candidates) is at least the
+    target's plus ``margin``."""
+
+    SCORES = (Score("user_label_rate", "user_label_rate_"),)
+
+    def __init__(self, margin: float = 0.0) -> None:
+        self.margin = margin
+
+    def check_params(self) -> None:
+        check_real("margin", self.margin, -1.0, 1.0)
+
+    def fit(self, candidates, target, *, context=None):
+        self.check_params()
+        size = candidates.index.num_users
+        rate = (np.bincount(candidates.user, weights=candidates.label, minlength=size)
+                / np.maximum(np.bincount(candidates.user, minlength=size), 1))
+        target_rate = float(target.label.mean())
+        self.user_label_rate_ = rate[candidates.user].astype(np.float32)
+        self.support_ = self.user_label_rate_ >= target_rate + self.margin
+        self.report_ = _RateReport(target_rate)
+        return self
+
+
+@pytest.fixture
+def toy_stage(monkeypatch):
+    """Registers the toy stage for one test (the registry is restored afterwards)."""
+    monkeypatch.setattr(STAGES, "_entries", dict(STAGES._entries))
+    monkeypatch.setattr(STAGES, "_order", list(STAGES._order))
+    register_stage("toy")(_UserLabelRate)
+
+
+@pytest.fixture
+def tiny(tmp_path) -> list[str]:
+    """Users a, b, c near the target (items 1, 2, 3), x and y far away (items 8, 9).
+
+    Source rows: 0 a-1 (1)  1 b-1 (0)  2 b-2 (0)  3 c-2 (1)  4 c-3 (0)  5 x-8  6 y-8  7 y-9
+    8 x-9  9 c-9 (1). The graph keeps 0-4 and 9; label rates: a 1, b 0, c 2/3; target 1/2.
+    """
+    source = InteractionLog.from_columns(
+        ["a", "b", "b", "c", "c", "x", "y", "y", "x", "c"], [1, 1, 2, 2, 3, 8, 8, 9, 9, 9],
+        list(range(100, 110)), [1, 0, 0, 1, 0, 1, 1, 0, 1, 1], "source")
+    target = InteractionLog.from_columns(["a", "a"], [1, 3], [200, 201], [1, 0], "target")
+    write_log(source, tmp_path / "source.parquet")
+    write_log(target, tmp_path / "target.parquet")
+    return ["select", "--source", str(tmp_path / "source.parquet"), "--target",
+            str(tmp_path / "target.parquet")]
+
+
+def test_a_registered_stage_runs_through_the_cli(toy_stage, tiny, tmp_path):
+    out = tmp_path / "selected.parquet"
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--stages", "graph,toy",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.column("user_id").to_pylist() == ["a", "c", "c", "c"]
+    assert table.column("item_id").to_pylist() == [1, 2, 3, 9]
+    assert table.column_names[-5:] == ["hop", "p_target", "knn_score", "user_label_rate",
+                                       "weight"]
+    np.testing.assert_allclose(table.column("user_label_rate").to_numpy(),
+                               [1, 2 / 3, 2 / 3, 2 / 3], rtol=1e-6)
+    assert table.column("hop").to_pylist() == [0, 2, 1, 2]
+    assert table.column("weight").to_pylist() == [1, 1, 1, 1]
+    report = json.loads(result.output)
+    assert [(s["name"], s["kept"]) for s in report["stages"]] == [("graph", 6), ("toy", 4)]
+    assert report["stages"][1]["target_rate"] == 0.5
+    text = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--stages", "graph,toy"])
+    assert "target label rate 0.50" in text.output
+
+
+def test_a_registered_stage_takes_its_parameters_from_the_config(toy_stage, tiny, tmp_path):
+    config = tmp_path / "select.yaml"
+    config.write_text("stages: [graph, toy]\ntoy: {margin: 0.2}\n")
+    out = tmp_path / "selected.parquet"
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).column("user_id").to_pylist() == ["a"]
+    config.write_text("stages: [graph, toy]\ntoy: {margin: 2}\n")
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {config}: toy: margin must be a number in")
+
+
+# -- precedence: stage defaults < --config < flags ----------------------------------------------
+
+
+def test_config_then_flags(tiny, tmp_path):
+    config = tmp_path / "select.yaml"
+    config.write_text("stages: [graph]\ngraph: {num_hops: 1, max_degree: none}\n")
+    out = tmp_path / "selected.parquet"
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config),
+                                      "--json"])
+    assert result.exit_code == 2 and "max_degree must be a number >= 0, 'auto' or None, got " \
+                                      "'none'" in result.output
+    config.write_text("stages: [graph]\ngraph: {num_hops: 1, max_degree: null}\n")
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    graph = json.loads(result.output)["stages"][0]
+    assert (len(graph["hops"]), graph["max_degree"], graph["kept"]) == (2, None, 3)
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config),
+                                      "--hops", "2", "--max-degree", "1", "--json"])
+    graph = json.loads(result.output)["stages"][0]
+    assert (len(graph["hops"]), graph["max_degree"]) == (3, 1.0)
+
+
+def test_a_rule_flag_replaces_the_configs_rule(tiny, tmp_path):
+    config = tmp_path / "select.yaml"
+    config.write_text("stages: [graph, knn]\nknn: {keep_quantile: 0.5, index: Flat}\n")
+    out = tmp_path / "selected.parquet"
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config),
+                                      "--knn-threshold", "-1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["stages"][1]["kept"] == report["stages"][0]["kept"] == 6
+    assert report["stages"][1]["index"] == "Flat"

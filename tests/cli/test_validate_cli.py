@@ -158,18 +158,32 @@ def test_id_types_must_agree(tmp_path):
     _assert_bad(_run(str(source), str(target)), "'user_id'", "integer", "string")
 
 
+def _valid_pair(tmp_path: Path, **source_columns) -> tuple[Path, Path]:
+    """A pair that `select` and `run` accept: 5 rows each (the domain classifier's 5 folds),
+    both labels in the target, user 3 and item 10 in both."""
+    source = _write(tmp_path / "s.parquet", pa.table({
+        "user_id": [1, 2, 3, 1, 2], "item_id": [10, 11, 10, 11, 12],
+        "ts": [100, 200, 300, 400, 500], "label": [0, 1, 1, 0, 1],
+        "domain": ["source"] * 5, **source_columns}))
+    target = _write(tmp_path / "target.parquet", pa.table({
+        "user_id": [3, 4, 5, 4, 5], "item_id": [10, 14, 15, 14, 15],
+        "ts": [5, 6, 7, 8, 9], "label": [1, 0, 1, 0, 0], "domain": ["target"] * 5}))
+    return source, target
+
+
 def test_valid_pair_prints_and_writes_card(tmp_path):
-    source = _write(tmp_path / "s.parquet", _table(behavior=["click", "click", "purchase"],
-                                                    price=[1.0, 2.0, 3.0]))
+    source, target = _valid_pair(
+        tmp_path, behavior=["click", "click", "purchase", "click", "click"],
+        price=[1.0, 2.0, 3.0, 4.0, 5.0])
     card_path = tmp_path / "card.json"
-    result = _run(str(source), str(_target(tmp_path)), "--card", str(card_path), "--json")
+    result = _run(str(source), str(target), "--card", str(card_path), "--json")
     assert result.exit_code == 0, result.output
     card = json.loads(result.output)
     assert card == json.loads(card_path.read_text()) | {"valid": True}
-    assert card["domains"]["source"]["rows"] == 3
-    assert card["domains"]["source"]["behaviors"] == {"click": 2, "purchase": 1}
+    assert card["domains"]["source"]["rows"] == 5
+    assert card["domains"]["source"]["behaviors"] == {"click": 4, "purchase": 1}
     assert card["domains"]["source"]["features"] == ["price"]
-    assert card["domains"]["target"]["label_rate"] == 0.5
+    assert card["domains"]["target"]["label_rate"] == 0.4
     # user 3 and item 10 are in both logs
     assert card["shared"] == {"users": 1, "items": 1}
 
@@ -185,7 +199,7 @@ def test_directory_of_parquet_files_is_one_log(tmp_path):
 
 
 def test_inputs_are_not_modified(tmp_path):
-    source = _write(tmp_path / "s.parquet", _table())
+    source, target = _valid_pair(tmp_path)
     before = source.read_bytes()
-    assert _run(str(source), str(_target(tmp_path))).exit_code == 0
+    assert _run(str(source), str(target)).exit_code == 0
     assert source.read_bytes() == before

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from graphsel.errors import InputError
+from graphsel.select.config import SelectionConfig
 from graphsel.transfer.config import (
     DatasetConfig,
     ExperimentConfig,
@@ -14,10 +15,16 @@ from graphsel.transfer.config import (
     load_config,
     override,
 )
-from graphsel.transfer.models.base import ModelConfig
-from graphsel.transfer.protocol.runner import ProtocolConfig
+from graphsel.transfer.models.options import (
+    AdapterOptions,
+    DIITOptions,
+    DistillConfig,
+    ECATOptions,
+    ModelConfig,
+)
+from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.protocol.strategies import strategy_names
-from graphsel.transfer.train.trainer import TrainConfig
+from graphsel.transfer.train.options import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -40,7 +47,7 @@ def test_an_empty_file_gives_the_dataclass_defaults(tmp_path):
 def test_yaml_values_replace_only_what_they_name(tmp_path):
     config = load_config(_write(tmp_path, """
 dataset: {name: synthetic, options: {scale: 0.5}}
-selection: {num_hops: 1, stages: [graph, knn]}
+selection: {graph: {num_hops: 1}, stages: [graph, knn]}
 model: {embed_dim: 8, hidden: [32, 16]}
 train: {epochs: 2, lr: 0.01}
 strategies: [target_only, selected]
@@ -50,7 +57,7 @@ max_source_rows: 1000
 seeds: 2
 """))
     assert config.data == DatasetConfig("synthetic", {"scale": 0.5})
-    assert config.selection == {"num_hops": 1, "stages": ["graph", "knn"]}
+    assert config.selection == SelectionConfig(("graph", "knn"), {"graph": {"num_hops": 1}})
     assert config.model == ModelConfig(embed_dim=8, hidden=(32, 16))
     assert config.train == TrainConfig(epochs=2, lr=0.01)
     assert config.strategies == ("target_only", "selected")
@@ -84,7 +91,8 @@ def test_source_and_target_paths(tmp_path):
     ("model: {hidden: 64}\n", r"key 'model\.hidden' must be a list, got 64"),
     ("strategies: [target_only, best]\n", r"exp\.yaml: Could not resolve strategy 'best'"),
     ("mode: sometimes\n", r"exp\.yaml: protocol: Could not resolve mode 'sometimes'"),
-    ("selection: {hops: 2}\n", r"exp\.yaml: unknown selection option 'hops' \(valid: stages"),
+    ("selection: {hops: 2}\n", r"exp\.yaml: selection: unknown key 'hops' \(valid: stages"),
+    ("selection: {knn: {kk: 2}}\n", r"exp\.yaml: selection\.knn: unknown key 'kk' \(valid: index"),
     ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),
     ("protocol: {periods: 2}\n", r"unknown key 'protocol' \(its keys .* sit at the top level"),
     ("- a\n- b\n", r"exp\.yaml: expected a mapping of keys at the top level, got list"),
@@ -121,7 +129,71 @@ def test_shipped_configs_load(name, monkeypatch):
         assert config.dataset.options["path"].startswith("/shared/data/")
 
 
-def test_synthetic_yaml_is_the_demo_default():
-    from graphsel.transfer.protocol.experiment import synthetic_default
+def test_synthetic_yaml_is_the_demo_default_and_its_only_copy():
+    from graphsel.transfer.protocol.experiment import (
+        SYNTHETIC_CONFIG,
+        synthetic_default,
+    )
 
+    # configs/synthetic.yaml links to the file shipped in the package: one copy of it
+    assert (CONFIGS / "synthetic.yaml").resolve() == SYNTHETIC_CONFIG.resolve()
     assert load_config(CONFIGS / "synthetic.yaml") == synthetic_default()
+    assert synthetic_default(seed=3, scale=0.5).dataset == DatasetConfig(
+        "synthetic", {"seed": 3, "scale": 0.5})
+    assert synthetic_default(scale=0.5).model == synthetic_default().model
+
+
+def test_strategy_options_replace_only_what_they_name(tmp_path):
+    config = load_config(_write(tmp_path, """
+strategy_options:
+  ctnet_linear: {adapter_init_std: 0.01}
+  ecat: {distill_weight: 0.5, distill: {beta: 2.0}, adapters: {adapter: linear}}
+  diit: {num_sources: 2, loss: {adversarial_weight: 0.0}}
+"""))
+    assert config.options_for("ctnet_linear") == AdapterOptions("linear", 0.01)
+    assert config.options_for("ctnet") == AdapterOptions("glu")
+    assert config.options_for("ecat") == ECATOptions(AdapterOptions("linear"), 0.5,
+                                                     DistillConfig(beta=2.0))
+    diit = config.options_for("diit")
+    assert (diit.num_sources, diit.loss.adversarial_weight, diit.loss.gate_weight) == (2, 0.0,
+                                                                                       1.0)
+    assert config.options_for("merge_all") is None
+    assert ExperimentConfig().options_for("diit") == DIITOptions() and DIITOptions().num_sources == 3
+
+
+@pytest.mark.parametrize("text, message", [
+    ("strategy_options: {best: {}}\n",
+     r"exp\.yaml: key 'strategy_options\.best': Could not resolve strategy 'best'"),
+    ("strategy_options: {merge_all: {x: 1}}\n",
+     r"key 'strategy_options\.merge_all': strategy 'merge_all' takes no options"),
+    ("strategy_options: {diit: {sources: 2}}\n",
+     r"unknown key 'strategy_options\.diit\.sources' \(valid: num_sources, model, loss\)"),
+    ("strategy_options: {diit: {num_sources: 0}}\n",
+     r"exp\.yaml: strategy_options\.diit: num_sources must be >= 1, got 0"),
+    ("strategy_options: {ctnet: {adapter: gru}}\n", r"Could not resolve adapter 'gru'"),
+    ("strategy_options: {ecat: {distill: {beta: high}}}\n",
+     r"key 'strategy_options\.ecat\.distill\.beta' must be a number, got 'high'"),
+    ("strategy_options: [ecat]\n", r"key 'strategy_options' must be a mapping"),
+])
+def test_bad_strategy_options_are_one_line_naming_the_key(tmp_path, text, message):
+    with pytest.raises(InputError, match=message) as info:
+        load_config(_write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_options_of_the_wrong_type_in_python():
+    with pytest.raises(InputError, match="options of strategy 'diit' must be a DIITOptions"):
+        ExperimentConfig(strategy_options={"diit": AdapterOptions()})
+
+
+def test_a_config_loads_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from graphsel.transfer.config import load_config; "
+            f"config = load_config({str(CONFIGS / 'synthetic.yaml')!r}); "
+            "assert config.options_for('diit').num_sources == 3; "
+            "print(sorted({'torch', 'graphsel.transfer.models.base'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "[]"

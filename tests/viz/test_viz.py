@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import copy
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,7 +21,16 @@ from graphsel.data.datasets import get_dataset  # noqa: E402
 from graphsel.errors import InputError  # noqa: E402
 from graphsel.graph.bipartite import CLICK, BipartiteGraph  # noqa: E402
 from graphsel.graph.expansion import expand, shared_seeds  # noqa: E402
-from graphsel.select.pipeline import SampleSelector, Selection  # noqa: E402
+from graphsel.select.domain import DomainClassifier  # noqa: E402
+from graphsel.select.neighbors import NeighborReport  # noqa: E402
+from graphsel.select.pipeline import (  # noqa: E402
+    SampleSelector,
+    Selection,
+    SelectionReport,
+    StageReport,
+)
+from graphsel.select.stage import StageDetails  # noqa: E402
+from graphsel.transfer.protocol.results import Scores  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,11 +81,9 @@ def fitted():
     # not the selection, and the default's gradient boosting takes seconds per fold.
     split = get_dataset("synthetic")(scale=0.25)
     truth = split.truth.column("in_target_community").to_numpy()
-    selector = SampleSelector(da_model="logistic", cv=3, seed=0)
+    selector = SampleSelector(["graph", DomainClassifier("logistic", cv=3), "knn"])
     selector.fit(split.source, split.target, truth)
-    graph = BipartiteGraph.from_log(split.source, edges=selector.edges,
-                                    relations=selector.relations)
-    return selector, truth, graph
+    return selector, truth, selector.named_stages_["graph"].graph_
 
 
 def _node_collections(figure: Figure) -> dict[str, PathCollection]:
@@ -297,24 +308,41 @@ def test_funnel_bars_equal_the_reports_kept_rows(fitted):
     (ax,) = figure.axes
     (bars,) = ax.containers
     assert [p.get_width() for p in bars.patches] == (
-        [report["rows"]["source"]] + [stage["kept"] for stage in report["stages"]])
+        [report.source_rows] + [stage.kept for stage in report.stages])
+    auc = report.stages[1].details.auc
+    assert ax.texts[2].get_text().endswith(f", AUC {auc:.3f}")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["source", "graph", "da", "knn"]
     with pytest.raises(InputError, match="selection.report"):
         viz.plot_funnel({"rows": {"source": 3}})
 
 
+class _NoNote(StageDetails):
+    def to_json(self):  # not a dataclass
+        return {}
+
+    def note(self):
+        return ""
+
+
+def _hand_report(source, target, kept, details=None):
+    stages = tuple(StageReport(name, count, 0, 0, 0.0, details or _NoNote())
+                   for name, count in kept)
+    return SelectionReport(source, target, stages, kept[-1][1], 1.0, 1.0, 0.5, 0.5, 0.5)
+
+
 def test_funnel_on_a_hand_report():
-    report = {"rows": {"source": 100, "target": 10},
-              "stages": [{"name": "graph", "kept": 40}, {"name": "knn", "kept": 20}]}
+    report = _hand_report(100, 10, [("graph", 40), ("knn", 20)])
     (ax,) = viz.plot_funnel(report).axes
     assert [p.get_width() for p in ax.containers[0].patches] == [100, 40, 20]
     assert [t.get_text() for t in ax.texts] == ["100 (100.0%)", "40 (40.0%)", "20 (20.0%)"]
+    noted = _hand_report(100, 10, [("knn", 20)], NeighborReport("Flat"))
+    assert viz.plot_funnel(noted).axes[0].texts[1].get_text() == "20 (20.0%), index Flat"
 
 
 def test_plot_scores_groups_and_missing_stages(fitted):
     selector, truth, _ = fitted
     selection = selector.selection_
-    target_p = selector.domain_classifier_.p_target_in_target_
+    target_p = selector.named_stages_["da"].p_target_in_target_
     p_axes, knn_axes = viz.plot_scores(selection, target_p, truth).axes
     scored = ~np.isnan(selection.knn_score)
     assert [t.get_text() for t in p_axes.get_legend().get_texts()] == [
@@ -326,7 +354,8 @@ def test_plot_scores_groups_and_missing_stages(fitted):
 
     n = 4
     nan = np.full(n, np.nan, dtype=np.float32)
-    bare = Selection(np.ones(n, bool), np.ones(n, np.float32), np.zeros(n, np.int32), nan, nan)
+    bare = Selection(np.ones(n, bool), np.ones(n, np.float32),
+                     {"hop": np.zeros(n, np.int32), "p_target": nan, "knn_score": nan})
     p_axes, knn_axes = viz.plot_scores(bare).axes
     assert "without the 'da' stage" in p_axes.texts[0].get_text()
     assert "without the 'knn' stage" in knn_axes.texts[0].get_text()
@@ -336,7 +365,8 @@ def test_plot_selected_hops_counts_rows_per_hop():
     hop = np.array([0, 0, 1, 1, 1, 2, -1], dtype=np.int32)
     mask = np.array([1, 0, 1, 1, 0, 0, 0], dtype=bool)
     nan = np.full(7, np.nan, dtype=np.float32)
-    selection = Selection(mask, mask.astype(np.float32), hop, nan, nan)
+    selection = Selection(mask, mask.astype(np.float32),
+                          {"hop": hop, "p_target": nan, "knn_score": nan})
     (ax,) = viz.plot_selected_hops(selection).axes
     candidates, selected = ax.containers
     assert _bar_heights(candidates) == [2, 3, 1]
@@ -418,7 +448,8 @@ def test_plot_periods_one_line_per_strategy_in_period_order():
 def transfer_results():
     """A real comparison, as small as it gets: 2 strategies x 2 seeds x 2 periods, 1 epoch."""
     from graphsel.transfer.models.base import ModelConfig
-    from graphsel.transfer.protocol.runner import ProtocolConfig, compare_strategies
+    from graphsel.transfer.protocol.runner import compare_strategies
+    from graphsel.transfer.protocol.split import ProtocolConfig
     from graphsel.transfer.train.trainer import TrainConfig
 
     split = get_dataset("synthetic")(scale=0.05)
@@ -438,14 +469,14 @@ def test_plot_periods_of_real_results_averaged_over_seeds(transfer_results):
     for name, line in lines.items():
         assert list(line.get_xdata()) == [0, 1]
         for period, y in zip(line.get_xdata(), line.get_ydata()):
-            values = [r["auc"] for r in records if r["strategy"] == name
-                      and r["period"] == period]
+            values = [r.scores.auc for r in records if r.strategy == name
+                      and r.period == period]
             assert len(values) == 2 and values[0] != values[1]  # two seeds, two scores
             assert y == pytest.approx(np.mean(values), abs=1e-12)
     # one min-max band per strategy, spanning its seeds' scores at each period
     assert len(ax.collections) == 2
     for row in averaged:
-        values = [r["auc"] for r in records if (r["strategy"], r["period"]) == (
+        values = [r.scores.auc for r in records if (r.strategy, r.period) == (
             row["strategy"], row["period"])]
         assert (row["auc_low"], row["auc_high"], row["n_seeds"]) == (min(values),
                                                                      max(values), 2)
@@ -459,7 +490,7 @@ def test_plot_transfer_periods_averages_and_marks_the_test_period(transfer_resul
         (line.get_label(), list(line.get_ydata())) for line in expected.get_lines()]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["0", "1\n(test)"]
     assert ax.get_title() == "AUC per period: mean of 2 seeds (band: min to max)"
-    one_seed = [r for r in records if r["seed"] == 0]
+    one_seed = [r for r in records if r.seed == 0]
     assert viz.plot_transfer_periods(one_seed).axes[0].get_title() == "AUC per period (one seed)"
     with pytest.raises(InputError, match="no record"):
         viz.plot_transfer_periods([{"strategy": "a", "period": 0, "auc": None}])
@@ -512,8 +543,7 @@ def test_every_figure_saves_a_png(tmp_path):
         "expansion": viz.draw_expansion(graph, expansion),
         "hops": viz.plot_hops(expansion, log=True),
         "reach": viz.plot_reach({"a": expansion}),
-        "funnel": viz.plot_funnel({"rows": {"source": 3, "target": 1},
-                                   "stages": [{"name": "graph", "kept": 2}]}),
+        "funnel": viz.plot_funnel(_hand_report(3, 1, [("graph", 2)])),
         "calibration": viz.plot_calibration([0, 1], [0.2, 0.9]),
         "periods": viz.plot_periods([{"strategy": "a", "period": 0, "auc": 0.5}]),
     }
@@ -523,19 +553,24 @@ def test_every_figure_saves_a_png(tmp_path):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def _only_knn(selector):
+    """The fitted selector as if its only stage had been the neighbour scorer."""
+    few = copy.copy(selector)
+    few.stages_ = [selector.named_stages_["knn"]]
+    return few
+
+
 def test_save_selection_plots_writes_every_png(tmp_path, fitted):
-    selector, truth, graph = fitted
+    selector, truth, _ = fitted
     out = tmp_path / "plots" / "nested"
-    paths = viz.save_selection_plots(
-        graph, selector.expansion_, selector.selection_, None, out,
-        target_p=selector.domain_classifier_.p_target_in_target_, truth=truth)
+    paths = viz.save_selection_plots(selector, out, truth=truth)
     assert [p.name for p in paths] == ["funnel.png", "scores.png", "hops.png",
                                        "selected_hops.png", "expansion.png", "calibration.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
-    # without a graph stage: only the funnel and the scores
-    few = viz.save_selection_plots(None, None, selector.selection_, None, tmp_path / "few")
+    # without a graph stage and a domain classifier: only the funnel and the scores
+    few = viz.save_selection_plots(_only_knn(selector), tmp_path / "few")
     assert [p.name for p in few] == ["funnel.png", "scores.png"]
 
 
@@ -549,11 +584,11 @@ def test_save_selection_plots_leaves_no_partial_file(tmp_path, fitted, monkeypat
 
     monkeypatch.setattr(Figure, "savefig", broken_savefig)
     with pytest.raises(RuntimeError, match="disk full"):
-        viz.save_selection_plots(None, None, selector.selection_, None, tmp_path)
+        viz.save_selection_plots(_only_knn(selector), tmp_path)
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
-        viz.save_selection_plots(None, None, selector.selection_, None, tmp_path / "file")
+        viz.save_selection_plots(_only_knn(selector), tmp_path / "file")
 
 
 def test_save_transfer_plots_writes_the_pngs(tmp_path, transfer_results):
@@ -564,13 +599,16 @@ def test_save_transfer_plots_writes_the_pngs(tmp_path, transfer_results):
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC
     # plain data: the to_json() payload has no predictions, so only the periods
-    few = viz.save_transfer_plots(transfer_results.to_json(), tmp_path / "json")
+    few = viz.save_transfer_plots(dataclasses.replace(transfer_results, test_predictions={}),
+                                  tmp_path / "json")
     assert [p.name for p in few] == ["periods.png"]
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         viz.save_transfer_plots(transfer_results, tmp_path / "file")
     with pytest.raises(InputError, match="no record"):
-        viz.save_transfer_plots([{"strategy": "a", "period": 0, "auc": None}], tmp_path / "x")
+        viz.save_transfer_plots(dataclasses.replace(transfer_results, records=[
+            dataclasses.replace(r, scores=Scores(None, None, None))
+            for r in transfer_results.records]), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graphsel.data.card import DatasetCard, TruthSummary
-from graphsel.data.io import check_output_dir, write_json
+from graphsel.data.io import OutputFolder, check_output_dir, check_paths, write_json
 from graphsel.data.log import InteractionLog, write_log
 from graphsel.errors import InputError
 from graphsel.registry import Option, Registry, keyword_options
@@ -36,6 +36,7 @@ __all__ = [
     "get_dataset",
     "list_datasets",
     "prepare",
+    "prepare_paths",
     "SOURCE_FILE",
     "TARGET_FILE",
     "TRUTH_FILE",
@@ -174,12 +175,15 @@ def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> DatasetCar
         and, for a dataset with ground truth, ``truth``.
 
     Raises:
-        InputError: unknown dataset or option, bad option value, unreadable input data, or
-            ``out_dir`` exists as a file.
+        InputError: unknown dataset or option, bad option value, unreadable input data,
+            ``out_dir`` exists as a file, or ``out_dir`` is (or lies inside) an input folder
+            or would overwrite an input (:func:`graphsel.data.io.check_paths`).
     """
     dataset = get_dataset(name)
     out_dir = check_output_dir(out_dir)
     resolved = dataset.resolve(options)
+    inputs, folder = prepare_paths(dataset, out_dir, resolved)
+    check_paths(inputs, folders={"out_dir": folder})
     split = dataset.load(**resolved)
     files = {"source": SOURCE_FILE, "target": TARGET_FILE}
     if split.truth is not None:
@@ -191,6 +195,25 @@ def prepare(name: str, out_dir: str | os.PathLike, **options: Any) -> DatasetCar
         truth=None if split.truth is None else _truth_summary(split.truth))
     _write_all(out_dir, split, card)
     return card
+
+
+PREPARED_FILES = (SOURCE_FILE, TARGET_FILE, TRUTH_FILE, CARD_FILE)
+"""Every file :func:`prepare` writes or removes in its output folder."""
+
+
+def prepare_paths(dataset: Dataset, out_dir: str | os.PathLike, options: dict[str, Any]
+                  ) -> tuple[dict[str, Any], OutputFolder]:
+    """The paths :func:`prepare` reads and writes, for :func:`~graphsel.data.io.check_paths`.
+
+    Returns:
+        ``({option name: path}`` of the given options that are paths (a dataset's
+        ``os.PathLike`` parameters, such as ``path``), and the output folder with the files
+        written in it).
+    """
+    takes = {option.name: option for option in dataset.options}
+    inputs = {key: value for key, value in options.items()
+              if value is not None and key in takes and takes[key].value_type is Path}
+    return inputs, OutputFolder(out_dir, PREPARED_FILES)
 
 
 def _write_all(out_dir: Path, split: DatasetSplit, card: DatasetCard) -> None:

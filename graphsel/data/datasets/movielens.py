@@ -17,6 +17,7 @@ The data may not be redistributed: it is read from the folder given as ``path``,
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ def read_atomic(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """
     try:
         frame = pd.read_csv(path, sep="\t", quoting=3, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError, UnicodeDecodeError,
+            pd.errors.ParserError) as exc:
+        # a truncated .gz ends in EOFError, which click would report as "Aborted!"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: not a readable RecBole atomic file ({reason})") from None
     frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]

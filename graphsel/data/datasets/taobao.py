@@ -76,7 +76,7 @@ def read_user_behavior(path: Path) -> pd.DataFrame:
                 "user_id": pa.int64(), "item_id": pa.int64(), "category_id": pa.int64(),
                 "behavior_type": pa.string(), "timestamp": pa.int64()}),
         )
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: not a readable UserBehavior CSV ({reason})") from None
     frame = table.to_pandas()

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from graphsel.errors import InputError, choice_error
+from graphsel.errors import InputError
+from graphsel.registry import Registry
+from graphsel.transfer.models.options import ModelConfig
 
 __all__ = [
-    "ModelConfig",
+    "ModelConfig",  # defined in graphsel.transfer.models.options (no torch there)
     "EmbeddingBlock",
     "MLPLayer",
     "MLPBlock",
@@ -31,6 +34,7 @@ __all__ = [
     "CTRModel",
     "ModelOutput",
     "ModelBuilder",
+    "MODELS",
     "register_model",
     "get_model",
     "model_names",
@@ -40,36 +44,6 @@ __all__ = [
 EMBEDDING_INIT_STD = 0.01
 """Std of the normal initialisation of embedding rows (torch's default of 1 is far too large
 for hundreds of summed-in features)."""
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Options of the base model.
-
-    Attributes:
-        embed_dim: ``D``, embedding size of every field. Default 16.
-        hidden: widths of the MLP's hidden layers. Default ``(256, 128, 64)``.
-        dropout: dropout after each hidden layer's activation. Default 0.0.
-        batch_norm: BatchNorm1d between each hidden layer's linear map and activation.
-            Default False.
-        sparse_embedding: the embedding table produces sparse gradients (the trainer then
-            updates it with ``SparseAdam``, touching only the rows of the batch). Default True.
-    """
-
-    embed_dim: int = 16
-    hidden: tuple[int, ...] = (256, 128, 64)
-    dropout: float = 0.0
-    batch_norm: bool = False
-    sparse_embedding: bool = True
-
-    def __post_init__(self) -> None:
-        if self.embed_dim < 1:
-            raise InputError(f"embed_dim must be >= 1, got {self.embed_dim}")
-        if any(width < 1 for width in self.hidden):
-            raise InputError(f"hidden widths must be >= 1, got {self.hidden}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
-        object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
 
 
 class EmbeddingBlock(nn.Module):
@@ -83,6 +57,8 @@ class EmbeddingBlock(nn.Module):
         embed_dim: ``D``.
         sparse: sparse gradients (only the rows a batch used). Default True.
     """
+
+    offsets: torch.Tensor  # a buffer: (F,) first row of each field in the table
 
     def __init__(self, vocab_sizes: Sequence[int], embed_dim: int, sparse: bool = True) -> None:
         super().__init__()
@@ -157,6 +133,8 @@ class MLPBlock(nn.Module):
             MLPLayer(widths[i], widths[i + 1], batch_norm, dropout) for i in range(len(hidden)))
         self.in_dim = in_dim
         self.out_dim = widths[-1]
+        self.widths: list[tuple[int, int]] = list(zip(widths[:-1], widths[1:]))
+        """``(in, out)`` width of every layer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_dim)`` -> ``(B, out_dim)``."""
@@ -256,20 +234,24 @@ ModelBuilder = Callable[..., nn.Module]
 """``builder(vocab_sizes, num_numeric=0, config=None) -> nn.Module`` whose forward is
 ``(cat (B, F), num (B, M)) -> logits (B,)``."""
 
-_MODELS: dict[str, ModelBuilder] = {}
+MODELS: Registry[ModelBuilder] = Registry("model")
+"""Model builders by name: ``"base"`` here, ``"ctnet"``, ``"ecat"``, ``"diit"`` and
+``"ecdctr_tpm"`` in their method modules (registered when those are imported)."""
 
 
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Registers a model builder under ``name``.
+Builder = TypeVar("Builder", bound=ModelBuilder)
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """``@register_model("name")``: registers a model builder under ``name`` (and returns it
+    unchanged, with its own signature).
 
     Raises:
         ValueError: if ``name`` is already registered (a programming error, not bad input).
     """
 
-    def decorate(builder: ModelBuilder) -> ModelBuilder:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = builder
+    def decorate(builder: Builder) -> Builder:
+        MODELS.add(name, builder)
         return builder
 
     return decorate
@@ -281,14 +263,12 @@ def get_model(name: str) -> ModelBuilder:
     Raises:
         InputError: ``Could not resolve model 'x' among ['base', ...]``.
     """
-    if name not in _MODELS:
-        raise choice_error("model", name, list(_MODELS))
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def model_names() -> list[str]:
     """The registered model names, sorted."""
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 @register_model("base")

@@ -13,9 +13,12 @@ source tower's input to that layer into the target tower's pre-activation by add
 The adapter is a GLU, ``g(z) = U1 z * sigmoid(U2 z)`` (eq. 5), initialised near zero, so the
 freshly built CTNet computes what the target model alone computes: the well-trained target
 model is not knocked out of its optimum on the first step. :class:`LinearAdapter` is the
-ablation.
+ablation. The towers and adapters are shared parts (:mod:`graphsel.transfer.models.towers`).
 
-:class:`FrozenTower` (a frozen copy of a trained model) is shared with ECAT and DIIT.
+This module also holds the method's learner (:class:`CTNetLearner`) and registers the
+strategies ``ctnet`` and ``ctnet_linear`` (declared in
+:mod:`graphsel.transfer.protocol.strategies`, with their
+:class:`~graphsel.transfer.models.options.AdapterOptions`).
 
 >>> _ = torch.manual_seed(0)
 >>> source, target = (build_base_model([3, 4], 1, ModelConfig(4, (8, 4))) for _ in range(2))
@@ -27,13 +30,11 @@ True
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from graphsel.errors import InputError, choice_error
 from graphsel.transfer.models.base import (
     CTRModel,
     ModelConfig,
@@ -41,150 +42,23 @@ from graphsel.transfer.models.base import (
     build_base_model,
     register_model,
 )
+from graphsel.transfer.models.options import ADAPTER_INIT_STD, AdapterOptions
+from graphsel.transfer.models.towers import (
+    FrozenTower,
+    GLUAdapter,
+    LinearAdapter,
+    layer_adapters,
+)
+from graphsel.transfer.protocol.learners import Learner, LearnerContext, PeriodData
+from graphsel.transfer.protocol.strategies import merge_all, register_strategy
 
 __all__ = [
-    "ADAPTERS",
-    "ADAPTER_INIT_STD",
-    "GLUAdapter",
-    "LinearAdapter",
-    "make_adapter",
-    "FrozenTower",
-    "layer_adapters",
     "CTNet",
     "build_ctnet",
+    "CTNetLearner",
+    "GLUAdapter",  # the parts live in graphsel.transfer.models.towers
+    "LinearAdapter",
 ]
-
-ADAPTER_INIT_STD = 1e-3
-"""Std of the normal initialisation of adapter weights: small enough that the adapters' first
-outputs are negligible next to the target tower's pre-activations (hidden values of order
-0.1 to 1 give adapter outputs of order 1e-3 * sqrt(width) * 0.1)."""
-
-
-class GLUAdapter(nn.Module):
-    """Gated adapter ``g(z) = U1 z * sigmoid(U2 z)`` (CTNet eq. 5), no biases.
-
-    The gate ``sigmoid(U2 z)`` selects, per unit and per sample, how much of the source
-    representation passes; with ``U1`` near zero the whole output is near zero.
-
-    Args:
-        dim_in: width of the source hidden state ``z``.
-        dim_out: width of the target layer the output is added to.
-        init_std: std of the normal initialisation of ``U1`` and ``U2``. Default
-            :data:`ADAPTER_INIT_STD`; 0 gives an adapter whose output is exactly zero.
-    """
-
-    def __init__(self, dim_in: int, dim_out: int, init_std: float = ADAPTER_INIT_STD) -> None:
-        super().__init__()
-        self.value = nn.Linear(dim_in, dim_out, bias=False)  # U1
-        self.gate = nn.Linear(dim_in, dim_out, bias=False)  # U2
-        for linear in (self.value, self.gate):
-            nn.init.normal_(linear.weight, std=init_std)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, dim_in)`` -> ``(B, dim_out)``."""
-        return self.value(z) * torch.sigmoid(self.gate(z))
-
-
-class LinearAdapter(nn.Module):
-    """Ablation of :class:`GLUAdapter`: ``g(z) = U z``, no bias, no gate.
-
-    Args:
-        dim_in: width of the source hidden state ``z``.
-        dim_out: width of the target layer the output is added to.
-        init_std: std of the normal initialisation of ``U``. Default :data:`ADAPTER_INIT_STD`.
-    """
-
-    def __init__(self, dim_in: int, dim_out: int, init_std: float = ADAPTER_INIT_STD) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim_in, dim_out, bias=False)
-        nn.init.normal_(self.linear.weight, std=init_std)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, dim_in)`` -> ``(B, dim_out)``."""
-        return self.linear(z)
-
-
-ADAPTERS: dict[str, type[nn.Module]] = {"glu": GLUAdapter, "linear": LinearAdapter}
-"""Adapter kinds by name."""
-
-
-def make_adapter(kind: str, dim_in: int, dim_out: int,
-                 init_std: float = ADAPTER_INIT_STD) -> nn.Module:
-    """An adapter of kind ``kind`` (a key of :data:`ADAPTERS`).
-
-    Raises:
-        InputError: ``Could not resolve adapter 'x' among ['glu', 'linear']``.
-    """
-    if kind not in ADAPTERS:
-        raise choice_error("adapter", kind, list(ADAPTERS))
-    return ADAPTERS[kind](dim_in, dim_out, init_std)
-
-
-class FrozenTower(nn.Module):
-    """A frozen copy of a trained :class:`~graphsel.transfer.models.base.CTRModel`.
-
-    The copy is taken so that freezing it never changes the caller's model (the source model
-    keeps training between periods). Its parameters have ``requires_grad=False`` (so
-    :class:`~graphsel.transfer.train.trainer.Trainer` never optimises them), it runs under
-    ``torch.no_grad`` and it stays in eval mode whatever ``train()`` is called on its parent:
-    train-mode BatchNorm would otherwise update its running statistics and dropout would
-    make its outputs noisy.
-
-    Args:
-        model: the trained model; copied, never modified.
-    """
-
-    def __init__(self, model: CTRModel) -> None:
-        super().__init__()
-        self.model = copy.deepcopy(model)
-        self.model.requires_grad_(False)
-        self.model.eval()
-
-    def train(self, mode: bool = True) -> FrozenTower:
-        # Ignores ``mode``: a frozen tower is always evaluated with its running statistics.
-        return super().train(False)
-
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits, without gradient."""
-        with torch.no_grad():
-            return self.model(cat, num)
-
-    def forward_hidden(self, cat: torch.Tensor, num: torch.Tensor) -> ModelOutput:
-        """Logits and every hidden state (see :class:`ModelOutput`), without gradient."""
-        with torch.no_grad():
-            return self.model.forward_hidden(cat, num)
-
-    def load_from(self, model: CTRModel) -> None:
-        """Copies ``model``'s parameters and buffers into the tower (strictly: same
-        architecture); the tower stays frozen and shares no storage with ``model``."""
-        with torch.no_grad():
-            self.model.load_state_dict(model.state_dict())
-
-    @property
-    def layer_widths(self) -> list[tuple[int, int]]:
-        """``(in, out)`` width of every MLP layer."""
-        return _layer_widths(self.model)
-
-
-def _layer_widths(model: CTRModel) -> list[tuple[int, int]]:
-    return [(layer.linear.in_features, layer.linear.out_features) for layer in model.mlp.layers]
-
-
-def layer_adapters(source: CTRModel, target: CTRModel, kind: str,
-                   init_std: float = ADAPTER_INIT_STD) -> nn.ModuleList:
-    """One adapter per MLP layer: source layer ``l``'s input width -> target layer ``l``'s
-    output width (CTNet eq. 4; ECAT uses the same wiring).
-
-    Raises:
-        InputError: if the two MLPs have different numbers of layers.
-    """
-    source_widths, target_widths = _layer_widths(source), _layer_widths(target)
-    if len(source_widths) != len(target_widths):
-        raise InputError(f"the source tower has {len(source_widths)} MLP layers, the target "
-                         f"tower {len(target_widths)}: adapters need one source layer per "
-                         f"target layer")
-    return nn.ModuleList(make_adapter(kind, s_in, t_out, init_std)
-                         for (s_in, _), (_, t_out) in zip(source_widths, target_widths))
 
 
 class CTNet(nn.Module):
@@ -204,7 +78,8 @@ class CTNet(nn.Module):
         InputError: unknown ``adapter``, or towers with different numbers of MLP layers.
     """
 
-    def __init__(self, source_tower: CTRModel, target_tower: CTRModel, adapter: str = "glu",
+    def __init__(self, source_tower: CTRModel, target_tower: CTRModel,
+                 adapter: str = AdapterOptions.adapter,
                  adapter_init_std: float = ADAPTER_INIT_STD) -> None:
         super().__init__()
         self.source = FrozenTower(source_tower)
@@ -235,7 +110,7 @@ class CTNet(nn.Module):
 
 @register_model("ctnet")
 def build_ctnet(vocab_sizes: Sequence[int], num_numeric: int = 0,
-                config: ModelConfig | None = None, adapter: str = "glu") -> CTNet:
+                config: ModelConfig | None = None, adapter: str = AdapterOptions.adapter) -> CTNet:
     """A CTNet whose two towers are fresh base models of ``config``.
 
     Load trained weights with :meth:`CTNet.refresh_source` (source) and
@@ -249,3 +124,38 @@ def build_ctnet(vocab_sizes: Sequence[int], num_numeric: int = 0,
     """
     return CTNet(build_base_model(vocab_sizes, num_numeric, config),
                  build_base_model(vocab_sizes, num_numeric, config), adapter)
+
+
+class CTNetLearner(Learner):
+    """CTNet: a frozen, per-period refreshed source tower feeding the target tower.
+
+    At each transfer period the source model (warm-started) trains on the window's source
+    rows and is copied into CTNet's frozen source tower; CTNet (target tower + adapters,
+    warm-started) then trains on the period's target rows only.
+
+    Args:
+        context: the run's context.
+        options: the adapters. Default ``AdapterOptions()`` (GLU).
+    """
+
+    def __init__(self, context: LearnerContext, options: AdapterOptions | None = None) -> None:
+        super().__init__(context)
+        options = options or AdapterOptions()
+        self.source_model = context.base_model()
+        self.ctnet = CTNet(self.source_model, context.base_model(), options.adapter,
+                           options.adapter_init_std)
+        self.model = self.ctnet
+        self.trainer = context.trainer()
+
+    def fit_period(self, data: PeriodData) -> None:
+        if data.transfer and len(data.source):
+            self.trainer.fit(self.source_model, data.source, data.valid)
+            self.ctnet.refresh_source(self.source_model)
+        self.trainer.fit(self.ctnet, data.target, data.valid)
+
+
+# The strategies' default options (GLU for ctnet, linear for ctnet_linear) are declared with
+# their names in graphsel.transfer.protocol.strategies.
+register_strategy("ctnet", learner=CTNetLearner)(merge_all)
+register_strategy("ctnet_linear", learner=CTNetLearner)(merge_all)
+

@@ -11,7 +11,7 @@ a category) and transfers what they share into the target model:
   the discriminator trains the discriminator to separate them and, in the same backward pass,
   the target model (and the gate) to make them indistinguishable;
 * migrator: multi-spot distillation, the target's hidden states pulled towards the teacher's
-  at several layers plus the logit (:func:`~graphsel.transfer.models.ecat.distillation_terms`).
+  at several layers plus the logit (:func:`~graphsel.transfer.train.losses.distillation_terms`).
 
 Warm start is the caller's: pass the previous period's target model as ``target_model`` and
 the sources retrained on their latest data (or :meth:`DIIT.refresh_sources`).
@@ -20,18 +20,28 @@ Inference uses the target model alone: :meth:`DIIT.forward` is ``self.target(cat
 both modes and never calls a source model, the gate or the discriminator; only
 :meth:`DIIT.forward_train` (called by :func:`diit_loss`) does. This is where the inference
 time saving over CTNet (which runs the source tower at every prediction) comes from.
+
+This module also holds the method's learner (:class:`DIITLearner`, with the source
+sub-domains it trains one source model on each, :func:`source_sub_domains`) and registers the
+strategy ``diit`` (declared in :mod:`graphsel.transfer.protocol.strategies` with its
+:class:`~graphsel.transfer.models.options.DIITOptions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
+import faiss
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
+from graphsel.graph.embed import svd_factors
 from graphsel.transfer.data import CTRBatch
 from graphsel.transfer.models.base import (
     CTRModel,
@@ -42,23 +52,35 @@ from graphsel.transfer.models.base import (
     build_base_model,
     register_model,
 )
-from graphsel.transfer.models.ctnet import FrozenTower
-from graphsel.transfer.models.ecat import (
+from graphsel.transfer.models.options import DIITConfig, DIITLossConfig, DIITOptions
+from graphsel.transfer.models.towers import FrozenTower
+from graphsel.transfer.protocol.learners import (
+    Learner,
+    LearnerContext,
+    PeriodData,
+    fit_if_any,
+)
+from graphsel.transfer.protocol.strategies import merge_all, register_strategy
+from graphsel.transfer.train.losses import (
+    LossFn,
     TeacherStudentOutput,
     distillation_terms,
+    weighted_bce,
     weighted_mean,
 )
-from graphsel.transfer.train.trainer import LossFn, weighted_bce
 
 __all__ = [
     "GradReverse",
     "grad_reverse",
-    "DIITConfig",
+    "DIITConfig",  # the options live in graphsel.transfer.models.options (no torch)
+    "DIITLossConfig",
+    "DIITOptions",
     "DIITOutput",
     "DIIT",
-    "DIITLossConfig",
     "diit_loss",
     "build_diit",
+    "source_sub_domains",
+    "DIITLearner",
 ]
 
 
@@ -89,29 +111,6 @@ def grad_reverse(x: torch.Tensor, coefficient: float = 1.0) -> torch.Tensor:
     [-1.5, -1.5]
     """
     return GradReverse.apply(x, coefficient)
-
-
-@dataclass(frozen=True)
-class DIITConfig:
-    """Options of :class:`DIIT`'s extractors.
-
-    Attributes:
-        discriminator_hidden: widths of the discriminator's hidden layers. Default ``(16,)``.
-        align_layer: index into :attr:`ModelOutput.hidden` of the representation the
-            discriminator sees (negative from the end). Default -1: the last MLP layer.
-        reversal: coefficient of the gradient reversal (0 trains the discriminator but lets
-            no adversarial signal into the target). Default 1.0.
-    """
-
-    discriminator_hidden: tuple[int, ...] = (16,)
-    align_layer: int = -1
-    reversal: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.reversal < 0:
-            raise InputError(f"reversal must be >= 0, got {self.reversal}")
-        object.__setattr__(self, "discriminator_hidden",
-                           tuple(int(width) for width in self.discriminator_hidden))
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,11 @@ class DIIT(nn.Module):
         self.discriminator = nn.Sequential(discriminator_mlp, Head(discriminator_mlp.out_dim))
 
     @property
+    def towers(self) -> list[FrozenTower]:
+        """The frozen source models, in order (:attr:`sources`, typed for the checker)."""
+        return [cast(FrozenTower, tower) for tower in self.sources]
+
+    @property
     def num_sources(self) -> int:
         """``K``."""
         return len(self.sources)
@@ -190,7 +194,7 @@ class DIIT(nn.Module):
         # The gate is an extractor of the teacher: it reads the target's input
         # representation but must not move the target's embeddings through its own losses.
         gate = torch.softmax(self.gate(student.hidden[0].detach()), dim=1)
-        outputs = [source.forward_hidden(cat, num) for source in self.sources]
+        outputs = [source.forward_hidden(cat, num) for source in self.towers]
         teacher_hidden = tuple(
             torch.einsum("bk,kbh->bh", gate, torch.stack([out.hidden[layer] for out in outputs]))
             for layer in range(len(student.hidden)))
@@ -210,41 +214,13 @@ class DIIT(nn.Module):
         if len(new_source_models) != self.num_sources:
             raise InputError(f"got {len(new_source_models)} source models, DIIT holds "
                              f"{self.num_sources}")
-        for tower, model in zip(self.sources, new_source_models):
+        for tower, model in zip(self.towers, new_source_models):
             tower.load_from(model)
 
 
 def _hidden_widths(model: CTRModel) -> list[int]:
     """Widths of :attr:`ModelOutput.hidden`: the MLP input, then every layer's output."""
-    return [model.mlp.in_dim, *(layer.linear.out_features for layer in model.mlp.layers)]
-
-
-@dataclass(frozen=True)
-class DIITLossConfig:
-    """Weights of :func:`diit_loss`'s terms.
-
-    Attributes:
-        distill_weight: multi-spot distillation (hidden states and logit). Default 1.0.
-        layers: indices into :attr:`ModelOutput.hidden` distilled. Default None: every
-            hidden state.
-        logit_weight: weight of the logit inside the distillation term. Default 1.0.
-        gate_weight: BCE of the gated teacher logits against the labels, which is what
-            teaches the gate which source fits which sample. Default 1.0.
-        adversarial_weight: domain BCE of the discriminator (reversed into the target).
-            Default 0.1.
-    """
-
-    distill_weight: float = 1.0
-    layers: tuple[int, ...] | None = None
-    logit_weight: float = 1.0
-    gate_weight: float = 1.0
-    adversarial_weight: float = 0.1
-
-    def __post_init__(self) -> None:
-        weights = (self.distill_weight, self.logit_weight, self.gate_weight,
-                   self.adversarial_weight)
-        if min(weights) < 0:
-            raise InputError(f"loss weights must be >= 0, got {self}")
+    return [model.mlp.in_dim, *(width_out for _, width_out in model.mlp.widths)]
 
 
 def diit_loss(config: DIITLossConfig | None = None) -> LossFn:
@@ -253,7 +229,7 @@ def diit_loss(config: DIITLossConfig | None = None) -> LossFn:
         weighted_bce(target) + distill_weight * weighted_mean(distill)
             + gate_weight * weighted_bce(teacher) + adversarial_weight * domain_bce
 
-    ``distill`` is :func:`~graphsel.transfer.models.ecat.distillation_terms` towards the gated
+    ``distill`` is :func:`~graphsel.transfer.train.losses.distillation_terms` towards the gated
     teacher (detached, so distillation never moves the gate); the sample weights weigh
     every term but the domain BCE.
 
@@ -262,7 +238,9 @@ def diit_loss(config: DIITLossConfig | None = None) -> LossFn:
     """
     config = config or DIITLossConfig()
 
-    def loss_fn(model: DIIT, batch: CTRBatch) -> torch.Tensor:
+    def loss_fn(model: nn.Module, batch: CTRBatch) -> torch.Tensor:
+        if not isinstance(model, DIIT):
+            raise TypeError(f"diit_loss trains a DIIT, got {type(model).__name__}")
         output = model.forward_train(batch.cat, batch.num)
         loss = weighted_bce(output.student.logits, batch.label, batch.weight)
         distill = distillation_terms(output.student, output.teacher, config.layers,
@@ -278,18 +256,96 @@ def diit_loss(config: DIITLossConfig | None = None) -> LossFn:
 
 @register_model("diit")
 def build_diit(vocab_sizes: Sequence[int], num_numeric: int = 0,
-               config: ModelConfig | None = None, num_sources: int = 2) -> DIIT:
-    """A DIIT whose ``num_sources`` sources and target are fresh base models of ``config``.
+               config: ModelConfig | None = None, options: DIITOptions | None = None) -> DIIT:
+    """A DIIT whose ``options.num_sources`` sources and target are fresh base models of
+    ``config``.
 
     Load trained weights with :meth:`DIIT.refresh_sources` and
     ``diit.target.load_state_dict(...)`` (warm start); train with
-    ``Trainer(loss_fn=diit_loss())``.
+    ``Trainer(loss_fn=diit_loss(options.loss))``.
 
     Args:
         vocab_sizes: ``(F,)`` rows per field, OOV bucket included.
         num_numeric: ``M``. Default 0.
         config: default ``ModelConfig()``.
-        num_sources: ``K``. Default 2.
+        options: ``num_sources`` (``K``) and the extractors (``model``). Default
+            ``DIITOptions()``.
     """
-    return DIIT([build_base_model(vocab_sizes, num_numeric, config) for _ in range(num_sources)],
-                build_base_model(vocab_sizes, num_numeric, config))
+    options = options or DIITOptions()
+    return DIIT([build_base_model(vocab_sizes, num_numeric, config)
+                 for _ in range(options.num_sources)],
+                build_base_model(vocab_sizes, num_numeric, config), options.model)
+
+
+def source_sub_domains(source: InteractionLog, num_groups: int, seed: int = 0,
+                       dim: int = 16) -> np.ndarray:
+    """``(N,)`` int64 sub-domain of every source row: a k-means cluster of its item.
+
+    Items are clustered (faiss k-means, seeded) on their factors from a truncated SVD of the
+    source's user x item graph (:func:`graphsel.graph.embed.svd_factors`), so a sub-domain is a
+    community of items the same users interact with (a genre, a category) found without a
+    category column. Clusters are numbered ``0, 1, ...`` by decreasing number of rows; fewer
+    than ``num_groups`` come back when there are fewer distinct items, or items with equal
+    factors leave a cluster empty.
+
+    Raises:
+        InputError: ``num_groups < 1`` or an empty log.
+    """
+    if num_groups < 1:
+        raise InputError(f"num_groups must be >= 1, got {num_groups}")
+    if len(source) == 0:
+        raise InputError(f"{source.name}: no source row to split into sub-domains")
+    items, row_item = np.unique(source.item, return_inverse=True)
+    k = min(num_groups, len(items))
+    if k == 1:
+        return np.zeros(len(source), dtype=np.int64)
+    _, item_factors = svd_factors(source, dim=dim, random_state=seed)
+    vectors = np.ascontiguousarray(item_factors[items], dtype=np.float32)
+    kmeans = faiss.Kmeans(vectors.shape[1], k, niter=20, seed=seed + 1, verbose=False,
+                          min_points_per_centroid=1)
+    kmeans.train(vectors)
+    _, cluster = kmeans.index.search(vectors, 1)
+    row_cluster = cluster[:, 0][row_item]
+    order = np.argsort(-np.bincount(row_cluster, minlength=k), kind="stable")
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    return rank[row_cluster]
+
+
+class DIITLearner(Learner):
+    """DIIT: several source models, gated, aligned and distilled into the target model.
+
+    The plan's source rows are split into ``options.num_sources`` sub-domains
+    (:func:`source_sub_domains`); at each transfer period every source model (warm-started)
+    trains on its sub-domain's rows of the window and is copied into DIIT's frozen sources.
+    DIIT then trains on the period's target rows with :func:`diit_loss`; prediction runs the
+    target model alone.
+
+    Args:
+        context: the run's context.
+        options: sub-domains, extractors and loss weights. Default ``DIITOptions()``.
+    """
+
+    def __init__(self, context: LearnerContext, options: DIITOptions | None = None) -> None:
+        super().__init__(context)
+        options = options or DIITOptions()
+        self.groups = source_sub_domains(context.source, options.num_sources, seed=context.seed)
+        count = int(self.groups.max()) + 1
+        self.source_models = [context.base_model() for _ in range(count)]
+        self.diit = DIIT(self.source_models, context.base_model(), options.model)
+        self.model = self.diit.target
+        self.source_trainer = context.trainer()
+        self.trainer = context.trainer(diit_loss(options.loss))
+
+    def fit_period(self, data: PeriodData) -> None:
+        if data.transfer:
+            groups = self.groups[data.source_positions]
+            for k, source_model in enumerate(self.source_models):
+                rows = np.flatnonzero(groups == k)
+                fit_if_any(self.source_trainer, source_model, data.source.subset(rows),
+                           data.valid)
+            self.diit.refresh_sources(self.source_models)
+        self.trainer.fit(self.diit, data.target, data.valid)
+
+
+register_strategy("diit", learner=DIITLearner)(merge_all)

@@ -20,21 +20,22 @@ enter the losses as constants. The model returns logits; :func:`ecat_loss` build
 ``loss_fn(model, batch)`` for :class:`~graphsel.transfer.train.trainer.Trainer`: weighted BCE plus
 ``distill_weight`` times the adaptive distillation.
 
-The per-sample distillation terms (:func:`distillation_terms`) are shared with DIIT's
-multi-spot distillation.
+The per-sample distillation terms
+(:func:`~graphsel.transfer.train.losses.distillation_terms`) are shared with DIIT's multi-spot
+distillation. This module also holds the method's learner (:class:`ECATLearner`) and
+registers the strategy ``ecat`` (declared in :mod:`graphsel.transfer.protocol.strategies`
+with its :class:`~graphsel.transfer.models.options.ECATOptions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphsel.errors import InputError
-from graphsel.transfer.data import CTRBatch
+from graphsel.transfer.data import CTRBatch, CTRDataset
 from graphsel.transfer.models.base import (
     CTRModel,
     ModelConfig,
@@ -42,104 +43,39 @@ from graphsel.transfer.models.base import (
     build_base_model,
     register_model,
 )
-from graphsel.transfer.models.ctnet import ADAPTER_INIT_STD, FrozenTower, layer_adapters
-from graphsel.transfer.train.trainer import LossFn, weighted_bce
+from graphsel.transfer.models.options import (
+    ADAPTER_INIT_STD,
+    AdapterOptions,
+    DistillConfig,
+    ECATOptions,
+)
+from graphsel.transfer.models.towers import FrozenTower, layer_adapters
+from graphsel.transfer.protocol.learners import Learner, LearnerContext, PeriodData
+from graphsel.transfer.protocol.strategies import register_strategy, selected
+from graphsel.transfer.train.losses import (
+    LossFn,
+    TeacherStudentOutput,
+    distillation_terms,
+    weighted_bce,
+    weighted_mean,
+)
 
 __all__ = [
-    "DistillConfig",
-    "TeacherStudentOutput",
+    "DistillConfig",  # the options live in graphsel.transfer.models.options (no torch)
+    "ECATOptions",
+    "TeacherStudentOutput",  # shared with DIIT: graphsel.transfer.train.losses
     "distillation_terms",
-    "weighted_mean",
     "distillation_intensity",
     "adaptive_distillation_loss",
     "ECAT",
     "ecat_loss",
     "build_ecat",
+    "ECATLearner",
 ]
 
 
-@dataclass(frozen=True)
-class DistillConfig:
-    """Options of the distillation terms.
-
-    Attributes:
-        beta: sharpness of the intensity ``sigmoid(beta * (loss_target - loss_source))``;
-            0 gives the constant intensity 0.5 (plain distillation). Default 5.0.
-        representation_weight: weight of the hidden-state MSE. Default 1.0.
-        logit_weight: weight of the squared logit difference. Default 1.0.
-        layers: indices into :attr:`ModelOutput.hidden` to match (0 the MLP input, ``l``
-            the ``l``-th MLP layer's output, negative from the end). Default None: every
-            hidden state, from the embeddings to the last layer (ECAT transfers all layers).
-    """
-
-    beta: float = 5.0
-    representation_weight: float = 1.0
-    logit_weight: float = 1.0
-    layers: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.beta < 0 or self.representation_weight < 0 or self.logit_weight < 0:
-            raise InputError(f"beta and the distillation weights must be >= 0, got {self}")
-        if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
-
-
-@dataclass(frozen=True)
-class TeacherStudentOutput:
-    """What a distillation loss needs from one forward pass.
-
-    Attributes:
-        student: the trained model's logits ``(B,)`` and hidden states (the prediction).
-        teacher: the frozen source side's logits and hidden states (no gradient).
-    """
-
-    student: ModelOutput
-    teacher: ModelOutput
-
-
-def distillation_terms(student: ModelOutput, teacher: ModelOutput,
-                       layers: Sequence[int] | None = None, representation_weight: float = 1.0,
-                       logit_weight: float = 1.0) -> torch.Tensor:
-    """Per-sample distillation of ``student`` towards ``teacher`` (the teacher is detached).
-
-    ``rep_w * mean_l mean_j (h_l[i, j] - hs_l[i, j])^2 + logit_w * (logit_i - logit^s_i)^2``.
-
-    Args:
-        student: hidden states ``(B, H_l)`` and logits ``(B,)`` receiving gradient.
-        teacher: the same shapes at the matched layers.
-        layers: indices into ``hidden``. Default None: every hidden state.
-        representation_weight: weight of the hidden-state MSE. Default 1.0.
-        logit_weight: weight of the logit term. Default 1.0.
-
-    Returns:
-        ``(B,)`` non-negative terms.
-
-    Raises:
-        InputError: if a matched layer has different widths in the two models.
-    """
-    if layers is None:
-        layers = range(len(student.hidden))
-    terms = logit_weight * (student.logits - teacher.logits.detach()) ** 2
-    if representation_weight and len(layers):
-        squared = []
-        for layer in layers:
-            mine, theirs = student.hidden[layer], teacher.hidden[layer].detach()
-            if mine.shape != theirs.shape:
-                raise InputError(f"hidden state {layer} has shape {tuple(mine.shape)} in the "
-                                 f"student and {tuple(theirs.shape)} in the teacher")
-            squared.append(((mine - theirs) ** 2).mean(dim=1))
-        terms = terms + representation_weight * torch.stack(squared).mean(dim=0)
-    return terms
-
-
-def weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``sum_i weight_i * values_i / sum_i weight_i`` of ``(B,)`` tensors; 0 when every weight
-    is 0 (the reduction of :func:`~graphsel.transfer.train.trainer.weighted_bce`)."""
-    return (weight * values).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
-
-
 def distillation_intensity(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                           label: torch.Tensor, beta: float = 5.0) -> torch.Tensor:
+                           label: torch.Tensor, beta: float = DistillConfig.beta) -> torch.Tensor:
     """ECAT's per-sample intensity ``w_i = sigmoid(beta * (bce_student_i - bce_teacher_i))``.
 
     Above 0.5 where the teacher's loss on the sample is lower than the student's, below
@@ -193,19 +129,20 @@ class ECAT(nn.Module):
 
     Args:
         source_model: the model trained on the entire space; copied and frozen (see
-            :class:`~graphsel.transfer.models.ctnet.FrozenTower`).
+            :class:`~graphsel.transfer.models.towers.FrozenTower`).
         target_model: trained in place (``self.target``); as many MLP layers as the source.
-        adapter: ``"glu"`` or ``"linear"`` (see :mod:`graphsel.transfer.models.ctnet`). Default
+        adapter: ``"glu"`` or ``"linear"`` (see :mod:`graphsel.transfer.models.towers`). Default
             ``"glu"``.
         adapter_init_std: std of the adapters' initial weights; near zero, the initial model
             computes what the target model alone computes. Default
-            :data:`~graphsel.transfer.models.ctnet.ADAPTER_INIT_STD`.
+            :data:`~graphsel.transfer.models.options.ADAPTER_INIT_STD`.
 
     Raises:
         InputError: unknown ``adapter``, or models with different numbers of MLP layers.
     """
 
-    def __init__(self, source_model: CTRModel, target_model: CTRModel, adapter: str = "glu",
+    def __init__(self, source_model: CTRModel, target_model: CTRModel,
+                 adapter: str = AdapterOptions.adapter,
                  adapter_init_std: float = ADAPTER_INIT_STD) -> None:
         super().__init__()
         self.source = FrozenTower(source_model)
@@ -213,8 +150,8 @@ class ECAT(nn.Module):
         self.adapters = layer_adapters(source_model, target_model, adapter, adapter_init_std)
         # One gate per layer, read from the target's own input to that layer: the target
         # decides per sample and per unit how much source knowledge it lets in.
-        self.gates = nn.ModuleList(nn.Linear(layer.linear.in_features, layer.linear.out_features)
-                                   for layer in target_model.mlp.layers)
+        self.gates = nn.ModuleList(nn.Linear(width_in, width_out)
+                                   for width_in, width_out in target_model.mlp.widths)
 
     def forward_both(self, cat: torch.Tensor, num: torch.Tensor) -> TeacherStudentOutput:
         """The gated target's output (student) and the frozen source's (teacher)."""
@@ -238,17 +175,19 @@ class ECAT(nn.Module):
         self.source.load_from(new_source_model)
 
 
-def ecat_loss(distill_weight: float = 1.0, config: DistillConfig | None = None) -> LossFn:
+def ecat_loss(options: ECATOptions | None = None) -> LossFn:
     """``loss_fn(model, batch)`` for :class:`~graphsel.transfer.train.trainer.Trainer`:
-    ``weighted_bce + distill_weight * adaptive_distillation_loss``.
+    ``weighted_bce + options.distill_weight * adaptive_distillation_loss``.
 
     Args:
-        distill_weight: ``lambda``. Default 1.0.
-        config: default ``DistillConfig()``.
+        options: its ``distill_weight`` and ``distill`` are used. Default ``ECATOptions()``.
     """
-    config = config or DistillConfig()
+    options = options or ECATOptions()
+    distill_weight, config = options.distill_weight, options.distill
 
-    def loss_fn(model: ECAT, batch: CTRBatch) -> torch.Tensor:
+    def loss_fn(model: nn.Module, batch: CTRBatch) -> torch.Tensor:
+        if not isinstance(model, ECAT):
+            raise TypeError(f"ecat_loss trains an ECAT, got {type(model).__name__}")
         output = model.forward_both(batch.cat, batch.num)
         loss = weighted_bce(output.student.logits, batch.label, batch.weight)
         if distill_weight:
@@ -261,7 +200,7 @@ def ecat_loss(distill_weight: float = 1.0, config: DistillConfig | None = None) 
 
 @register_model("ecat")
 def build_ecat(vocab_sizes: Sequence[int], num_numeric: int = 0,
-               config: ModelConfig | None = None, adapter: str = "glu") -> ECAT:
+               config: ModelConfig | None = None, adapter: str = AdapterOptions.adapter) -> ECAT:
     """An ECAT whose source and target are fresh base models of ``config``.
 
     Load trained weights with :meth:`ECAT.refresh_source` and
@@ -275,3 +214,37 @@ def build_ecat(vocab_sizes: Sequence[int], num_numeric: int = 0,
     """
     return ECAT(build_base_model(vocab_sizes, num_numeric, config),
                 build_base_model(vocab_sizes, num_numeric, config), adapter)
+
+
+class ECATLearner(Learner):
+    """ECAT: graph + DA selected samples, and adaptive knowledge distillation.
+
+    At each transfer period the source model (warm-started) trains on the entire space:
+    the window's selected source rows and the period's target rows; its frozen copy then
+    feeds the target model through gated adapters while the target model trains on the
+    target's and the selected rows with :func:`ecat_loss`.
+
+    Args:
+        context: the run's context.
+        options: adapters and distillation. Default ``ECATOptions()``.
+    """
+
+    def __init__(self, context: LearnerContext, options: ECATOptions | None = None) -> None:
+        super().__init__(context)
+        options = options or ECATOptions()
+        self.source_model = context.base_model()
+        self.ecat = ECAT(self.source_model, context.base_model(), options.adapters.adapter,
+                         options.adapters.adapter_init_std)
+        self.model = self.ecat
+        self.source_trainer = context.trainer()
+        self.trainer = context.trainer(ecat_loss(options))
+
+    def fit_period(self, data: PeriodData) -> None:
+        joint = CTRDataset.concat([data.target, data.source])
+        if data.transfer:
+            self.source_trainer.fit(self.source_model, joint, data.valid)
+            self.ecat.refresh_source(self.source_model)
+        self.trainer.fit(self.ecat, joint, data.valid)
+
+
+register_strategy("ecat", needs_selection=True, learner=ECATLearner)(selected)

@@ -15,6 +15,9 @@ levels, each a plain function or small model here:
 3. Before fine-tuning on the target, :func:`reset_batchnorm` re-initialises the BatchNorm
    running statistics, which describe the source distribution, not the target's.
 
+:class:`ECDCTRLearner` runs the three levels period after period; this module registers it
+as the strategy ``ecdctr`` (declared in :mod:`graphsel.transfer.protocol.strategies`).
+
 >>> users = EntityEmbeddings(np.array([10, 20]), np.array([[1.0, 0.0], [0.0, 2.0]]))
 >>> users.lookup(np.array([20, 30])).tolist()
 [[0.0, 2.0], [0.0, 0.0]]
@@ -22,6 +25,7 @@ levels, each a plain function or small model here:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +37,8 @@ from graphsel.errors import InputError
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureSpec
 from graphsel.transfer.models.base import EmbeddingBlock, ModelConfig, register_model
+from graphsel.transfer.protocol.learners import Learner, LearnerContext, PeriodData
+from graphsel.transfer.protocol.strategies import merge_all, register_strategy
 
 __all__ = [
     "TinyPretrainModel",
@@ -42,6 +48,7 @@ __all__ = [
     "init_from",
     "reset_batchnorm",
     "build_tiny_pretrain_model",
+    "ECDCTRLearner",
 ]
 
 
@@ -301,3 +308,70 @@ def reset_batchnorm(model: nn.Module, affine: bool = False) -> int:
                 module.reset_running_stats()
             count += 1
     return count
+
+
+class ECDCTRLearner(Learner):
+    """E-CDCTR: long-term embedding features, short-term pre-training, BN re-initialised.
+
+    * At each transfer period a :class:`TinyPretrainModel`
+      (warm-started, so its periods share one embedding space) trains on the window's source
+      rows; its user and item embeddings of every period so far, averaged
+      (:func:`aggregate_periods`), are ``2 D`` extra numeric
+      features of every sample the target model sees.
+    * At the first period a complete pre-training model (the target's architecture and
+      features) trains on the window's source rows and initialises the target model
+      (:func:`init_from`); the BatchNorm running statistics are
+      then reset (:func:`reset_batchnorm`) and the target model
+      is fine-tuned on the target rows. Later periods warm-start from the previous target
+      model, as every learner does.
+    """
+
+    def __init__(self, context: LearnerContext) -> None:
+        super().__init__(context)
+        user_vocab, item_vocab = context.spec.vocab_sizes[:2]
+        self.tiny = TinyPretrainModel(user_vocab, item_vocab, context.model.embed_dim,
+                                      sparse=context.model.sparse_embedding)
+        self.history: list[tuple[EntityEmbeddings, EntityEmbeddings]] = []
+        self.users = self.items = EntityEmbeddings(np.zeros(0, dtype=np.int64),
+                                                   np.zeros((0, context.model.embed_dim)))
+        self.model = context.base_model(extra_numeric=2 * context.model.embed_dim)
+        self.trainer = context.trainer()
+
+    def fit_period(self, data: PeriodData) -> None:
+        if data.transfer and len(data.source):
+            self.trainer.fit(self.tiny, data.source, data.valid)
+            self._record_period()
+        valid = self._inputs(data.valid)
+        if data.period == 0 and len(data.source):
+            complete = copy.deepcopy(self.model)
+            self.trainer.fit(complete, self._inputs(data.source), valid)
+            init_from(complete, self.model)
+            reset_batchnorm(self.model)
+        self.trainer.fit(self.model, self._inputs(data.target), valid)
+
+    def _inputs(self, data: CTRDataset) -> CTRDataset:
+        """``data`` with each row's aggregated user and item embeddings appended."""
+        cat = data.cat.numpy()
+        return add_embedding_features(data, cat[:, 0], cat[:, 1], self.users, self.items)
+
+    def _record_period(self) -> None:
+        """Appends the tiny model's embeddings to the history and re-aggregates them.
+
+        Every period here uses one encoder, so the embeddings are keyed by local index (the
+        OOV index 0 is no key: unknown users and items get zeros).
+        """
+        spec = self.context.spec
+        period = [EntityEmbeddings(_local_index(spec, field, embeddings.ids),
+                                   embeddings.vectors)
+                  for field, embeddings in enumerate(self.tiny.user_item_embeddings(spec))]
+        self.history.append((period[0], period[1]))
+        self.users = aggregate_periods([users for users, _ in self.history])
+        self.items = aggregate_periods([items for _, items in self.history])
+
+
+def _local_index(spec: FeatureSpec, field: int, ids: np.ndarray) -> np.ndarray:
+    """The local indices (``1 + position``) of known ``ids`` of categorical ``field``."""
+    return np.searchsorted(spec.categorical[field].categories, ids) + 1
+
+
+register_strategy("ecdctr", learner=ECDCTRLearner)(merge_all)

@@ -2,24 +2,31 @@
 
 ``run_experiment(load_config("configs/synthetic.yaml")).table()`` is what ``graphsel run``
 prints. ``graphsel demo``, which already holds the synthetic logs, ends with
-``run_experiment(synthetic_default(seed, scale), data=(source, target, truth)).table()``.
+``run_experiment(synthetic_default(seed, scale), data=(source, target, truth)).table()``:
+:func:`synthetic_default` reads the same file (:data:`SYNTHETIC_CONFIG`, shipped inside the
+package; ``configs/synthetic.yaml`` links to it), so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 
 from graphsel.data.datasets import get_dataset, truth_mask
-from graphsel.data.log import InteractionLog, read_pair
-from graphsel.select.pipeline import SampleSelector
-from graphsel.transfer.config import DatasetConfig, ExperimentConfig
-from graphsel.transfer.models.base import ModelConfig
-from graphsel.transfer.protocol.runner import Results, compare_strategies
-from graphsel.transfer.train.trainer import TrainConfig
+from graphsel.data.log import InteractionLog, check_pair, read_pair
+from graphsel.transfer.config import DatasetConfig, ExperimentConfig, load_config
+from graphsel.transfer.protocol.results import Results
+from graphsel.transfer.protocol.runner import compare_strategies
 
 Data = tuple[InteractionLog, InteractionLog, "np.ndarray | None"]
 
-__all__ = ["load_data", "run_experiment", "synthetic_default"]
+__all__ = ["SYNTHETIC_CONFIG", "load_data", "run_experiment", "synthetic_default"]
+
+SYNTHETIC_CONFIG = Path(__file__).with_name("synthetic.yaml")
+"""Every strategy on the synthetic default: the one copy of those settings."""
+
 
 def load_data(config: ExperimentConfig) -> tuple[InteractionLog, InteractionLog, np.ndarray | None]:
     """``(source, target, truth)`` of ``config.data``; ``truth`` is None for real data.
@@ -36,18 +43,21 @@ def load_data(config: ExperimentConfig) -> tuple[InteractionLog, InteractionLog,
     return source, target, None
 
 
-def synthetic_default(seed: int = 0, scale: float = 1.0) -> ExperimentConfig:
-    """Every strategy on the synthetic default: the settings of ``configs/synthetic.yaml``.
+def synthetic_default(seed: int | None = None, scale: float | None = None) -> ExperimentConfig:
+    """Every strategy on the synthetic default: :data:`SYNTHETIC_CONFIG`, read.
 
     Args:
-        seed: the data's seed (default 0); the runs use seed 0.
-        scale: the data's size multiplier (default 1.0: about 40 s of training for the six
-            strategies on two cores, after a selection of about as long).
+        seed: the data's seed. Default None: the file's (0); the runs use seed 0.
+        scale: the data's size multiplier. Default None: the file's (1.0: about 40 s of
+            training for the eleven strategies on two cores, after a selection of about as
+            long).
     """
-    return ExperimentConfig(
-        dataset=DatasetConfig("synthetic", {"seed": seed, "scale": scale}),
-        model=ModelConfig(embed_dim=16, hidden=(64, 32)),
-        train=TrainConfig(epochs=5, batch_size=1024, lr=1e-3, patience=2))
+    config = load_config(SYNTHETIC_CONFIG)
+    dataset = config.dataset or DatasetConfig()
+    given = {key: value for key, value in (("seed", seed), ("scale", scale))
+             if value is not None}
+    return dataclasses.replace(config, dataset=dataclasses.replace(
+        dataset, options={**dataset.options, **given}))
 
 
 def run_experiment(config: ExperimentConfig, progress: bool = False,
@@ -59,10 +69,16 @@ def run_experiment(config: ExperimentConfig, progress: bool = False,
         progress: progress bars on stderr (runs, selection stages, epochs). Default False.
         data: ``(source, target, truth)`` already in memory, used instead of loading
             ``config.data`` (``truth`` may be None). Default None.
+
+    Raises:
+        InputError: a pair :func:`graphsel.data.log.check_pair` rejects, before any work.
     """
     source, target, truth = load_data(config) if data is None else data
-    selector = SampleSelector(**config.selection, progress=progress)
+    selector = config.selection.build(progress=progress)
+    check_pair(source, target, min_rows=max(selector.min_target_rows(), 5))
+    options = {name: config.options_for(name) for name in config.strategies
+               if config.options_for(name) is not None}
     return compare_strategies(
         source, target, config.strategies, model=config.model, train=config.train,
-        protocol=config.protocol, selector=selector, seeds=range(config.seeds), truth=truth,
-        progress=progress)
+        protocol=config.protocol, selector=selector, strategy_options=options,
+        seeds=range(config.seeds), truth=truth, progress=progress)

@@ -19,10 +19,17 @@ The built-in strategies (``context.source_rows`` are the source rows before the 
 ====================  ======================================================================
 
 A strategy may also bring its own *learner* (:mod:`graphsel.transfer.protocol.learners`), which
-builds and trains its own models from the plan's rows: the transfer models of the seed
-papers (``ctnet``, ``ctnet_linear``, ``ecat``, ``diit``, ``ecdctr``) are registered there.
-Without one, the protocol trains the base model on the plan
+builds and trains its own models from the plan's rows, and that learner's *options* (a
+dataclass of :mod:`graphsel.transfer.models.options`, set per strategy in a config's
+``strategy_options:``). Without a learner, the runner trains the base model on the plan
 (:class:`~graphsel.transfer.protocol.learners.PlanLearner`).
+
+The transfer models of the seed papers (``ctnet``, ``ctnet_linear``, ``ecat``, ``diit``,
+``ecdctr``) need torch, so they are *declared* here, by name, module and default options
+(:func:`declare_strategy`), and registered by their method modules
+(:mod:`graphsel.transfer.models.ctnet`, ...) when a run first asks for them: listing and
+checking strategy names and options imports no torch. :data:`STRATEGIES` keeps the order of
+the table above, then the seed papers'.
 
 >>> context = StrategyContext(source_rows=np.arange(10, 16), selection=None, seed=0)
 >>> get_strategy("merge_all").build(context).rows.tolist()
@@ -33,21 +40,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphsel.errors import InputError, choice_error
-from graphsel.select.pipeline import Selection
+from graphsel.registry import Registry
+from graphsel.transfer.models.options import AdapterOptions, DIITOptions, ECATOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphsel.select.pipeline import Selection
+    from graphsel.transfer.protocol.learners import Learner, LearnerContext
 
 __all__ = [
     "SCHEDULES",
     "SourcePlan",
     "StrategyContext",
     "Strategy",
+    "STRATEGIES",
     "register_strategy",
+    "declare_strategy",
     "get_strategy",
     "strategy_names",
+    "default_options",
 ]
 
 SCHEDULES: tuple[str, ...] = ("joint", "pretrain")
@@ -103,6 +118,8 @@ class SourcePlan:
 
 
 StrategyBuilder = Callable[[StrategyContext], SourcePlan]
+LearnerFactory = Callable[..., "Learner"]
+"""``learner(context)`` or, for a strategy with options, ``learner(context, options)``."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +130,17 @@ class Strategy:
         name: the registry name, e.g. ``"selected_weighted"``.
         build: ``build(context) -> SourcePlan``.
         needs_selection: True if ``build`` reads ``context.selection``.
-        learner: ``learner(context) -> Learner`` that trains the strategy's models
-            (:mod:`graphsel.transfer.protocol.learners`), or None for the base model trained on the
-            plan.
+        learner: the :class:`~graphsel.transfer.protocol.learners.Learner` class (or factory)
+            that trains the strategy's models, or None for the base model trained on the plan.
+        options: the learner's default options (a frozen dataclass), or None when it takes
+            none. A run may replace them (``strategy_options:`` in a config).
     """
 
     name: str
     build: StrategyBuilder
     needs_selection: bool = False
-    learner: Callable[[Any], Any] | None = None
+    learner: LearnerFactory | None = None
+    options: Any = None
 
     def plan(self, context: StrategyContext) -> SourcePlan:
         """``build(context)``, checking that a needed selection is there."""
@@ -129,53 +148,103 @@ class Strategy:
             raise InputError(f"strategy {self.name!r} needs a selection (fit a SampleSelector)")
         return self.build(context)
 
+    def make_learner(self, context: LearnerContext, options: Any = None) -> Learner | None:
+        """The strategy's learner for one run, with ``options`` (default :attr:`options`);
+        None when the strategy has no learner of its own."""
+        if self.learner is None:
+            return None
+        options = self.options if options is None else options
+        return self.learner(context) if options is None else self.learner(context, options)
 
-_STRATEGIES: dict[str, Strategy] = {}
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+"""Every strategy by name, built-in ones first (see the module doc)."""
+
+_DEFAULT_OPTIONS: dict[str, Any] = {}
+"""Each strategy's default learner options, known from its declaration (without torch)."""
 
 
 def register_strategy(name: str, *, needs_selection: bool = False,
-                      learner: Callable[[Any], Any] | None = None
+                      learner: LearnerFactory | None = None, options: Any = None
                       ) -> Callable[[StrategyBuilder], StrategyBuilder]:
     """Registers ``build(context) -> SourcePlan`` under ``name``.
 
     Args:
         name: the registry name.
         needs_selection: the strategy reads ``context.selection``. Default False.
-        learner: ``learner(LearnerContext) -> Learner`` that trains the strategy's own models
-            (:mod:`graphsel.transfer.protocol.learners`). Default None: the base model on the plan.
+        learner: ``learner(LearnerContext[, options]) -> Learner`` that trains the strategy's
+            own models (:mod:`graphsel.transfer.protocol.learners`). Default None: the base
+            model on the plan.
+        options: the learner's default options. Default None: those given to
+            :func:`declare_strategy`, if any.
 
     Raises:
         ValueError: if ``name`` is already registered (a programming error, not bad input).
     """
 
     def decorate(build: StrategyBuilder) -> StrategyBuilder:
-        if name in _STRATEGIES:
-            raise ValueError(f"strategy {name!r} is already registered")
-        _STRATEGIES[name] = Strategy(name, build, needs_selection, learner)
+        default = _DEFAULT_OPTIONS.get(name) if options is None else options
+        STRATEGIES.add(name, Strategy(name, build, needs_selection, learner, default))
+        if default is not None:
+            _DEFAULT_OPTIONS[name] = default
         return build
 
     return decorate
 
 
+def declare_strategy(name: str, module: str, options: Any = None) -> None:
+    """Makes ``name`` known now; importing ``module`` (on first use) registers it.
+
+    Args:
+        name: the registry name.
+        module: the module whose import calls :func:`register_strategy` for ``name``.
+        options: the default options of its learner. Default None: it takes none.
+    """
+    STRATEGIES.declare(name, module)
+    if options is not None:
+        _DEFAULT_OPTIONS[name] = options
+
+
 def get_strategy(name: str) -> Strategy:
-    """The strategy registered as ``name``.
+    """The strategy registered as ``name`` (importing its module if it is only declared).
 
     Raises:
         InputError: ``Could not resolve strategy 'x' among ['merge_all', ...]``.
     """
-    if name not in _STRATEGIES:
-        raise choice_error("strategy", name, list(_STRATEGIES))
-    return _STRATEGIES[name]
+    return STRATEGIES.get(name)
 
 
 def strategy_names() -> list[str]:
-    """The registered strategy names, in registration order."""
-    return list(_STRATEGIES)
+    """Every strategy name, registered or declared, in registration order."""
+    return STRATEGIES.names()
+
+
+def default_options(name: str) -> Any:
+    """The default learner options of strategy ``name`` (None if it takes none), without
+    importing its module.
+
+    >>> default_options("diit").num_sources, default_options("merge_all")
+    (3, None)
+
+    Raises:
+        InputError: an unknown strategy name.
+    """
+    if name not in STRATEGIES:
+        raise choice_error("strategy", name, STRATEGIES.names())
+    return _DEFAULT_OPTIONS.get(name)
 
 
 # --------------------------------------------------------------------------------------------
 # The built-in strategies
 # --------------------------------------------------------------------------------------------
+
+
+def _selection(context: StrategyContext) -> Selection:
+    """``context.selection``, there for every strategy registered with ``needs_selection``
+    (:meth:`Strategy.plan` checks it)."""
+    if context.selection is None:
+        raise InputError("this strategy needs a selection (fit a SampleSelector)")
+    return context.selection
 
 
 def _unit(rows: np.ndarray, schedule: str = "joint") -> SourcePlan:
@@ -201,7 +270,7 @@ def random_same_size(context: StrategyContext) -> SourcePlan:
 
     The control for ``selected``: same amount of source data, chosen without the graph.
     """
-    size = context.selection.num_selected
+    size = _selection(context).num_selected
     rng = np.random.default_rng(np.random.SeedSequence([context.seed, 0x5E1EC7]))
     return _unit(np.sort(rng.choice(context.source_rows, size, replace=False)))
 
@@ -209,18 +278,29 @@ def random_same_size(context: StrategyContext) -> SourcePlan:
 @register_strategy("selected", needs_selection=True)
 def selected(context: StrategyContext) -> SourcePlan:
     """The selected source rows, weight 1."""
-    return _unit(context.source_rows[context.selection.mask])
+    return _unit(context.source_rows[_selection(context).mask])
 
 
 @register_strategy("selected_weighted", needs_selection=True)
 def selected_weighted(context: StrategyContext) -> SourcePlan:
     """The selected source rows with the selection's weights (the DA density ratios)."""
-    mask = context.selection.mask
-    rows = np.asarray(context.source_rows[mask], dtype=np.int64)
-    return SourcePlan(rows, context.selection.weight[mask].astype(np.float32), "joint")
+    selection = _selection(context)
+    rows = np.asarray(context.source_rows[selection.mask], dtype=np.int64)
+    return SourcePlan(rows, selection.weight[selection.mask].astype(np.float32), "joint")
 
 
 @register_strategy("pretrain_finetune")
 def pretrain_finetune(context: StrategyContext) -> SourcePlan:
     """Pre-train on every source row before the test starts, then fine-tune on the target."""
     return _unit(context.source_rows, "pretrain")
+
+
+# --------------------------------------------------------------------------------------------
+# The seed papers' strategies: registered, with their learners, by their method modules
+# --------------------------------------------------------------------------------------------
+
+declare_strategy("ctnet", "graphsel.transfer.models.ctnet", AdapterOptions())
+declare_strategy("ctnet_linear", "graphsel.transfer.models.ctnet", AdapterOptions("linear"))
+declare_strategy("ecat", "graphsel.transfer.models.ecat", ECATOptions())
+declare_strategy("diit", "graphsel.transfer.models.diit", DIITOptions())
+declare_strategy("ecdctr", "graphsel.transfer.models.ecdctr")

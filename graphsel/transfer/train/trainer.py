@@ -1,13 +1,14 @@
 """Training, prediction and checkpoints for any model whose forward is ``(cat, num) -> logits``.
 
 The trainer owns what a model should not: the loss (weighted binary cross-entropy by
-default, or any ``loss_fn(model, batch)``), the optimisers, seeding, early stopping and
-checkpoints. The fast path on CPU:
+default, or any ``loss_fn(model, batch)``, :mod:`~graphsel.transfer.train.losses`), the
+optimisers (:mod:`~graphsel.transfer.train.optim`), seeding, early stopping and checkpoints.
+Its options are :class:`~graphsel.transfer.train.options.TrainConfig`. The fast path on CPU:
 
 * embedding tables built with ``sparse=True`` produce sparse gradients (only the rows of the
-  batch) and are updated by SparseAdam (:class:`RowwiseSparseAdam`: torch's update, computed
-  on gathered rows); a dense Adam over a table of a million rows would read and write every
-  row at every step;
+  batch) and are updated by SparseAdam (:class:`~graphsel.transfer.train.optim.RowwiseSparseAdam`:
+  torch's update, computed on gathered rows); a dense Adam over a table of a million rows
+  would read and write every row at every step;
 * every other trainable parameter is updated by ``Adam(fused=True)`` (``foreach`` where the
   fused kernel is unavailable);
 * batches are sliced from index arrays (:func:`~graphsel.transfer.data.iter_batches`), not
@@ -18,86 +19,42 @@ Parameters with ``requires_grad=False`` (e.g. a frozen source tower) are never o
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from graphsel.data.io import atomic_path
 from graphsel.errors import InputError
-from graphsel.transfer.data import CTRBatch, CTRDataset, iter_batches
+from graphsel.transfer.data import CTRDataset, iter_batches
+from graphsel.transfer.train.losses import LossFn, weighted_bce_loss
 from graphsel.transfer.train.metrics import auc, gauc, logloss
+from graphsel.transfer.train.optim import (
+    RowwiseSparseAdam,
+    dense_adam,
+    split_parameters,
+)
+from graphsel.transfer.train.options import TrainConfig
 
 __all__ = [
-    "TrainConfig",
+    "TrainConfig",  # defined in graphsel.transfer.train.options (no torch there)
     "EpochRecord",
     "FitResult",
-    "LossFn",
     "Trainer",
     "fit",
     "predict",
     "evaluate",
-    "weighted_bce",
-    "weighted_bce_loss",
-    "split_parameters",
-    "RowwiseSparseAdam",
     "seed_everything",
     "save_checkpoint",
     "load_checkpoint",
 ]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Options of :class:`Trainer`.
-
-    Attributes:
-        epochs: maximum passes over the training data. Default 10.
-        batch_size: training batch size ``B``. Default 4096.
-        lr: learning rate of the dense parameters (Adam). Default 1e-3.
-        embedding_lr: learning rate of sparse embedding tables (SparseAdam). Default None:
-            ``lr``.
-        weight_decay: L2 penalty of the dense parameters (SparseAdam has none). Default 0.0.
-        patience: stop after this many epochs without a better validation AUC. Default 2.
-        seed: seeds torch, numpy and random at the start of :meth:`Trainer.fit` and the
-            shuffling of every epoch. Default 0.
-        num_threads: ``torch.set_num_threads`` during training and prediction, restored
-            afterwards. Default None: leave torch's setting.
-        eval_batch_size: batch size of prediction. Default 65536.
-        progress: show a tqdm progress bar per epoch. Default True.
-        deterministic: ``torch.use_deterministic_algorithms(True)`` during training (CPU
-            training is already deterministic at a fixed thread count). Default False.
-        device: where the model and batches live. Default ``"cpu"``.
-    """
-
-    epochs: int = 10
-    batch_size: int = 4096
-    lr: float = 1e-3
-    embedding_lr: float | None = None
-    weight_decay: float = 0.0
-    patience: int = 2
-    seed: int = 0
-    num_threads: int | None = None
-    eval_batch_size: int = 65536
-    progress: bool = True
-    deterministic: bool = False
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise InputError(f"TrainConfig.num_threads must be >= 1, got {self.num_threads}")
 
 
 @dataclass(frozen=True)
@@ -137,148 +94,11 @@ class FitResult:
     stopped_early: bool = False
 
 
-LossFn = Callable[[nn.Module, CTRBatch], torch.Tensor]
-"""``loss_fn(model, batch) -> scalar loss``; transfer strategies add terms (distillation,
-alignment) by passing their own."""
-
-
-def weighted_bce(logits: torch.Tensor, label: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted binary cross-entropy of one batch.
-
-    ``loss = sum_i w_i * bce_i / sum_i w_i`` with ``bce_i = -(y_i log s(x_i) + (1 - y_i)
-    log(1 - s(x_i)))``, ``s`` the sigmoid, computed from logits (numerically stable). With
-    all weights 1 it is the plain mean BCE; multiplying every weight by a constant changes
-    nothing; a row of weight 2 counts as that row twice. A batch whose weights are all 0
-    has loss 0 (and zero gradients).
-
-    Args:
-        logits: ``(B,)``.
-        label: ``(B,)`` 0/1.
-        weight: ``(B,)`` non-negative.
-
-    >>> round(weighted_bce(torch.zeros(2), torch.tensor([1., 0.]), torch.tensor([1., 3.]))
-    ...       .item(), 6)
-    0.693147
-    """
-    bce = F.binary_cross_entropy_with_logits(logits, label, reduction="none")
-    return (weight * bce).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
-
-
-def weighted_bce_loss(model: nn.Module, batch: CTRBatch) -> torch.Tensor:
-    """The default :data:`LossFn`: :func:`weighted_bce` of ``model(batch.cat, batch.num)``."""
-    return weighted_bce(model(batch.cat, batch.num), batch.label, batch.weight)
-
-
 def seed_everything(seed: int) -> None:
     """Seeds Python's ``random``, numpy's global generator and torch."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """``(sparse, dense)`` trainable parameters.
-
-    ``sparse`` are the weights of ``nn.Embedding`` / ``nn.EmbeddingBag`` modules built with
-    ``sparse=True``; ``dense`` is everything else. Frozen parameters are in neither.
-    """
-    sparse_ids = {id(module.weight) for module in model.modules()
-                  if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.sparse}
-    sparse, dense = [], []
-    for parameter in model.parameters():  # parameters() already skips shared duplicates
-        if parameter.requires_grad:
-            (sparse if id(parameter) in sparse_ids else dense).append(parameter)
-    return sparse, dense
-
-
-def _dense_adam(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError):  # no fused kernel for this device / dtype / version
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-class RowwiseSparseAdam(torch.optim.SparseAdam):
-    """``torch.optim.SparseAdam``, computed on the rows of the batch.
-
-    The update, its options and its state (``step``, ``exp_avg``, ``exp_avg_sq``) are
-    SparseAdam's, operation for operation, so the weights are the same bit for bit (the tests
-    compare the two). Only the bookkeeping differs, and it was most of the step's time:
-    SparseAdam coalesces the gradient by sorting (index, row) pairs, then moves the moments
-    through sparse-tensor arithmetic (``sparse_mask``, dense += sparse, row by row). Here
-    duplicate rows are summed by one ``index_add_``, and the parameter's and both moments'
-    rows are read once (``index_select``) and written once (``index_copy_``). On the training
-    benchmark (106k looked-up rows per batch, 68k distinct) this takes the embedding update
-    from about 40 ms to 29 ms of CPU time per step (one thread), the whole fast step from
-    about 75 ms to 63 ms.
-
-    Every parameter must be at least 2-D with row-sparse gradients (``sparse_dim() == 1``),
-    which is what ``nn.Embedding`` / ``nn.EmbeddingBag`` with ``sparse=True`` produce.
-    """
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """One update of every parameter that has a gradient.
-
-        Raises:
-            RuntimeError: for a dense gradient, or a sparse one that is not row-sparse.
-        """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                state = self.state[param]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param,
-                                                           memory_format=torch.preserve_format)
-                state["step"] += 1  # as in SparseAdam, even when the gradient is empty
-                rows, grad = _summed_rows(param.grad)
-                if rows.numel():
-                    _sparse_adam_rows(param, state, rows, -grad if group["maximize"] else grad,
-                                      group)
-        return loss
-
-
-def _summed_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rows (U,), values (U, D))`` of a row-sparse gradient, duplicate rows summed in
-    index order (the sums ``coalesce`` gives, without its sort of every value)."""
-    if not grad.is_sparse or grad.sparse_dim() != 1 or grad.dense_dim() < 1:
-        raise RuntimeError("RowwiseSparseAdam needs row-sparse gradients (nn.Embedding with "
-                           "sparse=True); use Adam for dense parameters")
-    indices, values = grad._indices()[0], grad._values()
-    if grad.is_coalesced():
-        return indices, values
-    rows, inverse = torch.unique(indices, sorted=True, return_inverse=True)
-    summed = values.new_zeros((rows.numel(), *values.shape[1:]))
-    return rows, summed.index_add_(0, inverse, values)
-
-
-def _sparse_adam_rows(param: torch.Tensor, state: dict, rows: torch.Tensor, grad: torch.Tensor,
-                      group: dict) -> None:
-    """SparseAdam's update (``torch.optim._functional.sparse_adam``, same operations in the
-    same order) of ``param``'s ``rows`` given their summed gradient ``grad``."""
-    beta1, beta2 = group["betas"]
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    # old <- b * old + (1 - b) * new, written old + (1 - b) * (new - old) as SparseAdam does
-    old_exp_avg = exp_avg.index_select(0, rows)
-    new_exp_avg = grad.sub(old_exp_avg).mul_(1 - beta1).add_(old_exp_avg)
-    old_exp_avg_sq = exp_avg_sq.index_select(0, rows)
-    new_exp_avg_sq = grad.pow(2).sub_(old_exp_avg_sq).mul_(1 - beta2).add_(old_exp_avg_sq)
-    exp_avg.index_copy_(0, rows, new_exp_avg)
-    exp_avg_sq.index_copy_(0, rows, new_exp_avg_sq)
-    denom = new_exp_avg_sq.sqrt_().add_(group["eps"])
-    step = state["step"]
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = float(group["lr"]) * math.sqrt(bias_correction2) / bias_correction1
-    new_rows = param.index_select(0, rows).add_(-step_size * new_exp_avg.div_(denom))
-    param.index_copy_(0, rows, new_rows)
 
 
 @contextmanager
@@ -302,7 +122,7 @@ class Trainer:
 
     Args:
         config: default ``TrainConfig()``.
-        loss_fn: default :func:`weighted_bce_loss`.
+        loss_fn: default :func:`~graphsel.transfer.train.losses.weighted_bce_loss`.
     """
 
     def __init__(self, config: TrainConfig | None = None, loss_fn: LossFn | None = None) -> None:
@@ -310,8 +130,8 @@ class Trainer:
         self.loss_fn = loss_fn or weighted_bce_loss
 
     def make_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
-        """:class:`RowwiseSparseAdam` for sparse embedding tables, fused Adam for the rest (see
-        the module doc).
+        """:class:`~graphsel.transfer.train.optim.RowwiseSparseAdam` for sparse embedding
+        tables, fused Adam for the rest (see the module doc).
 
         Raises:
             InputError: if the model has no trainable parameter.
@@ -325,7 +145,7 @@ class Trainer:
             embedding_lr = config.lr if config.embedding_lr is None else config.embedding_lr
             optimizers.append(RowwiseSparseAdam(sparse, lr=embedding_lr))
         if dense:
-            optimizers.append(_dense_adam(dense, config.lr, config.weight_decay))
+            optimizers.append(dense_adam(dense, config.lr, config.weight_decay))
         return optimizers
 
     def fit(self, model: nn.Module, train: CTRDataset,
@@ -369,7 +189,9 @@ class Trainer:
                 record = replace(record, valid_auc=auc(valid.label.numpy(),
                                                        self._predict(model, valid)))
                 result.history.append(record)
-                if result.best_valid_auc is None or record.valid_auc > result.best_valid_auc:
+                valid_auc = record.valid_auc
+                assert valid_auc is not None  # scored just above
+                if result.best_valid_auc is None or valid_auc > result.best_valid_auc:
                     result.best_epoch, result.best_valid_auc = epoch, record.valid_auc
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     epochs_without_gain = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -102,15 +104,15 @@ def test_registry_resolves_base_and_lists_names_on_error():
         get_model("nope")
 
 
-def test_register_model_rejects_duplicates():
+def test_register_model_rejects_duplicates(monkeypatch):
+    # into a copy of the registry, dropped afterwards
+    monkeypatch.setattr(models, "MODELS", copy.deepcopy(models.MODELS))
+
     @register_model("test-tiny")
     def tiny(vocab_sizes, num_numeric=0, config=None):
         return build_base_model(vocab_sizes, num_numeric, ModelConfig(embed_dim=1, hidden=()))
 
-    try:
-        assert get_model("test-tiny") is tiny
-        assert get_model("test-tiny")([2])(torch.tensor([[1]]), torch.zeros(1, 0)).shape == (1,)
-        with pytest.raises(ValueError, match="already registered"):
-            register_model("test-tiny")(tiny)
-    finally:
-        del models._MODELS["test-tiny"]
+    assert get_model("test-tiny") is tiny
+    assert get_model("test-tiny")([2])(torch.tensor([[1]]), torch.zeros(1, 0)).shape == (1,)
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("test-tiny")(tiny)

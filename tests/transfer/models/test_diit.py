@@ -14,6 +14,7 @@ from graphsel.transfer.models.base import ModelConfig, build_base_model, get_mod
 from graphsel.transfer.models.diit import (
     DIIT,
     DIITConfig,
+    DIITOptions,
     build_diit,
     diit_loss,
     grad_reverse,
@@ -182,7 +183,7 @@ def test_refresh_sources_copies_in_order_and_checks_the_count():
 
 def test_registered_builder():
     assert get_model("diit") is build_diit
-    model = build_diit(VOCAB, 1, TINY, num_sources=4)
+    model = build_diit(VOCAB, 1, TINY, DIITOptions(num_sources=4))
     assert model.num_sources == 4 and model.gate.out_features == 4
 
 

@@ -17,6 +17,7 @@ from graphsel.transfer.models.base import (
 from graphsel.transfer.models.ecat import (
     ECAT,
     DistillConfig,
+    ECATOptions,
     TeacherStudentOutput,
     adaptive_distillation_loss,
     build_ecat,
@@ -126,7 +127,7 @@ def test_no_gradient_reaches_the_source_model():
     output = model.forward_both(batch.cat, batch.num)
     assert not output.teacher.logits.requires_grad
     assert not any(h.requires_grad for h in output.teacher.hidden)
-    ecat_loss(distill_weight=1.0)(model, batch).backward()
+    ecat_loss(ECATOptions(distill_weight=1.0))(model, batch).backward()
     assert all(p.grad is None for p in model.source.parameters())
     assert model.target.mlp.layers[0].linear.weight.grad.abs().sum() > 0
     assert model.gates[0].weight.grad is not None
@@ -141,7 +142,7 @@ def test_source_is_bit_identical_after_a_trainer_step():
                       torch.randn(32, 1, generator=generator),
                       torch.randint(0, 2, (32,), generator=generator))
     Trainer(TrainConfig(epochs=1, batch_size=8, lr=0.05, progress=False),
-            loss_fn=ecat_loss(distill_weight=0.5)).fit(model, data)
+            loss_fn=ecat_loss(ECATOptions(distill_weight=0.5))).fit(model, data)
     after = model.source.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not torch.equal(target_before, model.target.head.linear.weight)

@@ -9,23 +9,20 @@ import torch
 from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
+from graphsel.select.domain import DomainClassifier
 from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureEncoder
+from graphsel.transfer.models import ecdctr
 from graphsel.transfer.models.base import ModelConfig
-from graphsel.transfer.protocol.learners import (
-    DIITLearner,
-    ECDCTRLearner,
-    LearnerContext,
-    PeriodData,
-    source_sub_domains,
-)
-from graphsel.transfer.protocol.runner import (
-    ProtocolConfig,
-    compare_strategies,
-    fit_selection,
-    split_by_time,
-)
+from graphsel.transfer.models.ctnet import CTNet
+from graphsel.transfer.models.diit import DIIT, DIITLearner, source_sub_domains
+from graphsel.transfer.models.ecat import ECAT
+from graphsel.transfer.models.ecdctr import ECDCTRLearner
+from graphsel.transfer.models.options import DIITOptions
+from graphsel.transfer.protocol.learners import LearnerContext, PeriodData
+from graphsel.transfer.protocol.runner import compare_strategies, fit_selection
+from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import SourcePlan, get_strategy
 from graphsel.transfer.train.trainer import TrainConfig, Trainer
 
@@ -35,7 +32,7 @@ MODELS = ["ctnet", "ctnet_linear", "ecat", "diit", "ecdctr"]
 
 
 def _selector() -> SampleSelector:
-    return SampleSelector(["graph", "da"], da_model="logistic", cv=2, embedding_dim=4)
+    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +54,11 @@ def _spied_run(data, mode: str):
     protocol = ProtocolConfig(periods=3, mode=mode, n_boot=20)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "fit", spy_fit)
-        for cls_name, method in (("CTNet", "refresh_source"), ("ECAT", "refresh_source"),
-                                 ("DIIT", "refresh_sources")):
-            module = __import__(f"graphsel.transfer.models.{cls_name.lower()}", fromlist=[cls_name])
-            cls = getattr(module, cls_name)
+        for cls, method in ((CTNet, "refresh_source"), (ECAT, "refresh_source"),
+                            (DIIT, "refresh_sources")):
             original = getattr(cls, method)
 
-            def spy_refresh(self, models, _original=original, _name=cls_name):
+            def spy_refresh(self, models, _original=original, _name=cls.__name__):
                 refreshes.append(_name)
                 return _original(self, models)
 
@@ -88,7 +83,7 @@ def _expected_fits(data, mode: str) -> list[tuple[str, int]]:
                 else np.zeros(0, dtype=np.int64) for p in range(3)]
 
     w, s = windows(plans["all"]), windows(plans["selected"])
-    groups = source_sub_domains(source[plans["all"]], 3, seed=0)
+    groups = source_sub_domains(source[plans["all"]], DIITOptions().num_sources, seed=0)
     expected = []
     for _ in ("ctnet", "ctnet_linear"):
         for p in range(3):
@@ -114,10 +109,10 @@ def test_each_transfer_model_trains_exactly_its_rows_each_period(data, mode):
     refreshed_periods = 3 if mode == "continual" else 1
     assert refreshes == (["CTNet"] * refreshed_periods * 2 + ["ECAT"] * refreshed_periods
                          + ["DIIT"] * refreshed_periods)
-    assert [(r["strategy"], r["period"]) for r in results.records] == [
+    assert [(r.strategy, r.period) for r in results.records] == [
         (name, p) for name in MODELS for p in range(3)]
     for record in results.test_records():
-        assert 0.0 <= record["auc"] <= 1.0 and record["logloss"] > 0
+        assert 0.0 <= record.scores.auc <= 1.0 and record.scores.logloss > 0
     assert set(results.vs_target_only) == set()  # no target_only in this run
 
 
@@ -133,8 +128,8 @@ def test_same_seed_gives_the_same_transfer_scores(data):
     runs = [compare_strategies(source, target, ["ctnet", "diit", "ecdctr"], model=TINY,
                                train=QUICK, protocol=ProtocolConfig(n_boot=10))
             for _ in range(2)]
-    assert runs[0].records[0]["auc"] == runs[1].records[0]["auc"]
-    assert [r["auc"] for r in runs[0].records] == [r["auc"] for r in runs[1].records]
+    assert runs[0].records[0].scores.auc == runs[1].records[0].scores.auc
+    assert [r.scores for r in runs[0].records] == [r.scores for r in runs[1].records]
 
 
 # -- sub-domains ------------------------------------------------------------------------------
@@ -199,12 +194,10 @@ def test_ecdctr_features_are_the_tiny_models_embeddings_averaged_over_periods():
 
 
 def test_ecdctr_resets_batchnorm_before_fine_tuning(monkeypatch):
-    from graphsel.transfer.protocol import learners
-
     context, data = _tiny_context(ModelConfig(embed_dim=4, hidden=(8,), batch_norm=True))
     learner = ECDCTRLearner(context)
     seen = []
-    reset = learners.reset_batchnorm
+    reset = ecdctr.reset_batchnorm
 
     def spy_reset(model, affine=False):
         count = reset(model, affine)
@@ -212,7 +205,7 @@ def test_ecdctr_resets_batchnorm_before_fine_tuning(monkeypatch):
         seen.append((count, [float(m.running_mean.abs().sum()) for m in bn]))
         return count
 
-    monkeypatch.setattr(learners, "reset_batchnorm", spy_reset)
+    monkeypatch.setattr(ecdctr, "reset_batchnorm", spy_reset)
     learner.fit_period(_period(data, 0))
     assert seen == [(1, [0.0])]
     learner.fit_period(_period(data, 1))
@@ -221,7 +214,7 @@ def test_ecdctr_resets_batchnorm_before_fine_tuning(monkeypatch):
 
 def test_diit_learner_predicts_with_the_target_model_alone():
     context, data = _tiny_context()
-    learner = DIITLearner(context, num_sources=2)
+    learner = DIITLearner(context, DIITOptions(num_sources=2))
     learner.fit_period(_period(data, 0))
     before = learner.predict(data)
     assert learner.model is learner.diit.target

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -9,15 +11,13 @@ import pytest
 from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
+from graphsel.select.domain import DomainClassifier
 from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer import features as features_module
 from graphsel.transfer.models.base import ModelConfig
-from graphsel.transfer.protocol.runner import (
-    ProtocolConfig,
-    compare_strategies,
-    score_predictions,
-    split_by_time,
-)
+from graphsel.transfer.protocol.results import score_predictions
+from graphsel.transfer.protocol.runner import compare_strategies
+from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.train.trainer import TrainConfig, Trainer
 
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
@@ -29,7 +29,7 @@ BASELINES = ["target_only", "merge_all", "random_same_size", "selected", "select
 
 def _selector() -> SampleSelector:
     # Graph then a cheap domain classifier: non-trivial masks AND weights, in a second.
-    return SampleSelector(["graph", "da"], da_model="logistic", cv=2, embedding_dim=4)
+    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
 
 
 def _with_row_ids(log: InteractionLog, prefix: str) -> InteractionLog:
@@ -219,7 +219,7 @@ def test_each_strategy_trains_on_exactly_its_rows(data, spied_run):
     (pre_model, pre, _), (fine_model, fine, _) = seen["fit"][5], seen["fit"][6]
     assert pre_model == fine_model
     assert (len(pre), len(fine)) == (n_src, n_train)
-    assert {r["strategy"]: r["n_train"] for r in results.records} == {
+    assert {r.strategy: r.n_train for r in results.records} == {
         "target_only": n_train, "merge_all": n_train + n_src, "random_same_size": n_train + n_sel,
         "selected": n_train + n_sel, "selected_weighted": n_train + n_sel,
         "pretrain_finetune": n_src + n_train}
@@ -238,11 +238,11 @@ def _run(data, **kwargs):
 def test_same_seed_gives_the_same_scores(data):
     first = _run(data, strategies=["target_only", "selected_weighted"], seeds=[3])
     second = _run(data, strategies=["target_only", "selected_weighted"], seeds=[3])
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in first.records]
-    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in second.records]
+    strip = [dataclasses.replace(r, seconds=0.0) for r in first.records]
+    assert strip == [dataclasses.replace(r, seconds=0.0) for r in second.records]
     assert first.vs_target_only == second.vs_target_only
     other = _run(data, strategies=["target_only"], seeds=[4])
-    assert other.records[0]["auc"] != first.records[0]["auc"]
+    assert other.records[0].scores.auc != first.records[0].scores.auc
 
 
 def test_continual_periods_warm_start_and_once_mode(data, monkeypatch):
@@ -261,18 +261,18 @@ def test_continual_periods_warm_start_and_once_mode(data, monkeypatch):
     assert len(set(calls[:3])) == 1 and len(set(calls[3:6])) == 1  # one model per strategy
     once = _run(data, strategies=["target_only", "merge_all"],
                 protocol=ProtocolConfig(periods=3, mode="once", n_boot=20))
-    assert [(r["strategy"], r["period"]) for r in continual.records] == [
+    assert [(r.strategy, r.period) for r in continual.records] == [
         (s, p) for s in ("target_only", "merge_all") for p in range(3)]
     n_eval = [len(split.periods_rows[1]), len(split.periods_rows[2]), len(split.target_test)]
-    assert [r["n_eval"] for r in continual.records[:3]] == n_eval
+    assert [r.n_eval for r in continual.records[:3]] == n_eval
     window_sources = [int(split.source_window(p, source.ts[split.source_rows]).sum())
                       for p in range(3)]
     assert sum(window_sources) == len(split.source_rows)
-    merge_continual = [r["n_source"] for r in continual.records if r["strategy"] == "merge_all"]
-    merge_once = [r["n_source"] for r in once.records if r["strategy"] == "merge_all"]
+    merge_continual = [r.n_source for r in continual.records if r.strategy == "merge_all"]
+    merge_once = [r.n_source for r in once.records if r.strategy == "merge_all"]
     assert merge_continual == window_sources
     assert merge_once == [window_sources[0], 0, 0]
-    assert [r["n_train"] for r in once.records if r["strategy"] == "merge_all"][1:] == [
+    assert [r.n_train for r in once.records if r.strategy == "merge_all"][1:] == [
         len(split.periods_rows[1]), len(split.periods_rows[2])]
 
 
@@ -324,16 +324,16 @@ def test_results_keep_the_test_labels_and_seed_averaged_predictions(data, monkey
         np.testing.assert_allclose(mean, (calls[number] + calls[2 + number]) / 2)
         for seed in (0, 1):
             (record,) = [r for r in results.records
-                         if r["strategy"] == name and r["seed"] == seed]
-            assert record["auc"] == score_predictions(
-                results.test_labels, calls[2 * seed + number], target.user[test])["auc"]
+                         if r.strategy == name and r.seed == seed]
+            assert record.scores.auc == score_predictions(
+                results.test_labels, calls[2 * seed + number], target.user[test]).auc
     # kept beside the JSON, never in it
     assert "test_predictions" not in str(results.to_json())
 
 
 def test_score_predictions_marks_undefined_metrics():
     scores = score_predictions(np.array([1, 1]), np.array([0.2, 0.9]), np.array([0, 1]))
-    assert scores["auc"] is None and scores["gauc"] is None and scores["logloss"] > 0
+    assert scores.auc is None and scores.gauc is None and scores.logloss > 0
 
 
 def test_bad_strategy_lists_and_duplicates(data):
@@ -345,23 +345,25 @@ def test_bad_strategy_lists_and_duplicates(data):
 
 
 def test_run_experiment_on_logs_in_memory_equals_loading_them():
+    from graphsel.select.config import SelectionConfig
     from graphsel.transfer.config import DatasetConfig, ExperimentConfig
     from graphsel.transfer.protocol.experiment import load_data, run_experiment
 
     config = ExperimentConfig(dataset=DatasetConfig("synthetic", {"scale": 0.05}), model=TINY,
                               train=QUICK, protocol=FAST_BOOT,
-                              selection={"stages": ["graph", "da"], "da_model": "logistic",
-                                         "cv": 2, "embedding_dim": 4},
+                              selection=SelectionConfig(("graph", "da"), {"da": {
+                                  "model": "logistic", "cv": 2, "embedding_dim": 4}}),
                               strategies=("target_only", "selected"))
     loaded = run_experiment(config)
     in_memory = run_experiment(config, data=load_data(config))
-    assert [r["auc"] for r in loaded.records] == [r["auc"] for r in in_memory.records]
-    assert loaded.selection["truth"]["precision"] > 0.5  # the planted truth came through
+    assert [r.scores.auc for r in loaded.records] == [r.scores.auc for r in in_memory.records]
+    assert loaded.selection.precision > 0.5  # the planted truth came through
 
 
 def test_docstring_examples():
     import doctest
 
-    from graphsel.transfer.protocol import runner as protocol
+    from graphsel.transfer.protocol import results, runner, split
 
-    assert doctest.testmod(protocol).failed == 0
+    for module in (runner, results, split):
+        assert doctest.testmod(module).failed == 0

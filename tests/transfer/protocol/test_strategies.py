@@ -10,6 +10,7 @@ from graphsel.select.pipeline import Selection
 from graphsel.transfer.protocol.strategies import (
     SourcePlan,
     StrategyContext,
+    default_options,
     get_strategy,
     register_strategy,
     strategy_names,
@@ -24,7 +25,8 @@ WEIGHT = np.where(MASK, np.linspace(0.5, 2.3, len(CANDIDATES)), 0.0).astype(np.f
 def _selection() -> Selection:
     n = len(CANDIDATES)
     nan = np.full(n, np.nan, dtype=np.float32)
-    return Selection(MASK, WEIGHT, np.full(n, -1, dtype=np.int32), nan, nan)
+    return Selection(MASK, WEIGHT, {"hop": np.full(n, -1, dtype=np.int32), "p_target": nan,
+                                    "knn_score": nan})
 
 
 def _plan(name: str, seed: int = 0, candidates: np.ndarray = CANDIDATES,
@@ -33,9 +35,41 @@ def _plan(name: str, seed: int = 0, candidates: np.ndarray = CANDIDATES,
     return get_strategy(name).plan(context)
 
 
-def test_registry_lists_the_builtins_in_order():
-    assert strategy_names()[:6] == ["target_only", "merge_all", "random_same_size", "selected",
-                                    "selected_weighted", "pretrain_finetune"]
+def test_registry_lists_the_builtins_then_the_seed_papers_in_order():
+    assert strategy_names() == ["target_only", "merge_all", "random_same_size", "selected",
+                                "selected_weighted", "pretrain_finetune", "ctnet",
+                                "ctnet_linear", "ecat", "diit", "ecdctr"]
+
+
+def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
+    import subprocess
+    import sys
+
+    code = ("import sys; from graphsel.transfer.protocol import strategies as s; "
+            "names = s.strategy_names(); options = s.default_options('ecat'); "
+            "before = 'torch' in sys.modules; ctnet = s.get_strategy('ctnet'); "
+            "print(len(names), before, 'torch' in sys.modules, ctnet.learner.__module__, "
+            "s.get_strategy('ctnet_linear').options.adapter)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.split() == ["11", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
+
+
+def test_default_options_are_declared_with_the_names():
+    from graphsel.transfer.models.options import (
+        AdapterOptions,
+        DIITOptions,
+        ECATOptions,
+    )
+
+    assert default_options("ctnet") == AdapterOptions("glu")
+    assert default_options("ctnet_linear") == AdapterOptions("linear")
+    assert default_options("ecat") == ECATOptions()
+    assert default_options("diit") == DIITOptions(num_sources=3)
+    assert default_options("ecdctr") is None and default_options("selected") is None
+    with pytest.raises(InputError, match="Could not resolve strategy 'nope'"):
+        default_options("nope")
+    assert get_strategy("diit").options is default_options("diit")
 
 
 def test_unknown_strategy_lists_the_names():
@@ -85,8 +119,8 @@ def test_random_same_size_is_a_seeded_subset_as_large_as_the_selection():
     mask = np.zeros(len(candidates), dtype=bool)
     mask[:150] = True
     nan = np.full(len(candidates), np.nan, dtype=np.float32)
-    selection = Selection(mask, mask.astype(np.float32), np.zeros(len(candidates), np.int32),
-                          nan, nan)
+    selection = Selection(mask, mask.astype(np.float32), {
+        "hop": np.zeros(len(candidates), np.int32), "p_target": nan, "knn_score": nan})
     first = _plan("random_same_size", 0, candidates, selection)
     assert len(first) == 150 and len(np.unique(first.rows)) == 150
     assert np.isin(first.rows, candidates).all()

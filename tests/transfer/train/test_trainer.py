@@ -13,19 +13,17 @@ from torch import nn
 from graphsel.errors import InputError
 from graphsel.transfer.data import CTRBatch, CTRDataset
 from graphsel.transfer.models.base import ModelConfig, build_base_model
+from graphsel.transfer.train.losses import weighted_bce, weighted_bce_loss
 from graphsel.transfer.train.metrics import auc, logloss
+from graphsel.transfer.train.optim import RowwiseSparseAdam, split_parameters
+from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import (
-    RowwiseSparseAdam,
-    TrainConfig,
     Trainer,
     evaluate,
     fit,
     load_checkpoint,
     predict,
     save_checkpoint,
-    split_parameters,
-    weighted_bce,
-    weighted_bce_loss,
 )
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from graphsel.errors import InputError
-from graphsel.select.rule import DEFAULT_KEEP_QUANTILE, SelectionRule
+from graphsel.select.stage import DEFAULT_KEEP_QUANTILE, SelectionRule
 
 SCORES = np.array([0.2, 0.9, 0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.6, 0.4])
 

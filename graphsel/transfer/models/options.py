@@ -1,0 +1,211 @@
+"""The options of every model and transfer learner, importable without torch.
+
+A config file (:mod:`graphsel.transfer.config`) is checked against these dataclasses before
+anything trains, so they live apart from the models: loading a config imports no torch. Each
+default is written once, here; the models, losses and learners take these objects.
+
+=======================  ==========================================================================
+:class:`ModelConfig`     the base model (embeddings + MLP), shared by every strategy
+:class:`AdapterOptions`  ``strategy_options: {ctnet: ...}`` (and ``ctnet_linear``): the adapters
+:class:`ECATOptions`     ``strategy_options: {ecat: ...}``: adapters, distillation weight and terms
+:class:`DIITOptions`     ``strategy_options: {diit: ...}``: sub-domains, extractors, loss weights
+=======================  ==========================================================================
+
+>>> DIITOptions().num_sources, AdapterOptions(adapter="linear").adapter
+(3, 'linear')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphsel.errors import InputError, check_choice
+
+__all__ = [
+    "ModelConfig",
+    "ADAPTER_INIT_STD",
+    "ADAPTER_KINDS",
+    "AdapterOptions",
+    "DistillConfig",
+    "ECATOptions",
+    "DIITConfig",
+    "DIITLossConfig",
+    "DIITOptions",
+]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Options of the base model.
+
+    Attributes:
+        embed_dim: ``D``, embedding size of every field. Default 16.
+        hidden: widths of the MLP's hidden layers. Default ``(256, 128, 64)``.
+        dropout: dropout after each hidden layer's activation. Default 0.0.
+        batch_norm: BatchNorm1d between each hidden layer's linear map and activation.
+            Default False.
+        sparse_embedding: the embedding table produces sparse gradients (the trainer then
+            updates it with ``SparseAdam``, touching only the rows of the batch). Default True.
+    """
+
+    embed_dim: int = 16
+    hidden: tuple[int, ...] = (256, 128, 64)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    sparse_embedding: bool = True
+
+    def __post_init__(self) -> None:
+        if self.embed_dim < 1:
+            raise InputError(f"embed_dim must be >= 1, got {self.embed_dim}")
+        if any(width < 1 for width in self.hidden):
+            raise InputError(f"hidden widths must be >= 1, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
+
+
+ADAPTER_INIT_STD = 1e-3
+"""Std of the normal initialisation of adapter weights: small enough that the adapters' first
+outputs are negligible next to the target tower's pre-activations (hidden values of order
+0.1 to 1 give adapter outputs of order 1e-3 * sqrt(width) * 0.1)."""
+
+ADAPTER_KINDS: tuple[str, ...] = ("glu", "linear")
+"""Adapter kinds (:data:`graphsel.transfer.models.towers.ADAPTERS` builds them)."""
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    """Adapters from a frozen source model into a target model: the options of the ``ctnet``
+    learner (and of ``ctnet_linear``, whose default adapter is ``"linear"``) and ECAT's.
+
+    Attributes:
+        adapter: ``"glu"`` (CTNet eq. 5) or ``"linear"`` (the ablation). Default ``"glu"``.
+        adapter_init_std: std of the adapters' initial weights. Default
+            :data:`ADAPTER_INIT_STD`.
+    """
+
+    adapter: str = "glu"
+    adapter_init_std: float = ADAPTER_INIT_STD
+
+    def __post_init__(self) -> None:
+        check_choice("adapter", self.adapter, ADAPTER_KINDS)
+        if self.adapter_init_std < 0:
+            raise InputError(f"adapter_init_std must be >= 0, got {self.adapter_init_std}")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Options of the distillation terms.
+
+    Attributes:
+        beta: sharpness of the intensity ``sigmoid(beta * (loss_target - loss_source))``;
+            0 gives the constant intensity 0.5 (plain distillation). Default 5.0.
+        representation_weight: weight of the hidden-state MSE. Default 1.0.
+        logit_weight: weight of the squared logit difference. Default 1.0.
+        layers: indices into :attr:`ModelOutput.hidden` to match (0 the MLP input, ``l``
+            the ``l``-th MLP layer's output, negative from the end). Default None: every
+            hidden state, from the embeddings to the last layer (ECAT transfers all layers).
+    """
+
+    beta: float = 5.0
+    representation_weight: float = 1.0
+    logit_weight: float = 1.0
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.beta < 0 or self.representation_weight < 0 or self.logit_weight < 0:
+            raise InputError(f"beta and the distillation weights must be >= 0, got {self}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
+
+
+@dataclass(frozen=True)
+class ECATOptions:
+    """Options of the ``ecat`` learner and of :func:`~graphsel.transfer.models.ecat.ecat_loss`.
+
+    Attributes:
+        adapters: the gated adapters from the frozen source model. Default ``AdapterOptions()``.
+        distill_weight: ``lambda``, weight of the adaptive distillation next to the BCE; 0
+            trains on the BCE alone. Default 1.0.
+        distill: the distillation terms. Default ``DistillConfig()``.
+    """
+
+    adapters: AdapterOptions = field(default_factory=AdapterOptions)
+    distill_weight: float = 1.0
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if self.distill_weight < 0:
+            raise InputError(f"distill_weight must be >= 0, got {self.distill_weight}")
+
+
+@dataclass(frozen=True)
+class DIITConfig:
+    """Options of :class:`DIIT`'s extractors.
+
+    Attributes:
+        discriminator_hidden: widths of the discriminator's hidden layers. Default ``(16,)``.
+        align_layer: index into :attr:`ModelOutput.hidden` of the representation the
+            discriminator sees (negative from the end). Default -1: the last MLP layer.
+        reversal: coefficient of the gradient reversal (0 trains the discriminator but lets
+            no adversarial signal into the target). Default 1.0.
+    """
+
+    discriminator_hidden: tuple[int, ...] = (16,)
+    align_layer: int = -1
+    reversal: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.reversal < 0:
+            raise InputError(f"reversal must be >= 0, got {self.reversal}")
+        object.__setattr__(self, "discriminator_hidden",
+                           tuple(int(width) for width in self.discriminator_hidden))
+
+
+@dataclass(frozen=True)
+class DIITLossConfig:
+    """Weights of :func:`diit_loss`'s terms.
+
+    Attributes:
+        distill_weight: multi-spot distillation (hidden states and logit). Default 1.0.
+        layers: indices into :attr:`ModelOutput.hidden` distilled. Default None: every
+            hidden state.
+        logit_weight: weight of the logit inside the distillation term. Default 1.0.
+        gate_weight: BCE of the gated teacher logits against the labels, which is what
+            teaches the gate which source fits which sample. Default 1.0.
+        adversarial_weight: domain BCE of the discriminator (reversed into the target).
+            Default 0.1.
+    """
+
+    distill_weight: float = 1.0
+    layers: tuple[int, ...] | None = None
+    logit_weight: float = 1.0
+    gate_weight: float = 1.0
+    adversarial_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        weights = (self.distill_weight, self.logit_weight, self.gate_weight,
+                   self.adversarial_weight)
+        if min(weights) < 0:
+            raise InputError(f"loss weights must be >= 0, got {self}")
+
+
+@dataclass(frozen=True)
+class DIITOptions:
+    """Options of the ``diit`` learner.
+
+    Attributes:
+        num_sources: ``K``, source sub-domains, one frozen source model each (fewer when the
+            source has fewer item communities). Default 3.
+        model: the gate and discriminator. Default ``DIITConfig()``.
+        loss: the weights of :func:`~graphsel.transfer.models.diit.diit_loss`. Default
+            ``DIITLossConfig()``.
+    """
+
+    num_sources: int = 3
+    model: DIITConfig = field(default_factory=DIITConfig)
+    loss: DIITLossConfig = field(default_factory=DIITLossConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_sources < 1:
+            raise InputError(f"num_sources must be >= 1, got {self.num_sources}")

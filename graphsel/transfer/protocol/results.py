@@ -1,0 +1,380 @@
+"""The outcome of a comparison: scores, records, comparisons with the baseline, and tables.
+
+Every part is a small frozen dataclass with ``to_json()``; :meth:`Results.to_json` is what
+``graphsel run --json`` prints (keys ``strategies``, ``vs_target_only``, ``periods``,
+``split``, ``selection``, ``seeds``), :meth:`Results.table` what it prints without
+``--json``.
+
+==========================  ==================================================================
+:class:`Scores`             AUC, GAUC and LogLoss of one set of predictions
+:class:`PeriodRecord`       one (strategy, seed, period): its scores and row counts
+:class:`MetricSummary`      mean and std over seeds of one metric on the test set
+:class:`StrategySummary`    the three :class:`MetricSummary` of one strategy
+:class:`Comparison`         a strategy's AUC minus ``target_only``'s, with its 95 % interval
+:class:`SelectionSummary`   the selection's size, stages and (synthetic data) precision/recall
+:class:`Results`            all of the above, the test labels and predictions
+==========================  ==================================================================
+
+>>> score_predictions(np.array([1, 0]), np.array([0.8, 0.4]), np.array([0, 0])).to_json()
+{'auc': 1.0, 'gauc': 1.0, 'logloss': 0.366985}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphsel._table import format_table
+from graphsel.errors import InputError
+from graphsel.select.pipeline import SelectionReport
+from graphsel.transfer.protocol.split import SplitSummary
+from graphsel.transfer.train.metrics import (
+    auc,
+    gauc,
+    logloss,
+    mean_auc,
+    paired_bootstrap_ci,
+)
+
+__all__ = [
+    "BASELINE",
+    "METRIC_NAMES",
+    "Scores",
+    "score_predictions",
+    "PeriodRecord",
+    "MetricSummary",
+    "StrategySummary",
+    "Comparison",
+    "compare_with_baseline",
+    "StageSummary",
+    "SelectionSummary",
+    "selection_summary",
+    "Results",
+]
+
+BASELINE = "target_only"
+"""The strategy every other one is compared with."""
+
+METRIC_NAMES: tuple[str, ...] = ("auc", "gauc", "logloss")
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """AUC, GAUC (per user) and LogLoss of one set of predictions, rounded to 6 digits; None
+    where a metric is undefined on the rows (e.g. one class only)."""
+
+    auc: float | None
+    gauc: float | None
+    logloss: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        """``{"auc", "gauc", "logloss"}``."""
+        return asdict(self)
+
+
+def score_predictions(y: np.ndarray, p: np.ndarray, users: np.ndarray) -> Scores:
+    """The :class:`Scores` of click probabilities ``p`` ``(N,)`` against labels ``y`` ``(N,)``,
+    GAUC grouped by ``users`` ``(N,)``."""
+    values: list[float | None] = []
+    for compute in (lambda: auc(y, p), lambda: gauc(y, p, users), lambda: logloss(y, p)):
+        try:
+            values.append(round(float(compute()), 6))
+        except InputError:
+            values.append(None)
+    return Scores(*values)
+
+
+@dataclass(frozen=True)
+class PeriodRecord:
+    """One strategy, one seed, one period.
+
+    Attributes:
+        strategy: the strategy's name.
+        seed: the run's seed.
+        period: 0-based; the last period is scored on the test set, the others on the next
+            period's target rows.
+        scores: on those evaluation rows.
+        n_train: rows trained on in the period (target + source).
+        n_source: source rows among them.
+        n_eval: evaluation rows.
+        seconds: wall time of the period (training and scoring).
+    """
+
+    strategy: str
+    seed: int
+    period: int
+    scores: Scores
+    n_train: int
+    n_source: int
+    n_eval: int
+    seconds: float
+
+    def metric(self, name: str) -> float | None:
+        """The score called ``name`` (one of :data:`METRIC_NAMES`)."""
+        return self.to_json()[name]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"strategy", "seed", "period", "auc", "gauc", "logloss", "n_train", "n_source",
+        "n_eval", "seconds"}``."""
+        return {"strategy": self.strategy, "seed": self.seed, "period": self.period,
+                **self.scores.to_json(), "n_train": self.n_train, "n_source": self.n_source,
+                "n_eval": self.n_eval, "seconds": self.seconds}
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries over seeds, and the comparison with the baseline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric over the seeds: mean and sample std (0.0 for one seed), rounded to 6
+    digits; both None when the metric is undefined for some seed."""
+
+    mean: float | None
+    std: float | None
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> MetricSummary:
+        """The summary of one value per seed.
+
+        >>> MetricSummary.of([0.5, 0.7])
+        MetricSummary(mean=0.6, std=0.141421)
+        """
+        defined = [v for v in values if v is not None]
+        if not defined or len(defined) < len(values):
+            return cls(None, None)
+        std = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
+        return cls(round(float(np.mean(defined)), 6), round(std, 6))
+
+    def format(self) -> str:
+        """``"0.6000 ± 0.1414"``, or ``"n/a"``."""
+        if self.mean is None or self.std is None:
+            return "n/a"
+        return f"{self.mean:.4f} ± {self.std:.4f}"
+
+    def to_json(self) -> dict[str, float | None]:
+        """``{"mean", "std"}``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    """A strategy's test-set metrics over the seeds."""
+
+    auc: MetricSummary
+    gauc: MetricSummary
+    logloss: MetricSummary
+
+    def to_json(self) -> dict[str, dict[str, float | None]]:
+        """``{"auc": {"mean", "std"}, "gauc": ..., "logloss": ...}``."""
+        return {"auc": self.auc.to_json(), "gauc": self.gauc.to_json(),
+                "logloss": self.logloss.to_json()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A strategy's mean test AUC minus :data:`BASELINE`'s, with its paired user-bootstrap
+    95 % interval ``(lo, hi)`` (rounded to 6 digits)."""
+
+    auc_diff: float
+    ci95: tuple[float, float]
+
+    def format(self) -> str:
+        """``"+0.0784 [+0.0258, +0.1276]"``."""
+        return "{:+.4f} [{:+.4f}, {:+.4f}]".format(self.auc_diff, *self.ci95)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"auc_diff", "ci95": [lo, hi]}``."""
+        return {"auc_diff": self.auc_diff, "ci95": list(self.ci95)}
+
+
+def compare_with_baseline(y: np.ndarray, users: np.ndarray, predictions: dict[str, np.ndarray],
+                          n_boot: int) -> dict[str, Comparison]:
+    """Each strategy's :class:`Comparison` with :data:`BASELINE` on the test rows.
+
+    Args:
+        y: ``(N_test,)`` labels.
+        users: ``(N_test,)`` user of each row (one bootstrap replicate resamples users).
+        predictions: per strategy, ``(N_test, S)`` predictions of its ``S`` seeds.
+        n_boot: bootstrap replicates.
+
+    Returns:
+        Per strategy other than the baseline, in order; empty without the baseline.
+    """
+    if BASELINE not in predictions:
+        return {}
+    comparisons = {}
+    for name, p in predictions.items():
+        if name == BASELINE:
+            continue
+        diff, lo, hi = paired_bootstrap_ci(y, p, predictions[BASELINE], mean_auc,
+                                           n_boot=n_boot, seed=0, groups=users)
+        comparisons[name] = Comparison(round(diff, 6), (round(lo, 6), round(hi, 6)))
+    return comparisons
+
+
+# --------------------------------------------------------------------------------------------
+# The selection
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """One selection stage: rows kept after it and its seconds."""
+
+    name: str
+    kept: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"name", "kept", "seconds"}``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SelectionSummary:
+    """What the strategies' selection kept.
+
+    Attributes:
+        selected: source rows selected.
+        candidates: source rows the selector saw (those before the test start).
+        stages: the stages in order.
+        precision: against the planted truth (synthetic data), else None.
+        recall: likewise.
+    """
+
+    selected: int
+    candidates: int
+    stages: tuple[StageSummary, ...]
+    precision: float | None = None
+    recall: float | None = None
+
+    def format(self) -> str:
+        """``"selection: 23,817 of 177,998 source rows (precision 1.000, recall 0.976)"``."""
+        line = f"selection: {self.selected:,} of {self.candidates:,} source rows"
+        if self.precision is not None and self.recall is not None:
+            line += f" (precision {self.precision:.3f}, recall {self.recall:.3f})"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"selected", "candidates", "stages": [...]}``, plus ``"truth": {"precision",
+        "recall"}`` when known."""
+        out: dict[str, Any] = {"selected": self.selected, "candidates": self.candidates,
+                               "stages": [stage.to_json() for stage in self.stages]}
+        if self.precision is not None:
+            out["truth"] = {"precision": self.precision, "recall": self.recall}
+        return out
+
+
+def selection_summary(report: SelectionReport) -> SelectionSummary:
+    """The :class:`SelectionSummary` of a selection's report: the one place that reads the
+    selector's report."""
+    truth = report.truth
+    return SelectionSummary(
+        report.selected, report.source_rows,
+        tuple(StageSummary(stage.name, stage.kept, stage.seconds) for stage in report.stages),
+        None if truth is None else truth.precision, None if truth is None else truth.recall)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """The outcome of :func:`~graphsel.transfer.protocol.runner.compare_strategies`.
+
+    Attributes:
+        strategies: the strategy names, in run order.
+        seeds: the run seeds.
+        periods: ``P``.
+        records: one per (seed, strategy, period), in run order.
+        vs_target_only: per strategy other than ``target_only``, its :class:`Comparison`;
+            empty without ``target_only``.
+        split: row counts of the time split.
+        selection: the selection's summary, or None when no strategy needed one.
+        test_labels: ``(N_test,)`` the labels of the test rows (the last period's evaluation
+            rows), in row order; None when not kept. Not part of :meth:`to_json`.
+        test_predictions: per strategy, ``(N_test,)`` float64: its test predictions averaged
+            over the seeds, aligned with ``test_labels`` (e.g. for a calibration plot). Not
+            part of :meth:`to_json`.
+    """
+
+    strategies: list[str]
+    seeds: list[int]
+    periods: int
+    records: list[PeriodRecord]
+    vs_target_only: dict[str, Comparison]
+    split: SplitSummary
+    selection: SelectionSummary | None = None
+    test_labels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_predictions: dict[str, np.ndarray] = field(default_factory=dict, compare=False,
+                                                    repr=False)
+
+    def test_records(self) -> list[PeriodRecord]:
+        """The records of the last period: the test-set scores, one per (seed, strategy)."""
+        return [r for r in self.records if r.period == self.periods - 1]
+
+    def summary(self) -> dict[str, StrategySummary]:
+        """Per strategy, its test-set metrics over the seeds."""
+        test = self.test_records()
+        out = {}
+        for name in self.strategies:
+            scores = [r.scores for r in test if r.strategy == name]
+            out[name] = StrategySummary(*(MetricSummary.of([getattr(s, metric) for s in scores])
+                                          for metric in METRIC_NAMES))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"strategies", "vs_target_only", "periods", "split", "selection", "seeds"}``."""
+        return {"strategies": {name: s.to_json() for name, s in self.summary().items()},
+                "vs_target_only": {name: c.to_json() for name, c in self.vs_target_only.items()},
+                "periods": [record.to_json() for record in self.records],
+                "split": self.split.to_json(),
+                "selection": None if self.selection is None else self.selection.to_json(),
+                "seeds": self.seeds}
+
+    def table(self) -> str:
+        """The strategy x (AUC, GAUC, LogLoss) table, mean +- std over seeds, and the AUC
+        difference from ``target_only`` with its 95 % interval."""
+        summary = self.summary()
+        n_train = {r.strategy: r.n_train for r in self.test_records()}
+        rows = []
+        for name in self.strategies:
+            comparison = self.vs_target_only.get(name)
+            rows.append([name, summary[name].auc.format(), summary[name].gauc.format(),
+                         summary[name].logloss.format(), n_train.get(name, ""),
+                         "" if comparison is None else comparison.format()])
+        title = (f"test set: {self.split.target_test} target rows; "
+                 f"{len(self.seeds)} seed(s), {self.periods} period(s)")
+        lines = [format_table(["strategy", "AUC", "GAUC", "LogLoss", "train rows",
+                               "AUC - target_only [95% CI]"], rows, title=title)]
+        if self.selection is not None:
+            lines.append(self.selection.format())
+        if self.periods > 1:
+            lines.append("\n" + self.period_table())
+        return "\n".join(lines)
+
+    def period_table(self) -> str:
+        """Mean AUC over seeds of each strategy at each period (on the next period's rows;
+        the last column is the test set)."""
+        headers = ["strategy"] + [f"period {p}" for p in range(self.periods)]
+        rows = []
+        for name in self.strategies:
+            cells: list[Any] = [name]
+            for period in range(self.periods):
+                values = [r.scores.auc for r in self.records
+                          if r.strategy == name and r.period == period]
+                defined = [v for v in values if v is not None]
+                cells.append("n/a" if len(defined) < len(values) else float(np.mean(defined)))
+            rows.append(cells)
+        return format_table(headers, rows, title="AUC per period (evaluated on the next one)")
