@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer peer-swr clean
+.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer bench-quality peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-train: $(STAMP)
 
 bench-transfer: $(STAMP)
 	$(PY) benchmarks/bench_transfer.py
+
+bench-quality: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_quality.py
 
 peer-swr: $(STAMP)
 	$(PY) benchmarks/peer_swr.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from graphsel.cli._common import emit, json_option
 from graphsel.cli.datasets import prepared_text
 from graphsel.data.datasets import TRUTH_FILE, prepare, read_truth
 from graphsel.data.datasets._registry import PREPARED_FILES
-from graphsel.data.io import OutputFolder, check_paths, write_json
+from graphsel.data.io import OutputFolder, atomic_outputs, check_paths, write_json
 from graphsel.data.log import read_pair
+from graphsel.errors import check_integer, check_real
 from graphsel.select.config import SelectionConfig
 
 __all__ = ["command", "run_demo"]
@@ -81,12 +83,19 @@ def command(out_dir: Path | None, seed: int, scale: float, no_transfer: bool,
     """Run the embedded synthetic default end to end: needs nothing but the repository."""
     check_paths({}, folders={"--out": None if out_dir is None else OutputFolder(
         out_dir, (*PREPARED_FILES, SELECTED_FILE, REPORT_FILE))})
+    check_real("--scale", scale, 0.0, math.inf, low_open=True)
+    check_integer("--seed", seed, 0)
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="graphsel-demo-") as tmp:
             result = {**run_demo(Path(tmp), seed, scale, not as_json, not no_transfer),
                       "out_dir": None}
     else:
-        result = run_demo(out_dir, seed, scale, not as_json, not no_transfer)
+        # the demo's files appear together when it ends, or not at all
+        with atomic_outputs() as outputs:
+            result = {**run_demo(outputs.folder(out_dir), seed, scale, not as_json,
+                                 not no_transfer), "out_dir": str(out_dir)}
+    for warning in result["selection"].warnings:
+        click.echo(f"warning: {warning}", err=True)
     parts = [prepared_text(result["card"], out_dir), result["selection"].format()]
     table = result.pop("transfer_table")
     if table is not None:

@@ -29,7 +29,7 @@ __all__ = ["command"]
               help="Parquet file of reached nodes: node_type, node_id, hop, degree.")
 @json_option
 def command(source: str, target: str, num_hops: int | None, max_degree: str | None,
-            fanout: int | None, mode: str | None, edges: str | None, relations: str | None,
+            fanout: int | None, max_user_rows: str | None, mode: str | None, edges: str | None, relations: str | None,
             as_of: int | None, config_path: str | None, seed: int | None, out: str,
             as_json: bool) -> None:
     """Expand the source graph from the users and items SOURCE and TARGET share.
@@ -44,8 +44,8 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
     out_path = Path(out)
     config = SelectionConfig() if config_path is None else SelectionConfig.from_yaml(config_path)
     config = config.subset(["graph"]).merged(
-        params={"graph": graph_flags(num_hops, max_degree, fanout, mode, edges, relations,
-                                     as_of)}, seed=seed)
+        params={"graph": graph_flags(num_hops, max_degree, fanout, max_user_rows, mode, edges,
+                                     relations, as_of)}, seed=seed)
     stage = config.stage("graph")  # checked with the config: bad options fail before reading
     source_log, target_log = read_pair(source, target)
     stage.fit(source_log, target_log)
@@ -85,6 +85,8 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
         "capped": {"users": len(result.capped_users), "items": len(result.capped_items)},
         "max_degree": cap,
         "fanout": stage.fanout,
+        "user_rows": {"max": seeds.max_user_rows, "users": seeds.row_capped_users,
+                      "dropped": seeds.dropped_rows},
     }
     text = format_table(
         ["hop", "users", "items", f"rows ({mode})", "rows so far"],
@@ -99,5 +101,8 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
         text += f"\n\nhubs above {stage.fanout} edges sampled: {capped}"
     else:
         text += "\n\nno hub cap"
+    if seeds.dropped_rows:
+        text += (f"\nrows per user capped at {seeds.max_user_rows} (as select keeps them): "
+                 f"{seeds.row_capped_users} users lose {seeds.dropped_rows} of the rows above")
     text += f"\nwrote {table.num_rows} nodes to {out_path}"
     emit(as_json, payload, text)

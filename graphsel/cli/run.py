@@ -8,6 +8,7 @@ import click
 
 from graphsel.cli._common import emit, json_option, to_jsonable
 from graphsel.data.io import OutputFolder, check_paths, write_json
+from graphsel.errors import check_integer
 
 # The protocol's split module imports no torch, so the CLI starts without it; the models,
 # the trainer and the runner are imported when the command runs.
@@ -51,6 +52,9 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     from graphsel.transfer.config import load_config, override
     from graphsel.transfer.protocol.experiment import run_experiment
 
+    for flag, value in (("--seeds", seeds), ("--periods", periods), ("--epochs", epochs)):
+        if value is not None:
+            check_integer(flag, value, 1)
     config = override(load_config(config_path), seeds=seeds, strategies=strategies,
                       periods=periods, mode=mode, epochs=epochs)
     check_paths({"--config": config_path, **config.input_paths()}, files={"--out": out},

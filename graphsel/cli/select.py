@@ -2,6 +2,8 @@
 
 Options come from the stage classes' defaults, then ``--config FILE``, then the flags: every
 flag defaults to None and only replaces the value it names (:class:`SelectionConfig`).
+``--engine spark`` runs the same graph stage on Spark (:mod:`graphsel.engines.spark`;
+pyspark is imported only then) and writes what the in-memory engine writes.
 """
 
 from __future__ import annotations
@@ -13,13 +15,56 @@ import click
 
 from graphsel.cli._common import emit, json_option
 from graphsel.data.datasets import TRUTH_FILE, read_truth
-from graphsel.data.io import check_paths, write_json
+from graphsel.data.io import atomic_outputs, check_paths, write_json
 from graphsel.data.log import check_pair, read_pair
-from graphsel.errors import InputError
+from graphsel.engines import ENGINES
+from graphsel.errors import InputError, check_choice
 from graphsel.select.config import SelectionConfig
-from graphsel.select.stage import STAGES
+from graphsel.select.stage import STAGES, ParamError
 
-__all__ = ["command", "graph_flags", "parse_max_degree"]
+__all__ = ["FLAGS", "check_flags", "command", "graph_flags", "parse_conf", "parse_max_degree",
+           "parse_max_user_rows", "renamed"]
+
+FLAGS: dict[tuple[str, str], str] = {
+    ("graph", "num_hops"): "--hops", ("graph", "max_degree"): "--max-degree",
+    ("graph", "fanout"): "--fanout", ("graph", "max_user_rows"): "--max-user-rows",
+    ("graph", "mode"): "--mode", ("graph", "edges"): "--edges",
+    ("graph", "relations"): "--relations", ("graph", "as_of"): "--as-of",
+    ("da", "threshold"): "--da-threshold", ("da", "keep_quantile"): "--keep-quantile",
+    ("da", "budget"): "--budget", ("knn", "index"): "--knn-index", ("knn", "k"): "--knn-k",
+    ("knn", "threshold"): "--knn-threshold",
+}
+"""The flag of each stage parameter that ``select`` and ``expand`` set from the command line."""
+
+
+def check_flags(params: dict[str, dict[str, Any]]) -> None:
+    """Checks each parameter a flag gave on its own, so that an error names the flag.
+
+    Args:
+        params: ``{stage: {parameter: value}}`` from the flags (None values: not given).
+
+    Raises:
+        InputError: ``--knn-threshold: threshold must be a number in [-1.0, 1.0], got 2.0``.
+
+    >>> check_flags({"graph": {"fanout": -1}})
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: --fanout: fanout must be an integer >= 1 or None, got -1
+    """
+    for stage, values in params.items():
+        for name, value in values.items():
+            if value is None:
+                continue
+            try:
+                STAGES.get(stage)(**{name: value}).check_params()
+            except InputError as exc:
+                raise InputError(f"{FLAGS[stage, name]}: {exc}") from None
+
+
+def renamed(error: ParamError, flags: dict[str, dict[str, Any]]) -> InputError:
+    """``error`` naming the flag that set its parameter, if a flag did."""
+    given = flags.get(error.stage, {}).get(error.param) is not None
+    return error.renamed(FLAGS[error.stage, error.param]) if given else error
 
 
 def parse_max_degree(value: str) -> float | str | None:
@@ -42,19 +87,62 @@ def parse_max_degree(value: str) -> float | str | None:
     return number
 
 
+def parse_max_user_rows(value: str) -> int | str | None:
+    """``--max-user-rows`` as the graph stage's ``max_user_rows``: ``"auto"``, None or a count.
+
+    >>> parse_max_user_rows("auto"), parse_max_user_rows("none"), parse_max_user_rows("500")
+    ('auto', None, 500)
+    """
+    if value == "auto":
+        return "auto"
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--max-user-rows must be an integer >= 1, 'auto' or 'none', got "
+                         f"{value!r}") from None
+
+
+def parse_conf(values: tuple[str, ...]) -> dict[str, str]:
+    """``--conf KEY=VALUE`` flags as Spark settings (a later key wins).
+
+    >>> parse_conf(("spark.driver.memory=4g", "spark.sql.shuffle.partitions=8"))
+    {'spark.driver.memory': '4g', 'spark.sql.shuffle.partitions': '8'}
+    >>> parse_conf(("memory",))
+    Traceback (most recent call last):
+    ...
+    graphsel.errors.InputError: --conf must be KEY=VALUE (e.g. spark.driver.memory=4g), got 'memory'
+    """
+    conf: dict[str, str] = {}
+    for value in values:
+        key, equals, setting = value.partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"--conf must be KEY=VALUE (e.g. spark.driver.memory=4g), "
+                             f"got {value!r}")
+        conf[key.strip()] = setting
+    return conf
+
+
 def _names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def graph_flags(num_hops: int | None, max_degree: str | None, fanout: int | None,
-                mode: str | None, edges: str | None, relations: str | None,
-                as_of: int | None) -> dict[str, Any]:
-    """The graph stage's parameters that flags gave (a flag left out is not in the dict)."""
+                max_user_rows: str | None, mode: str | None, edges: str | None,
+                relations: str | None, as_of: int | None) -> dict[str, Any]:
+    """The graph stage's parameters that flags gave (a flag left out is not in the dict),
+    each checked on its own (:func:`check_flags`)."""
     given = {"num_hops": num_hops, "fanout": fanout, "mode": mode, "edges": edges,
              "as_of": as_of, "relations": None if relations is None else _names(relations)}
     params: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-    if max_degree is not None:  # "none" gives None, a value of its own
+    check_flags({"graph": params})
+    # "none" gives None, a value of its own: checked by the parsers
+    if max_degree is not None:
         params["max_degree"] = parse_max_degree(max_degree)
+    if max_user_rows is not None:
+        params["max_user_rows"] = parse_max_user_rows(max_user_rows)
+        check_flags({"graph": {"max_user_rows": params["max_user_rows"]}})
     return params
 
 
@@ -70,6 +158,9 @@ def graph_options(command: Any) -> Any:
                           "least 50) or 'none' [default: auto]."),
         click.option("--fanout", type=int,
                      help="Expand hubs through this many random edges instead of none."),
+        click.option("--max-user-rows",
+                     help="Rows kept per user (seeds too), drawn at random from a heavier "
+                          "user's: a number, 'auto' (the hub cap) or 'none' [default: auto]."),
         click.option("--mode",
                      help="Rows the expansion selects: both, user, item or any end reached "
                           "[default: both]."),
@@ -129,14 +220,23 @@ def save_plots(selector: Any, out_dir: str | Path, truth: Any = None) -> list[Pa
               help=f"Planted truth (default: {TRUTH_FILE} beside the source, if present).")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=str),
               help="Also write the selection's figures (PNG) into this folder.")
+@click.option("--engine", default="local", show_default=True,
+              help=f"Where to run: {' or '.join(ENGINES)}. spark runs the graph stage only "
+                   f"(--stages graph --max-user-rows none) and reads Parquet paths or "
+                   f"table:db.name; --out is then a directory of Parquet files.")
+@click.option("--master", help="Spark master, e.g. local[4], yarn, spark://host:7077 [default: "
+                               "spark-submit's, else local[*]].")
+@click.option("--conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+              help="A Spark setting, e.g. spark.driver.memory=4g (repeatable).")
 @json_option
 def command(source: str, target: str, out: str, report_path: str | None, stages: str | None,
             num_hops: int | None, max_degree: str | None, fanout: int | None,
-            mode: str | None, edges: str | None, relations: str | None, as_of: int | None,
-            config_path: str | None, seed: int | None, da_threshold: float | None,
-            keep_quantile: float | None, budget: int | None, knn_index: str | None,
+            max_user_rows: str | None, mode: str | None, edges: str | None,
+            relations: str | None, as_of: int | None, config_path: str | None,
+            seed: int | None, da_threshold: float | None, keep_quantile: float | None, budget: int | None, knn_index: str | None,
             knn_threshold: float | None, knn_k: int | None, truth_path: str | None,
-            plots_dir: str | None, as_json: bool) -> None:
+            plots_dir: str | None, engine: str, master: str | None,
+            spark_conf: tuple[str, ...], as_json: bool) -> None:
     """Select and weight the source rows that look like the target domain.
 
     Stages run in the order given: the graph expansion from the users and items both logs
@@ -145,32 +245,91 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     FAISS neighbour score of each row against the target rows (kept at --knn-threshold).
     A summary table ends the output; --json prints the report instead.
     """
-    if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
-        truth_path = str(Path(source).parent / TRUTH_FILE)
-    check_paths({"--source": source, "--target": target, "--config": config_path,
-                 "--truth": truth_path}, files={"--report": report_path},
-                folders={"--plots": plots_dir}, logs={"--out": out})
-    config = (SelectionConfig() if config_path is None
-              else SelectionConfig.from_yaml(config_path))
+    check_choice("--engine", engine, ENGINES)
+    if engine != "spark" and (master is not None or spark_conf):
+        raise InputError(f"--{'master' if master is not None else 'conf'} is a setting of "
+                         f"--engine spark; the engine is {engine}")
+    if engine == "spark":
+        for flag, value in (("--truth", truth_path), ("--plots", plots_dir)):
+            if value is not None:
+                raise InputError(f"{flag} is not supported with --engine spark; use --engine "
+                                 f"local")
+    else:
+        if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
+            truth_path = str(Path(source).parent / TRUTH_FILE)
+        check_paths({"--source": source, "--target": target, "--config": config_path,
+                     "--truth": truth_path}, files={"--report": report_path},
+                    folders={"--plots": plots_dir}, logs={"--out": out})
     flags = {
-        "graph": graph_flags(num_hops, max_degree, fanout, mode, edges, relations, as_of),
+        "graph": graph_flags(num_hops, max_degree, fanout, max_user_rows, mode, edges,
+                             relations, as_of),
         "da": _rule(da_threshold, keep_quantile, budget),
         "knn": {**{key: value for key, value in (("index", knn_index), ("k", knn_k))
                    if value is not None}, **_rule(knn_threshold, None, None)},
     }
-    config = config.merged(None if stages is None else _names(stages),
-                           {name: params for name, params in flags.items() if params}, seed)
+    check_flags(flags)
+    if engine == "spark":
+        _select_on_spark(source, target, out, report_path, stages, flags, config_path, seed,
+                         master, parse_conf(spark_conf), as_json)
+        return
+    config = _config(config_path, stages, flags, seed)
     selector = config.build(progress=not as_json)  # bad options fail before the logs are read
     source_log, target_log = read_pair(source, target)
     check_pair(source_log, target_log, min_rows=selector.min_target_rows(), both_labels=False)
+    try:
+        selector.check_inputs(source_log, target_log)  # e.g. --knn-k above the target's rows
+    except ParamError as exc:
+        raise renamed(exc, flags) from None
     truth = None if truth_path is None else read_truth(truth_path, len(source_log))
     selection = selector.fit(source_log, target_log, truth=truth).selection_
-    selection.write(source_log, out)
     assert selection.report is not None  # a fitted selection has one
     report = {**selection.report.to_json(), "out": out}
-    if plots_dir is not None:
-        report["plots"] = [str(p) for p in save_plots(selector, plots_dir, truth)]
-    if report_path is not None:
-        write_json(report, report_path)
+    # the rows, the figures and the report are written as one unit: all of them or none
+    with atomic_outputs() as outputs:
+        selection.write(source_log, outputs.file(out))
+        if plots_dir is not None:
+            staged = save_plots(selector, outputs.folder(plots_dir), truth)
+            report["plots"] = [str(Path(plots_dir) / path.name) for path in staged]
+        if report_path is not None:
+            write_json(report, outputs.file(report_path))
+    for warning in selection.report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     emit(as_json, report, selection.report.format()
          + f"\n\nwrote {selection.num_selected:,} rows to {out}")
+
+
+def _config(config_path: str | None, stages: str | None, flags: dict[str, dict[str, Any]],
+            seed: int | None) -> SelectionConfig:
+    """Stage defaults < ``--config`` < flags."""
+    config = (SelectionConfig() if config_path is None
+              else SelectionConfig.from_yaml(config_path))
+    return config.merged(None if stages is None else _names(stages),
+                         {name: params for name, params in flags.items() if params}, seed)
+
+
+def _select_on_spark(source: str, target: str, out: str, report_path: str | None,
+                     stages: str | None, flags: dict[str, dict[str, Any]],
+                     config_path: str | None, seed: int | None, master: str | None,
+                     conf: dict[str, str], as_json: bool) -> None:
+    """``select --engine spark``: the graph stage on Spark, written as the local engine
+    writes it (``out`` a directory of Parquet files), the same report."""
+    from graphsel.engines import spark as engine  # pyspark only when this engine runs
+
+    local = {option: path for option, path in (("--source", source), ("--target", target))
+             if engine.local_path(path) is not None}
+    check_paths({**local, "--config": config_path}, files={"--report": report_path},
+                folders={"--out": out if engine.local_path(out) is not None else None})
+    config = _config(config_path, stages, flags, seed)
+    if config.stages != ("graph",):
+        raise InputError(f"--engine spark runs the graph stage only: pass --stages graph (the "
+                         f"stages are {','.join(config.stages)})")
+    stage = config.stage("graph")
+    engine.spark_params(stage)  # refused options fail before a session starts
+    session = engine.spark_session(master, conf)
+    selection = engine.run_selection(session, source, target, stage, out)
+    report = {**selection.to_json(), "out": out}
+    if report_path is not None:
+        with atomic_outputs() as outputs:
+            write_json(report, outputs.file(report_path))
+    emit(as_json, report, selection.format()
+         + f"\n\nwrote {selection.selected:,} rows to {out}")

@@ -8,6 +8,7 @@ from graphsel.cli._common import emit, json_option
 from graphsel.data.card import DatasetCard
 from graphsel.data.io import check_paths, write_json
 from graphsel.data.log import TS_UNITS, check_pair, read_log, read_pair
+from graphsel.select.config import SelectionConfig
 
 __all__ = ["command"]
 
@@ -28,7 +29,8 @@ def command(source: str, target: str | None, card_path: str | None, ts_unit: str
     columns user_id, item_id, ts, label, domain (and optionally behavior and side features).
     With two logs, they must also pass the checks that `graphsel select` and `graphsel run`
     make of a pair (shared users or items, one type per shared feature, at least 5 target
-    rows, both labels in the target), so "valid: yes" means those commands accept them.
+    rows, both labels in the target, and the default selection's own needs, e.g. at least
+    10 target rows for its 10 neighbours), so "valid: yes" means those commands accept them.
     Exit code 2 on the first problem found, with a one-line reason naming the file and the
     column.
     """
@@ -38,6 +40,7 @@ def command(source: str, target: str | None, card_path: str | None, ts_unit: str
     else:
         source_log, target_log = read_pair(source, target, ts_unit=ts_unit)
         check_pair(source_log, target_log)
+        SelectionConfig().build().check_inputs(source_log, target_log)  # select's defaults
         card = DatasetCard.of(source_log, target_log)
     if card_path is not None:
         write_json(card.to_json(), card_path)

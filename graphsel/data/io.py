@@ -13,6 +13,12 @@ SIGTERM into an exception), the temporary file is removed. Only a process killed
 (``kill -9``) can leave one behind; the next write of the same output removes the leftovers
 whose writing process is gone (the pid in the name says which), and log readers skip hidden
 files, so such a leftover is never read as data.
+
+Several outputs written as one unit (:func:`atomic_outputs`: ``graphsel select``'s selected
+rows, ``--report`` and ``--plots`` folder) are each written into a hidden staging folder
+next to them, ``.<name>.<pid>.<random>.tmp/``, and moved into place together at the end,
+with Ctrl-C and SIGTERM held back for the few renames: an interrupted command leaves all of
+them or none.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import contextlib
 import json
 import os
 import re
+import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,7 +39,10 @@ from typing import Any, TypeAlias
 from graphsel.errors import InputError
 
 __all__ = [
+    "read_yaml",
     "OutputFolder",
+    "OutputSet",
+    "atomic_outputs",
     "atomic_path",
     "check_output_dir",
     "check_output_file",
@@ -253,9 +264,11 @@ def atomic_path(path: PathArg) -> Iterator[Path]:
 
 
 def remove_stale_temporaries(path: PathArg) -> list[Path]:
-    """Removes the temporary files that killed writers of ``path`` left next to it.
+    """Removes the temporary files (and staging folders) that killed writers of ``path``
+    left next to it.
 
-    A temporary file of :func:`atomic_path` is named ``.<name>.<pid>.<random>.tmp``; it is
+    A temporary file of :func:`atomic_path`, or a staging folder of :func:`atomic_outputs`,
+    is named ``.<name>.<pid>.<random>.tmp``; it is
     stale when no process with that pid runs on this machine (an untagged
     ``.<name>.<random>.tmp`` of an older version: when older than a day). Files of a live
     writer are kept.
@@ -280,7 +293,10 @@ def remove_stale_temporaries(path: PathArg) -> list[Path]:
         try:
             if pid is None and time.time() - sibling.stat().st_mtime < _STALE_UNTAGGED_S:
                 continue
-            sibling.unlink()
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling)  # a staging folder of atomic_outputs
+            else:
+                sibling.unlink()
             removed.append(sibling)
         except OSError:
             continue
@@ -303,7 +319,134 @@ def _umask() -> int:
     return mask
 
 
+class OutputSet:
+    """The outputs of one :func:`atomic_outputs` block: where to write each, for now.
+
+    :meth:`file` and :meth:`folder` give the path to write to instead of the output's own:
+    inside a hidden staging folder next to the output, under the output's own name (so a
+    writer that picks the format by extension still sees ``.parquet`` or ``.csv``).
+    """
+
+    def __init__(self) -> None:
+        # (staging folder, final path, whether the output is a file)
+        self._staged: list[tuple[Path, Path, bool]] = []
+
+    def _stage(self, path: Path, is_file: bool) -> Path:
+        remove_stale_temporaries(path)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=path.parent))
+        self._staged.append((staging, path, is_file))
+        return staging
+
+    def file(self, path: PathArg) -> Path:
+        """Where to write the output file ``path`` (checked like :func:`atomic_path`)."""
+        path = check_output_file(path)
+        return self._stage(path, is_file=True) / path.name
+
+    def folder(self, path: PathArg) -> Path:
+        """An empty folder to fill in place of the output folder ``path`` (which may exist:
+        its other files are kept, files of the same name replaced)."""
+        path = check_output_dir(path)
+        if not path.parent.exists():
+            raise InputError(f"{path}: parent directory {path.parent} does not exist")
+        return self._stage(path, is_file=False)
+
+    def _commit(self) -> None:
+        for staging, path, is_file in self._staged:
+            if is_file:
+                os.replace(staging / path.name, path)
+            elif not path.exists():
+                os.rename(staging, path)  # a new folder, in one step
+                continue
+            else:
+                for entry in sorted(os.listdir(staging)):
+                    os.replace(staging / entry, path / entry)
+            staging.rmdir()
+        self._staged.clear()
+
+    def _discard(self) -> None:
+        for staging, _, _ in self._staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._staged.clear()
+
+
+@contextlib.contextmanager
+def atomic_outputs() -> Iterator[OutputSet]:
+    """Writes several outputs as one unit: all of them when the block succeeds, none if not.
+
+    Usage::
+
+        with atomic_outputs() as outputs:
+            write_log(table, outputs.file("selected.parquet"))
+            save_plots(..., outputs.folder("plots"))
+            write_json(report, outputs.file("report.json"))
+
+    Each output is written into its staging folder (see :class:`OutputSet`); when the block
+    ends without an exception they are moved into place one after another with SIGINT and
+    SIGTERM blocked (a signal that arrives meanwhile is delivered after the last rename), so
+    Ctrl-C leaves either every output or none. On any exception the staging folders are
+    removed. Only ``kill -9`` can leave one behind; the next write of that output removes it.
+    """
+    outputs = OutputSet()
+    try:
+        yield outputs
+    except BaseException:
+        outputs._discard()
+        raise
+    with _signals_held():
+        try:
+            outputs._commit()
+        except BaseException:
+            outputs._discard()
+            raise
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Blocks SIGINT and SIGTERM in this thread for the block (where the platform can)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def write_json(obj: Any, path: PathArg) -> None:
     """Writes ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_yaml(path: PathArg) -> Any:
+    """The parsed YAML of a config file; never None.
+
+    An empty file (or one with comments only) is refused rather than read as "every
+    default": it is far more often a mistake (a wrong file, a failed copy) than a wish; a file
+    that means the defaults says so with ``{}``.
+
+    Raises:
+        InputError: an unreadable or empty file, or a YAML syntax error, in one line naming
+            the file and, for a syntax error, its line and column.
+    """
+    import yaml  # only commands that read a config pay for it
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"{path}: cannot read the config ({reason})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        raise InputError(f"{path}: not valid YAML{where} ({problem})") from None
+    if raw is None:
+        raise InputError(f"{path}: the config is empty; write {{}} to mean every default")
+    return raw

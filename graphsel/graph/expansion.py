@@ -30,9 +30,23 @@ from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, choice_error
 from graphsel.graph.bipartite import BipartiteGraph, Relation
 
-__all__ = ["Expansion", "SELECT_MODES", "expand", "graph_select", "seed_codes", "shared_seeds"]
+__all__ = [
+    "MAX_HOPS",
+    "SELECT_MODES",
+    "Expansion",
+    "cap_user_rows",
+    "expand",
+    "graph_select",
+    "seed_codes",
+    "shared_seeds",
+]
 
 SELECT_MODES: tuple[str, ...] = ("both", "user", "item", "any")
+
+MAX_HOPS = 100
+"""The most hops :func:`expand` takes. More hops than a graph's diameter change nothing (the
+frontier is empty), so any real expansion needs far fewer; the bound refuses a mistyped
+``--hops 100000`` that would spin through empty hops."""
 
 # Above this share of all edges a frontier is gathered by one pass over the edge list
 # instead of per-node slices: at hop 2 on a power-law graph the frontier touches most edges.
@@ -141,8 +155,9 @@ def seed_codes(seeds: Any, size: int, what: str) -> np.ndarray:
 
 
 def _check_options(num_hops: Any, max_degree: Any, fanout: Any, as_of: Any) -> None:
-    if isinstance(num_hops, bool) or not isinstance(num_hops, (int, np.integer)) or num_hops < 0:
-        raise InputError(f"num_hops must be an integer >= 0, got {num_hops!r}")
+    if isinstance(num_hops, bool) or not isinstance(num_hops, (int, np.integer)) or \
+            not 0 <= num_hops <= MAX_HOPS:
+        raise InputError(f"num_hops must be an integer >= 0 and <= {MAX_HOPS}, got {num_hops!r}")
     if max_degree is not None and (isinstance(max_degree, bool) or not isinstance(
             max_degree, (int, float, np.integer, np.floating)) or not max_degree >= 0):
         raise InputError(f"max_degree must be a number >= 0 or None, got {max_degree!r}")
@@ -246,7 +261,7 @@ def expand(
         seed_users: user codes: an int, a list, an array, a tensor, or a ``(U,)`` boolean
             mask (default None: no seed users). See :func:`shared_seeds`.
         seed_items: item codes, likewise (default None).
-        num_hops: hops to take, >= 0 (default 2); 0 returns the seeds.
+        num_hops: hops to take, 0 to :data:`MAX_HOPS` (default 2); 0 returns the seeds.
         relations: relation names or edge types to walk (default None: all of the graph's).
         max_degree: hub cap (default None: no cap). A node with more edges than this, over
             ``relations`` before ``as_of``, is reached but not expanded through.
@@ -420,3 +435,45 @@ def graph_select(source_log: InteractionLog, expansion: Expansion,
                        np.where(item_hop < 0, user_hop, np.minimum(user_hop, item_hop)))
     hop = hop.astype(np.int32, copy=False)
     return hop >= 0, hop
+
+
+def cap_user_rows(user: np.ndarray, mask: np.ndarray, max_rows: int,
+                  seed: int = 0) -> np.ndarray:
+    """``mask`` with at most ``max_rows`` selected rows per user, the rest dropped at random.
+
+    The hub cap of :func:`expand` bounds how far a heavy node reaches, not how many of its
+    own rows a selection keeps: a seed user with a million rows, all to reached items, would
+    otherwise make up most of the selection. Users with ``max_rows`` selected rows or fewer
+    keep them all; a heavier user keeps ``max_rows`` of them, drawn uniformly (seeded).
+
+    Args:
+        user: ``(N,)`` user code of each row.
+        mask: ``(N,)`` bool, the selected rows.
+        max_rows: rows kept per user, >= 1.
+        seed: seeds the draw (default 0); equal seeds give equal masks.
+
+    Returns:
+        ``(N,)`` bool, a subset of ``mask``.
+
+    >>> user = np.array([0, 0, 0, 0, 1, 1, 2])
+    >>> kept = cap_user_rows(user, np.array([1, 1, 1, 1, 1, 0, 1], bool), max_rows=2)
+    >>> np.bincount(user[kept]).tolist(), kept[4:].tolist()
+    ([2, 1, 1], [True, False, True])
+    """
+    if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+        raise InputError(f"max_user_rows must be an integer >= 1, got {max_rows!r}")
+    user = np.asarray(user)
+    mask = np.array(mask, dtype=bool)
+    rows = np.flatnonzero(mask)
+    heavy = np.bincount(user[rows]) > max_rows
+    if not heavy.any():
+        return mask
+    rows = rows[heavy[user[rows]]]
+    # each heavy user's rows in a random order, users one after another
+    order = np.lexsort((np.random.default_rng(seed).random(len(rows)), user[rows]))
+    rows = rows[order]
+    owner = user[rows]
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+    mask[rows[rank >= max_rows]] = False
+    return mask

@@ -36,8 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from graphsel.data.io import read_yaml
 from graphsel.errors import InputError, check_integer
 from graphsel.select.pipeline import DEFAULT_STAGES, SampleSelector
 from graphsel.select.stage import STAGES, SelectionStage
@@ -153,14 +152,7 @@ class SelectionConfig:
         Raises:
             InputError: an unreadable file, bad YAML, or a bad key or value (naming the file).
         """
-        try:
-            with open(path, encoding="utf-8") as file:
-                raw = yaml.safe_load(file)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({exc})") from None
-        return cls.from_dict(raw, where=f"{path}:")
+        return cls.from_dict(read_yaml(path), where=f"{path}:")
 
     def merged(self, stages: Sequence[str] | None = None,
                params: Mapping[str, Mapping[str, Any]] | None = None,

@@ -53,6 +53,7 @@ from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, check_real
 from graphsel.graph.embed import NORMALIZATIONS
 from graphsel.select.stage import (
+    ParamError,
     RuleMixin,
     Score,
     SelectionContext,
@@ -285,6 +286,7 @@ class DomainClassifier(RuleMixin, SelectionStage):
     """
 
     DEFAULT_RULE = SelectionRule("keep_quantile", 1.0)
+    SCORE_RANGE = (0.0, 1.0)
     report_: DomainReport
     SCORES = (Score("p_target", "p_target_"),)
 
@@ -348,6 +350,21 @@ class DomainClassifier(RuleMixin, SelectionStage):
         """``cv``: every out-of-fold split needs a target row in each fold."""
         return int(self.cv)
 
+    def check_inputs(self, n_candidates: int, n_target: int) -> None:
+        """``cv`` folds need ``cv`` target rows and ``cv`` candidates.
+
+        >>> DomainClassifier(cv=5).check_inputs(100, 3)
+        Traceback (most recent call last):
+        ...
+        graphsel.select.stage.ParamError: da.cv 5 needs at least 5 target rows (one per \
+fold), got 3 (valid: 2 to 3)
+        """
+        for n, what in ((n_target, "target rows"), (n_candidates, "candidates")):
+            if n < self.cv:
+                choose = f" (valid: 2 to {n})" if n >= 2 else ""
+                raise ParamError(self.name, "cv", self.cv, f"needs at least {self.cv} {what} "
+                                 f"(one per fold), got {n}{choose}")
+
     def fit(
         self,
         candidates: InteractionLog,
@@ -373,6 +390,7 @@ class DomainClassifier(RuleMixin, SelectionStage):
             self
         """
         self.check_params()
+        self.check_inputs(len(candidates), len(target))
         if candidates.index is not target.index:
             raise InputError(f"{candidates.name} and {target.name} do not share one id index; "
                              f"read them with read_pair or share_index")

@@ -3,8 +3,10 @@
 The users and items that the candidates share with the target are the seeds; the expansion
 walks ``num_hops`` hops through the candidates' graph, hubs capped
 (:func:`graphsel.graph.expansion.expand`), and the stage keeps the rows whose ends were
-reached (:func:`graphsel.graph.expansion.graph_select`). Its score is each row's ``hop``.
-``graphsel expand`` runs this stage too, so both commands read ``--max-degree`` alike.
+reached (:func:`graphsel.graph.expansion.graph_select`), at most ``max_user_rows`` per user
+(:func:`graphsel.graph.expansion.cap_user_rows`: hub users keep as many rows as the hub cap
+lets a node have edges, seeds included). Its score is each row's ``hop``. ``graphsel expand``
+runs this stage too, so both commands read ``--max-degree`` alike.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import numpy as np
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer
 from graphsel.graph.bipartite import EDGE_CHOICES, BipartiteGraph
-from graphsel.graph.expansion import SELECT_MODES, expand, graph_select, shared_seeds
+from graphsel.graph.expansion import (
+    MAX_HOPS,
+    SELECT_MODES,
+    cap_user_rows,
+    expand,
+    graph_select,
+    shared_seeds,
+)
 from graphsel.select.stage import (
     Score,
     SelectionContext,
@@ -28,7 +37,8 @@ from graphsel.select.stage import (
     register_stage,
 )
 
-__all__ = ["AUTO_MIN_DEGREE", "GraphExpansion", "GraphReport", "HopCount", "resolve_max_degree"]
+__all__ = ["AUTO_MIN_DEGREE", "GraphExpansion", "GraphReport", "HopCount", "resolve_max_degree",
+           "resolve_max_user_rows"]
 
 AUTO_MIN_DEGREE = 50.0
 """The lowest hub cap ``max_degree="auto"`` gives."""
@@ -57,6 +67,21 @@ def resolve_max_degree(graph: BipartiteGraph, max_degree: float | str | None,
     return float(max(AUTO_MIN_DEGREE, np.percentile(degrees, 99)))
 
 
+def resolve_max_user_rows(max_user_rows: int | str | None,
+                          max_degree: float | None) -> int | None:
+    """The rows kept per user: ``max_user_rows`` itself, or for ``"auto"`` the hub cap
+    ``max_degree`` rounded down (at least 1; None when the expansion is uncapped).
+
+    >>> resolve_max_user_rows("auto", 57.4), resolve_max_user_rows("auto", None)
+    (57, None)
+    >>> resolve_max_user_rows(10, 57.4), resolve_max_user_rows(None, 57.4)
+    (10, None)
+    """
+    if max_user_rows != "auto":
+        return max_user_rows  # type: ignore[return-value]
+    return None if max_degree is None else max(1, int(max_degree))
+
+
 @dataclass(frozen=True)
 class HopCount:
     """Nodes first reached at one hop."""
@@ -75,6 +100,10 @@ class GraphReport(StageDetails):
         max_degree: the hub cap used (``"auto"`` resolved), None when uncapped.
         hops: nodes first reached at each hop ``0..num_hops``.
         capped_users, capped_items: hubs reached but not expanded through.
+        max_user_rows: rows kept per user (``"auto"`` resolved), None when uncapped.
+        row_capped_users: users whose rows were cut to ``max_user_rows``.
+        dropped_rows: reached rows those users lost.
+        warning: why the stage's result is suspect, or None (see :meth:`warnings`).
     """
 
     seed_users: int
@@ -83,16 +112,28 @@ class GraphReport(StageDetails):
     hops: tuple[HopCount, ...]
     capped_users: int
     capped_items: int
+    max_user_rows: int | None = None
+    row_capped_users: int = 0
+    dropped_rows: int = 0
+    warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"seeds": {"users": self.seed_users, "items": self.seed_items},
                 "max_degree": self.max_degree,
                 "hops": [{"hop": h.hop, "users": h.users, "items": h.items} for h in self.hops],
-                "capped": {"users": self.capped_users, "items": self.capped_items}}
+                "capped": {"users": self.capped_users, "items": self.capped_items},
+                "user_rows": {"max": self.max_user_rows, "users": self.row_capped_users,
+                              "dropped": self.dropped_rows}}
 
     def note(self) -> str:
-        return (f"{len(self.hops) - 1} hops, capped {self.capped_users} users "
+        note = (f"{len(self.hops) - 1} hops, capped {self.capped_users} users "
                 f"/ {self.capped_items} items")
+        if self.dropped_rows:
+            note += f", {self.dropped_rows} rows of {self.row_capped_users} users"
+        return note
+
+    def warnings(self) -> tuple[str, ...]:
+        return () if self.warning is None else (self.warning,)
 
 
 @register_stage("graph")
@@ -105,6 +146,11 @@ class GraphExpansion(SelectionStage):
             ``"auto"`` (default) caps at the 99th percentile of the degrees of the graph's
             users and items, at least 50 (:func:`resolve_max_degree`); None is uncapped.
         fanout: expand hubs through this many random edges instead of none. Defaults to None.
+        max_user_rows: rows kept per user, drawn at random from a heavier user's reached
+            rows (:func:`~graphsel.graph.expansion.cap_user_rows`), seeds included: the
+            hub cap stops an expansion at a heavy user, this stops the user's own rows from
+            filling the selection. ``"auto"`` (default) is the hub cap ``max_degree_``
+            (rounded down; none when the expansion is uncapped); None keeps every row.
         mode: which rows are kept, one of :data:`graphsel.graph.expansion.SELECT_MODES`.
             Defaults to ``"both"``.
         edges: which candidate rows make graph edges: ``"all"`` (default) or ``"positive"``
@@ -120,7 +166,9 @@ class GraphExpansion(SelectionStage):
             relation; the expansion walks ``relations``).
         expansion_: the :class:`~graphsel.graph.expansion.Expansion`.
         max_degree_: the hub cap used (``"auto"`` resolved; None: uncapped).
-        hop_: ``(N_cand,)`` int32 hop of each candidate row, -1 where not reached.
+        max_user_rows_: the rows kept per user (``"auto"`` resolved; None: uncapped).
+        hop_: ``(N_cand,)`` int32 hop of each candidate row, -1 where not reached (a
+            reached row that the per-user cap dropped keeps its hop).
         support_: ``(N_cand,)`` bool, the kept candidates.
         report_: a :class:`GraphReport`.
 
@@ -142,6 +190,7 @@ class GraphExpansion(SelectionStage):
         max_degree: float | str | None = "auto",
         fanout: int | None = None,
         *,
+        max_user_rows: int | str | None = "auto",
         mode: str = "both",
         edges: str = "all",
         relations: Sequence[str] | None = None,
@@ -151,6 +200,7 @@ class GraphExpansion(SelectionStage):
         self.num_hops = num_hops
         self.max_degree = max_degree
         self.fanout = fanout
+        self.max_user_rows = max_user_rows
         self.mode = mode
         self.edges = edges
         self.relations = relations
@@ -158,7 +208,7 @@ class GraphExpansion(SelectionStage):
         self.random_state = random_state
 
     def check_params(self) -> None:
-        check_integer("num_hops", self.num_hops, 0)
+        check_integer("num_hops", self.num_hops, 0, MAX_HOPS)
         cap = self.max_degree
         if not (cap is None or cap == "auto" or isinstance(cap, Real) and
                 not isinstance(cap, bool) and cap >= 0):
@@ -166,6 +216,11 @@ class GraphExpansion(SelectionStage):
         if self.fanout is not None and (isinstance(self.fanout, bool) or not isinstance(
                 self.fanout, Integral) or self.fanout < 1):
             raise InputError(f"fanout must be an integer >= 1 or None, got {self.fanout!r}")
+        rows = self.max_user_rows
+        if not (rows is None or rows == "auto" or isinstance(rows, Integral) and
+                not isinstance(rows, bool) and rows >= 1):
+            raise InputError(f"max_user_rows must be an integer >= 1, 'auto' or None, "
+                             f"got {rows!r}")
         check_choice("mode", self.mode, SELECT_MODES)
         check_choice("edges", self.edges, EDGE_CHOICES)
         if self.as_of is not None and (isinstance(self.as_of, bool)
@@ -194,11 +249,41 @@ class GraphExpansion(SelectionStage):
         expansion = expand(graph, seed_users, seed_items, num_hops=self.num_hops,
                            relations=self.relations, max_degree=max_degree,
                            fanout=self.fanout, as_of=self.as_of, seed=self.random_state)
-        self.support_, self.hop_ = graph_select(candidates, expansion, mode=self.mode)
+        reached, self.hop_ = graph_select(candidates, expansion, mode=self.mode)
+        max_user_rows = resolve_max_user_rows(self.max_user_rows, max_degree)
+        self.support_ = (reached if max_user_rows is None else
+                         cap_user_rows(candidates.user, reached, max_user_rows,
+                                       self.random_state))
+        dropped = reached & ~self.support_
         self.graph_, self.expansion_, self.max_degree_ = graph, expansion, max_degree
+        self.max_user_rows_ = max_user_rows
         self.report_ = GraphReport(
             len(seed_users), len(seed_items),
             None if max_degree is None else float(max_degree),
             tuple(HopCount(h, u, i) for h, (u, i) in enumerate(expansion.hop_counts)),
-            len(expansion.capped_users), len(expansion.capped_items))
+            len(expansion.capped_users), len(expansion.capped_items),
+            max_user_rows, len(np.unique(candidates.user[dropped])), int(dropped.sum()),
+            self._seeds_only_warning(candidates, graph))
         return self
+
+    def _seeds_only_warning(self, candidates: InteractionLog,
+                            graph: BipartiteGraph) -> str | None:
+        """Says so when an expansion of one hop or more reached nothing beyond its seeds."""
+        counts = self.expansion_.hop_counts
+        if self.num_hops == 0 or any(users or items for users, items in counts[1:]):
+            return None
+        seeds = f"{counts[0][0]} seed users and {counts[0][1]} seed items"
+        edges = int(graph.degree("user", self.relations, self.as_of).sum())
+        if edges == 0 and self.as_of is not None:
+            why = (f"no edge is before as_of={self.as_of} (the candidates' first ts is "
+                   f"{int(candidates.ts.min())})")
+        else:
+            why = f"the {seeds} have no edge to a new node (hub cap {self.max_degree_})"
+        return (f"graph stage: the expansion reached nothing beyond the seeds: {why}; only "
+                f"rows between the {seeds} were kept")
+
+    def empty_reason(self) -> str:
+        seeds = self.expansion_.hop_counts[0]
+        return (f"no row has {'both ends' if self.mode == 'both' else 'its ' + self.mode} "
+                f"within {self.num_hops} hops of the {seeds[0]} seed users and {seeds[1]} "
+                f"seed items")

@@ -47,6 +47,7 @@ from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, choice_error
 from graphsel.graph.embed import NORMALIZATIONS, sample_vectors
 from graphsel.select.stage import (
+    ParamError,
     RuleMixin,
     Score,
     SelectionContext,
@@ -313,7 +314,8 @@ class NeighborScorer(RuleMixin, SelectionStage):
 
     Args:
         index: FAISS factory string, one of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
-        k: neighbours averaged per candidate. Defaults to 10 (capped at ``N_tgt``).
+        k: neighbours averaged per candidate, at most ``N_tgt`` (:meth:`check_inputs`).
+            Defaults to 10.
         nprobe: IVF lists scanned per query. Defaults to :func:`default_nprobe`.
         ef_search: HNSW search breadth. Defaults to 64.
         lsh_nbits: LSH code bits. Defaults to ``4 * d``.
@@ -346,6 +348,7 @@ class NeighborScorer(RuleMixin, SelectionStage):
     """
 
     DEFAULT_RULE = SelectionRule("threshold", 0.9)
+    SCORE_RANGE = (-1.0, 1.0)  # a mean cosine similarity
     report_: NeighborReport
     SCORES = (Score("knn_score", "knn_score_"),)
 
@@ -395,6 +398,21 @@ class NeighborScorer(RuleMixin, SelectionStage):
             if getattr(self, name) is not None:
                 check_integer(name, getattr(self, name), 1)
 
+    def check_inputs(self, n_candidates: int, n_target: int) -> None:
+        """``k`` neighbours need ``k`` target rows: with ``k >= N_tgt`` every score would be
+        the mean similarity to the whole target, not to a neighbourhood.
+
+        >>> NeighborScorer(k=100).check_inputs(1000, 90)
+        Traceback (most recent call last):
+        ...
+        graphsel.select.stage.ParamError: knn.k 100 is more than the 90 target rows (valid: 1 to 90)
+        """
+        if n_target < 1:
+            raise InputError("the knn stage needs at least 1 target row, got 0")
+        if self.k > n_target:
+            raise ParamError(self.name, "k", self.k, f"is more than the {n_target} target "
+                             f"rows (valid: 1 to {n_target})")
+
     def fit(
         self,
         candidates: InteractionLog,
@@ -420,6 +438,7 @@ class NeighborScorer(RuleMixin, SelectionStage):
             self
         """
         self.check_params()
+        self.check_inputs(len(candidates), len(target))
         context = SelectionContext.for_fit(target, context, user_factors, item_factors)
         factors = context.factors(candidates, self.embedding_dim, self.normalize,
                                   self.random_state)

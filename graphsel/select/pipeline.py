@@ -133,6 +133,9 @@ class SelectionReport:
         target_label_rate, source_label_rate: mean label of each log.
         selected_label_rate: mean label of the selected rows; None when none is selected.
         truth: precision and recall against the planted truth, when ``fit`` had one.
+        warnings: lines saying why the selection is suspect (a stage's
+            :meth:`~graphsel.select.stage.StageDetails.warnings`, e.g. an expansion that
+            reached nothing beyond its seeds); empty when nothing is.
     """
 
     source_rows: int
@@ -145,10 +148,12 @@ class SelectionReport:
     selected_label_rate: float | None
     source_label_rate: float
     truth: SelectionQuality | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of ``graphsel select --report``: ``rows``, ``stages``, ``selected``,
-        ``coverage``, ``label_rate`` and, with a truth, ``truth``."""
+        ``coverage``, ``label_rate``, with a truth ``truth`` and, when there are any,
+        ``warnings``."""
         report: dict[str, Any] = {
             "rows": {"source": self.source_rows, "target": self.target_rows},
             "stages": [stage.to_json() for stage in self.stages],
@@ -161,10 +166,14 @@ class SelectionReport:
         }
         if self.truth is not None:
             report["truth"] = self.truth.to_json()
+        if self.warnings:
+            report["warnings"] = list(self.warnings)
         return report
 
     def format(self) -> str:
-        """The selection funnel as a table, then coverage, label rates and (if known) truth."""
+        """The selection funnel as a table, then coverage, label rates and (if known) truth.
+
+        The :attr:`warnings` are not part of it: commands print them on stderr."""
         rows: list[list[Any]] = [["source", self.source_rows, "", "", "", ""]]
         rows += [[stage.name, stage.kept, stage.users, stage.items, f"{stage.seconds:.2f}",
                   stage.details.note()] for stage in self.stages]
@@ -316,6 +325,20 @@ class SampleSelector(BaseEstimator):
         """
         return max(stage.min_target_rows() for stage in self.check_params())
 
+    def check_inputs(self, source: InteractionLog, target: InteractionLog) -> None:
+        """Checks every stage's parameters against the logs' sizes, before any work.
+
+        :meth:`fit` calls it first; a command calls it right after reading the logs, so that
+        ``k`` above the target's rows fails before any progress bar.
+
+        Raises:
+            InputError: the first parameter that does not fit, a
+                :class:`~graphsel.select.stage.ParamError` naming the stage and the
+                parameter (``knn.k 100000 is more than the 900 target rows; ...``).
+        """
+        for stage in self.check_params():
+            stage.check_inputs(len(source), len(target))
+
     def fit(self, source: InteractionLog, target: InteractionLog,
             truth: np.ndarray | None = None) -> SampleSelector:
         """Runs the stages over ``source`` and stores the :class:`Selection` in ``selection_``.
@@ -330,8 +353,15 @@ class SampleSelector(BaseEstimator):
 
         Returns:
             self
+
+        Raises:
+            InputError: bad parameters or logs (before any work), or a stage that kept no
+                candidate: the message names the stage and its rule (an empty selection
+                is never returned).
         """
         stages = self.check_params()
+        for stage in stages:
+            stage.check_inputs(len(source), len(target))
         if source.index is not target.index:
             raise InputError(f"{source.name} and {target.name} do not share one id index; "
                              f"read them with graphsel.data.log.read_pair")
@@ -346,26 +376,36 @@ class SampleSelector(BaseEstimator):
         weight = np.ones(n, dtype=np.float32)
         reports: list[StageReport] = []
         part = source
-        bar = tqdm(stages, desc="select", unit="stage", disable=not self.progress, leave=False)
-        for stage in bar:
-            bar.set_postfix_str(stage.name)
-            start = time.perf_counter()
-            # candidates only shrink, so an equal length means the same rows: slicing copies
-            # every column, and the "da" stage keeps every row unless told otherwise
-            if len(part) != len(candidates):
-                part = source[candidates]
-            stage.fit(part, target, context=context)
-            for score in stage.SCORES:
-                scores[score.column][candidates] = getattr(stage, score.attribute)
-            stage_weight = stage.sample_weight()
-            if stage_weight is not None:
-                weight[candidates] *= stage_weight
-            candidates = candidates[stage.get_support()]
-            # counted on the code arrays: slicing the log would copy every column
-            reports.append(StageReport(
-                stage.name, len(candidates), len(np.unique(source.user[candidates])),
-                len(np.unique(source.item[candidates])),
-                round(time.perf_counter() - start, 3), stage.report_))
+        # the bar is drawn on a terminal only (disable=None), and closed (its line cleared)
+        # before an error leaves the loop, so the error starts a clean line
+        with tqdm(stages, desc="select", unit="stage", disable=None if self.progress else True,
+                  leave=False) as bar:
+            for position, stage in enumerate(bar):
+                bar.set_postfix_str(stage.name)
+                start = time.perf_counter()
+                if position:
+                    _check_candidates(stage, stages[position - 1], len(candidates), len(target))
+                # candidates only shrink, so an equal length means the same rows: slicing
+                # copies every column, and the "da" stage keeps every row unless told otherwise
+                if len(part) != len(candidates):
+                    part = source[candidates]
+                stage.fit(part, target, context=context)
+                for score in stage.SCORES:
+                    scores[score.column][candidates] = getattr(stage, score.attribute)
+                stage_weight = stage.sample_weight()
+                if stage_weight is not None:
+                    weight[candidates] *= stage_weight
+                kept = candidates[stage.get_support()]
+                if len(kept) == 0:
+                    raise InputError(f"the selection is empty: the {stage.name} stage kept none "
+                                     f"of {len(candidates):,} candidate rows: "
+                                     f"{stage.empty_reason()}")
+                candidates = kept
+                # counted on the code arrays: slicing the log would copy every column
+                reports.append(StageReport(
+                    stage.name, len(candidates), len(np.unique(source.user[candidates])),
+                    len(np.unique(source.item[candidates])),
+                    round(time.perf_counter() - start, 3), stage.report_))
         mask = np.zeros(n, dtype=bool)
         mask[candidates] = True
         weight[~mask] = 0.0
@@ -393,6 +433,16 @@ class SampleSelector(BaseEstimator):
         return self.fit(source, target, truth).transform(source)
 
 
+def _check_candidates(stage: SelectionStage, previous: SelectionStage, n_candidates: int,
+                      n_target: int) -> None:
+    """``stage.check_inputs`` on the candidates ``previous`` left, naming ``previous``."""
+    try:
+        stage.check_inputs(n_candidates, n_target)
+    except InputError as exc:
+        raise InputError(f"the {previous.name} stage left {n_candidates:,} candidate rows, too "
+                         f"few for the {stage.name} stage: {exc}") from None
+
+
 def _report(source: InteractionLog, target: InteractionLog, mask: np.ndarray,
             stages: list[StageReport], truth: np.ndarray | None) -> SelectionReport:
     selected_labels = source.label[mask]
@@ -405,7 +455,8 @@ def _report(source: InteractionLog, target: InteractionLog, mask: np.ndarray,
         selected_label_rate=(round(float(selected_labels.mean()), 6) if len(selected_labels)
                              else None),
         source_label_rate=round(float(source.label.mean()), 6),
-        truth=None if truth is None else selection_quality(mask, truth))
+        truth=None if truth is None else selection_quality(mask, truth),
+        warnings=tuple(warning for stage in stages for warning in stage.details.warnings()))
 
 
 def _share(flags: np.ndarray) -> float:

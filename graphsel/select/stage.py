@@ -16,10 +16,18 @@ stages agree on what ``threshold``, ``keep_quantile`` and ``budget`` mean:
 - ``threshold=t``: keep candidates whose score is ``>= t``;
 - ``keep_quantile=q``: keep the top ``ceil(q * N_cand)`` candidates by score (``q`` in
   ``(0, 1]``; ``0.2`` keeps the top 20 %);
-- ``budget=K``: keep the top ``K`` candidates (all of them if ``K >= N_cand``).
+- ``budget=K``: keep the top ``K >= 1`` candidates (all of them if ``K >= N_cand``).
 
-At most one may be given; with none, the stage's ``DEFAULT_RULE`` applies. Ties in the
-"top" rules are broken by row order (the earlier row wins), so masks are deterministic.
+At most one may be given; with none, the stage's ``DEFAULT_RULE`` applies. A threshold must
+lie in the range of the stage's score (``RuleMixin.SCORE_RANGE``: ``[0, 1]`` for
+``p_target``, ``[-1, 1]`` for ``knn_score``): one outside it keeps nothing or everything.
+Ties in the "top" rules are broken by row order (the earlier row wins), so masks are
+deterministic.
+
+Parameters are checked twice before any work: on their own (:meth:`SelectionStage.check_params`)
+and against the sizes of the logs (:meth:`SelectionStage.check_inputs`, e.g. ``k`` against
+the target's rows), the second raising a :class:`ParamError` that names the parameter so a
+command can name its own spelling of it (``--knn-k``).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from graphsel.registry import Registry
 __all__ = [
     "DEFAULT_KEEP_QUANTILE",
     "STAGES",
+    "ParamError",
     "RuleMixin",
     "Score",
     "SelectionContext",
@@ -76,6 +85,7 @@ class SelectionRule:
         keep_quantile: float | None = None,
         budget: int | None = None,
         default: SelectionRule | None = None,
+        score_range: tuple[float, float] = (-math.inf, math.inf),
     ) -> SelectionRule:
         """Validates the three mutually exclusive estimator parameters.
 
@@ -83,6 +93,8 @@ class SelectionRule:
             threshold, keep_quantile, budget: the rule's parameters, at most one not None.
             default: the rule when none is given. Defaults to the top
                 :data:`DEFAULT_KEEP_QUANTILE`.
+            score_range: ``(low, high)``, the values the score can take: a threshold must
+                lie in it. Defaults to any finite number.
 
         Raises:
             InputError: if more than one is given, or one is out of range.
@@ -97,12 +109,26 @@ class SelectionRule:
             return default or cls("keep_quantile", DEFAULT_KEEP_QUANTILE)
         (kind, value), = given.items()
         if kind == "threshold":
-            value = check_real("threshold", value, -math.inf, math.inf)
+            value = check_real("threshold", value, *score_range)
         elif kind == "keep_quantile":
             value = check_real("keep_quantile", value, 0.0, 1.0, low_open=True)
         else:
-            value = check_integer("budget", value, 0)
+            value = check_integer("budget", value, 1)  # 0 would keep nothing
         return cls(kind, value)
+
+    def describe(self, score: str) -> str:
+        """The rule in words, for messages.
+
+        >>> SelectionRule("threshold", 0.9).describe("knn_score")
+        'knn_score >= 0.9'
+        >>> SelectionRule("keep_quantile", 0.2).describe("p_target")
+        'the top 20% by p_target'
+        """
+        if self.kind == "threshold":
+            return f"{score} >= {self.value:g}"
+        if self.kind == "keep_quantile":
+            return f"the top {self.value:.0%} by {score}"
+        return f"the top {int(self.value)} by {score}"
 
     def mask(self, scores: np.ndarray) -> np.ndarray:
         """Boolean mask ``(N_cand,)`` of the candidates this rule keeps given ``scores``."""
@@ -152,6 +178,11 @@ class StageDetails(ABC):
     @abstractmethod
     def note(self) -> str:
         """One short phrase for the funnel table's ``note`` column."""
+
+    def warnings(self) -> tuple[str, ...]:
+        """Lines saying why the stage's result is suspect (e.g. an expansion that reached
+        nothing beyond its seeds); none by default."""
+        return ()
 
 
 @dataclass
@@ -232,6 +263,28 @@ class SelectionContext:
         return self._factors[key]
 
 
+class ParamError(InputError):
+    """A stage parameter that does not fit the logs (checked by
+    :meth:`SelectionStage.check_inputs`).
+
+    The message reads ``"<stage>.<param> <value> <problem>"``; :meth:`renamed` gives the same
+    message under another name for the parameter (a command-line flag).
+
+    >>> error = ParamError("knn", "k", 100, "is more than the 9 target rows")
+    >>> print(error); print(error.renamed("--knn-k"))
+    knn.k 100 is more than the 9 target rows
+    --knn-k 100 is more than the 9 target rows
+    """
+
+    def __init__(self, stage: str, param: str, value: object, problem: str) -> None:
+        self.stage, self.param, self.value, self.problem = stage, param, value, problem
+        super().__init__(f"{stage}.{param} {value!r} {problem}")
+
+    def renamed(self, name: str) -> InputError:
+        """The same error naming the parameter ``name``."""
+        return InputError(f"{name} {self.value!r} {self.problem}")
+
+
 class SelectionStage(BaseEstimator, ABC):
     """Base class of the selection stages: the contract :class:`SampleSelector` relies on.
 
@@ -263,6 +316,28 @@ class SelectionStage(BaseEstimator, ABC):
         """The fewest target rows this stage can fit on (default 1)."""
         return 1
 
+    def check_inputs(self, n_candidates: int, n_target: int) -> None:
+        """Checks the parameters against the sizes of the logs, before any work.
+
+        The pipeline calls it once with all source rows, and again before the stage fits,
+        with the candidates the stages before it kept. By default: at least
+        :meth:`min_target_rows` target rows.
+
+        Args:
+            n_candidates: ``N_cand`` rows the stage will see.
+            n_target: ``N_tgt`` target rows.
+
+        Raises:
+            InputError: a :class:`ParamError` for a parameter that does not fit.
+        """
+        if n_target < self.min_target_rows():
+            raise InputError(f"the {self.name} stage needs at least {self.min_target_rows()} "
+                             f"target rows, got {n_target}")
+
+    def empty_reason(self) -> str:
+        """Why the stage kept no candidate, for the error that says so."""
+        return "it kept none"
+
     def get_support(self, indices: bool = False) -> np.ndarray:
         """The kept candidates: a boolean mask ``(N_cand,)``, or their row indices.
 
@@ -290,13 +365,22 @@ class RuleMixin:
     """
 
     DEFAULT_RULE: ClassVar[SelectionRule] = SelectionRule("keep_quantile", DEFAULT_KEEP_QUANTILE)
+    SCORE_RANGE: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
+    """The values the stage's score takes: a ``threshold`` outside them is refused."""
+    SCORES: ClassVar[tuple[Score, ...]]
     threshold: float | None
     keep_quantile: float | None
     budget: int | None
 
     def _selection_rule(self) -> SelectionRule:
         return SelectionRule.from_params(self.threshold, self.keep_quantile, self.budget,
-                                         default=self.DEFAULT_RULE)
+                                         default=self.DEFAULT_RULE,
+                                         score_range=self.SCORE_RANGE)
+
+    def empty_reason(self) -> str:
+        """The keep rule that kept nothing, e.g. ``"its rule knn_score >= 0.99 kept none"``."""
+        rule = self._selection_rule()
+        return f"its rule {rule.describe(self.SCORES[0].column)} kept none"
 
 
 STAGES: Registry[type[SelectionStage]] = Registry("stage")

@@ -50,11 +50,9 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from graphsel.data.io import read_yaml
 from graphsel.errors import InputError
 from graphsel.select.config import SelectionConfig
 from graphsel.transfer.models.options import ModelConfig
@@ -166,20 +164,11 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Reads an :class:`ExperimentConfig` from a YAML file (see the module docstring).
 
     Raises:
-        InputError: unreadable file or YAML, an unknown key, a value of the wrong type, an
-            unset environment variable, an unknown strategy; one line naming the file.
+        InputError: an unreadable, empty or invalid YAML file
+            (:func:`graphsel.data.io.read_yaml`), an unknown key, a value of the wrong type, an unset environment variable, an
+            unknown strategy; one line naming the file.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: not valid YAML ({reason})") from None
-    return config_from_dict({} if raw is None else raw, str(path))
+    return config_from_dict(read_yaml(path), str(path))
 
 
 def config_from_dict(raw: Any, where: str = "<config>") -> ExperimentConfig:

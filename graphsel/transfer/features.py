@@ -13,6 +13,15 @@ features) the training mean and standard deviation. ``transform`` then gives
 
 Everything is vectorised: each column is factorised once (hashing), and only its distinct
 values are looked up in the vocabulary.
+
+**The domain field.** Domain-aware joint training gives every row its domain as one more
+categorical column, :data:`DOMAIN_FIELD` (``"domain_id"``), added by :func:`with_domain_field`:
+``"target"`` for target rows (training, validation and test alike), ``"source"`` for source
+rows, or ``"source:<sub-domain>"`` where the source has a sub-domain column (a genre, a
+category, a graph community). It is encoded like any categorical field, so its embedding is
+the per-domain bias and representation. A model finds its column in ``cat`` with
+``spec.field_index(DOMAIN_FIELD)`` (``batch.cat[:, index]`` is then the row's domain; the
+target's local index is ``spec.domain_index(TARGET_DOMAIN)``).
 """
 
 from __future__ import annotations
@@ -32,6 +41,11 @@ __all__ = [
     "USER_FIELD",
     "ITEM_FIELD",
     "EXCLUDED_COLUMNS",
+    "DOMAIN_FIELD",
+    "TARGET_DOMAIN",
+    "SOURCE_DOMAIN",
+    "domain_values",
+    "with_domain_field",
     "CategoricalField",
     "NumericField",
     "FeatureSpec",
@@ -45,6 +59,13 @@ USER_FIELD = "user_id"
 ITEM_FIELD = "item_id"
 EXCLUDED_COLUMNS: tuple[str, ...] = ("behavior", "domain", "ts", "label")
 """Columns never used as features: they describe the event, or are the target."""
+
+DOMAIN_FIELD = "domain_id"
+"""The categorical column that names each training row's domain (see the module doc)."""
+TARGET_DOMAIN = "target"
+"""The :data:`DOMAIN_FIELD` value of every target row."""
+SOURCE_DOMAIN = "source"
+"""The :data:`DOMAIN_FIELD` value of source rows (``"source:<sub-domain>"`` with one)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +133,32 @@ class FeatureSpec:
     @property
     def numeric_names(self) -> list[str]:
         return [field.name for field in self.numeric]
+
+    def field_index(self, name: str) -> int:
+        """The column of categorical field ``name`` in ``cat`` (e.g. :data:`DOMAIN_FIELD`).
+
+        Raises:
+            InputError: ``name`` is not a categorical field (the message lists them).
+        """
+        names = self.categorical_names
+        if name not in names:
+            raise InputError(f"feature spec has no categorical field {name!r} "
+                             f"(fields: {', '.join(names)})")
+        return names.index(name)
+
+    def domain_index(self, domain: str = TARGET_DOMAIN) -> int:
+        """The local index (in ``cat[:, field_index(DOMAIN_FIELD)]``) of ``domain``; 0 (the
+        OOV bucket) for a domain the training rows did not hold.
+
+        >>> log = with_domain_field(InteractionLog.from_columns([1, 2], [1, 1], [0, 1],
+        ...                                                     [0, 1], "t"), "target")
+        >>> spec = FeatureEncoder().fit(log).spec_
+        >>> spec.field_index(DOMAIN_FIELD), spec.domain_index("target"), spec.domain_index("x")
+        (2, 1, 0)
+        """
+        categories = self.categorical[self.field_index(DOMAIN_FIELD)].categories
+        found = np.flatnonzero(categories == domain)
+        return int(found[0]) + 1 if len(found) else OOV_INDEX
 
 
 class FeatureEncoder:
@@ -271,3 +318,44 @@ def _fit_numeric(log: InteractionLog, name: str) -> NumericField:
     std = float(finite.std()) if len(finite) else 0.0
     # A constant column carries no information; dividing by 1 keeps it at 0, not NaN.
     return NumericField(name, mean, std if std > 0 else 1.0)
+
+
+def domain_values(log: InteractionLog, domain: str,
+                  sub_domain: str | None = None) -> np.ndarray:
+    """``(N,)`` object array: the :data:`DOMAIN_FIELD` value of each row of ``log``.
+
+    Args:
+        log: the rows.
+        domain: :data:`TARGET_DOMAIN` or :data:`SOURCE_DOMAIN`.
+        sub_domain: a column of ``log`` whose value names the row's sub-domain; source rows
+            then read ``"source:<value>"`` (a missing value stays ``"source"``). Default
+            None: one value for all rows. Ignored for target rows.
+
+    Raises:
+        InputError: ``sub_domain`` is not a column of ``log``.
+
+    >>> log = InteractionLog.from_columns([1, 2], [1, 1], [0, 1], [0, 1], "s",
+    ...                                   genre=["Crime", "War"])
+    >>> domain_values(log, "source", "genre").tolist()
+    ['source:Crime', 'source:War']
+    """
+    if domain == TARGET_DOMAIN or sub_domain is None:
+        return np.full(len(log), domain, dtype=object)
+    values = log.column(sub_domain)  # a one-line InputError when missing
+    return np.array([domain if pd.isna(v) else f"{domain}:{v}" for v in values], dtype=object)
+
+
+def with_domain_field(log: InteractionLog, values: str | np.ndarray) -> InteractionLog:
+    """``log`` with the :data:`DOMAIN_FIELD` column set to ``values`` (one string, or ``(N,)``
+    strings from :func:`domain_values`); ids, index and row order are unchanged.
+
+    Raises:
+        InputError: ``log`` already has a :data:`DOMAIN_FIELD` column of its own.
+    """
+    if DOMAIN_FIELD in log.columns:
+        raise InputError(f"{log.name}: column '{DOMAIN_FIELD}' is reserved for the domain "
+                         f"feature; rename it or set domain_feature: off")
+    if isinstance(values, str):
+        values = np.full(len(log), values, dtype=object)
+    table = log.table.append_column(DOMAIN_FIELD, pa.array(values, pa.string()))
+    return InteractionLog(table, log.index, log.user, log.item, log.ts, log.label, log.name)

@@ -30,7 +30,7 @@ def test_list_names_and_describes_every_dataset():
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "description"]
     assert [line.split()[0] for line in lines[2:]] == [
-        "synthetic", "movielens-1m", "taobao-userbehavior"]
+        "synthetic", "movielens-1m", "movielens-100k", "taobao-userbehavior"]
 
 
 def test_list_json():
@@ -70,9 +70,9 @@ def test_prepare_json_prints_the_card_file(tmp_path):
      f"option --path does not apply to dataset 'synthetic' (it takes: {SYNTHETIC_FLAGS})"),
     (["taobao-userbehavior", "--target-genre", "Drama"],
      "option --target-genre does not apply to dataset 'taobao-userbehavior' (it takes: "
-     "--path, --target-categories)"),
-    (["movielens"], "Could not resolve dataset 'movielens' among ['movielens-1m', "
-                    "'synthetic', 'taobao-userbehavior']"),
+     "--path, --target-categories, --label)"),
+    (["movielens"], "Could not resolve dataset 'movielens' among ['movielens-100k', "
+                    "'movielens-1m', 'synthetic', 'taobao-userbehavior']"),
     (["synthetic", "--scale", "0"], "synthetic: option 'scale' must be > 0, got 0.0"),
     (["movielens-1m"], "dataset 'movielens-1m' needs option 'path'"),
     (["taobao-userbehavior", "--path", ".", "--target-categories", "1,x"],
@@ -126,7 +126,7 @@ def test_every_loader_parameter_is_a_flag_with_its_type_and_docstring_help():
     assert list(params) == [
         "out_dir", "seed", "scale", "num_users", "num_items", "num_communities",
         "num_target_communities", "source_rows", "target_rows", "within_community",
-        "target_only", "days", "path", "target_genre", "target_categories", "as_json"]
+        "target_only", "days", "path", "target_genre", "target_categories", "label", "as_json"]
     assert params["num_users"].opts == ["--num-users"]
     assert params["num_users"].type is click.INT and params["num_users"].default is None
     assert params["within_community"].type is click.FLOAT
@@ -135,8 +135,9 @@ def test_every_loader_parameter_is_a_flag_with_its_type_and_docstring_help():
     assert params["num_users"].help == "synthetic: users of the world, before scale (default 20,000)."
     assert params["path"].help == (
         "movielens-1m: the ml-1m folder holding ml-1m.inter.gz, ml-1m.item.gz and "
-        "ml-1m.user.gz (required). taobao-userbehavior: the folder holding "
-        "UserBehavior.csv.gz (required).")
+        "ml-1m.user.gz (required). movielens-100k: the ml-100k folder holding ml-100k.inter.gz, "
+        "ml-100k.item.gz and ml-100k.user.gz (required). taobao-userbehavior: the folder "
+        "holding UserBehavior.csv.gz (required).")
 
 
 def test_a_derived_flag_reaches_the_loader_and_the_card(tmp_path):

@@ -43,10 +43,13 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
             "folder, now removed (keep them with --out DIR)") in lines
     assert "selection funnel" in lines
     assert any(line.startswith("planted truth: precision ") for line in lines)
-    # it ends with the strategy table
-    header = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
-    strategies = [line.split()[0] for line in lines[header + 2:-1]]
+    # it ends with the strategy table, then each strategy against merge_all
+    headers = [i for i, line in enumerate(lines) if line.startswith("strategy ")]
+    assert len(headers) == 2 and "lr" in lines[headers[0]].split()
+    strategies = [line.split()[0] for line in lines[headers[0] + 2:headers[1]]]
     assert strategies == strategy_names()  # every registered strategy, in order
+    against_merge = [line.split()[0] for line in lines[headers[1] + 2:-1]]
+    assert against_merge == [name for name in strategy_names() if name != "merge_all"]
     assert lines[-1].startswith("selection: ")
     # (torch may leave its own cache folder in the temporary directory; the demo leaves none)
     assert list(tmp_path.glob("graphsel-demo-*")) == []

@@ -90,10 +90,11 @@ def test_expand_reads_the_graph_part_of_a_selection_config(logs, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--relations", "click,buy"],
      "error: Could not resolve relation 'buy' among ['click', 'purchase']"),
-    (["--hops", "-1"], "error: num_hops must be an integer >= 0, got -1"),
-    (["--edges", "some"], "error: Could not resolve edges 'some' among ['all', 'positive']"),
-    (["--fanout", "0"], "error: fanout must be an integer >= 1 or None, got 0"),
-    (["--mode", "edge"], "error: Could not resolve mode 'edge' among"),
+    (["--hops", "-1"], "error: --hops: num_hops must be an integer >= 0 and <= 100, got -1"),
+    (["--edges", "some"],
+     "error: --edges: Could not resolve edges 'some' among ['all', 'positive']"),
+    (["--fanout", "0"], "error: --fanout: fanout must be an integer >= 1 or None, got 0"),
+    (["--mode", "edge"], "error: --mode: Could not resolve mode 'edge' among"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_file(logs, tmp_path, extra, message):
     out = tmp_path / "nodes.parquet"

@@ -21,6 +21,8 @@ from graphsel.select.stage import (
     StageDetails,
     register_stage,
 )
+from tests.cli.bad_input import snapshot
+from tests.engines.conftest import spark  # noqa: F401  (the one Spark session)
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +241,7 @@ def test_config_then_flags(tiny, tmp_path):
 
 def test_a_rule_flag_replaces_the_configs_rule(tiny, tmp_path):
     config = tmp_path / "select.yaml"
-    config.write_text("stages: [graph, knn]\nknn: {keep_quantile: 0.5, index: Flat}\n")
+    config.write_text("stages: [graph, knn]\nknn: {keep_quantile: 0.5, index: Flat, k: 2}\n")
     out = tmp_path / "selected.parquet"
     result = CliRunner().invoke(cli, [*tiny, "--out", str(out), "--config", str(config),
                                       "--knn-threshold", "-1", "--json"])
@@ -247,3 +249,175 @@ def test_a_rule_flag_replaces_the_configs_rule(tiny, tmp_path):
     report = json.loads(result.output)
     assert report["stages"][1]["kept"] == report["stages"][0]["kept"] == 6
     assert report["stages"][1]["index"] == "Flat"
+
+
+# -- outputs as one unit; degenerate selections say so --------------------------------------------
+
+
+def test_interrupt_while_plotting_leaves_no_output(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while the figures are written: no rows, no plots folder, no report, no temp."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "plots").mkdir()
+    (work / "plots" / "mine.txt").write_text("kept")
+
+    def interrupted(selector, out_dir, truth=None):
+        (out_dir / "funnel.png").write_bytes(b"half")  # some figures are written already
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("graphsel.cli.select.save_plots", interrupted)
+    before = snapshot(work)
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(work / "s.parquet"), "--stages",
+                                      "graph", "--plots", str(work / "plots"), "--report",
+                                      str(work / "report.json")])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines() == [
+        "error: interrupted (Ctrl-C); unfinished output files were removed"]
+    assert snapshot(work) == before
+
+
+def test_plots_report_and_rows_arrive_together(tiny, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "plots").mkdir()
+    (work / "plots" / "mine.txt").write_text("kept")
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(work / "s.parquet"), "--stages",
+                                      "graph", "--plots", str(work / "plots"), "--report",
+                                      str(work / "report.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((work / "report.json").read_text())
+    assert sorted(p.name for p in work.iterdir()) == ["plots", "report.json", "s.parquet"]
+    assert (work / "plots" / "mine.txt").read_text() == "kept"
+    assert report["plots"] == [str(work / "plots" / name) for name in
+                               ("funnel.png", "scores.png", "hops.png", "selected_hops.png",
+                                "expansion.png")]
+    assert all(Path(path).stat().st_size > 0 for path in report["plots"])
+    # a new plots folder is renamed into place whole
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(work / "s.parquet"), "--stages",
+                                      "graph", "--plots", str(work / "new")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (work / "new").iterdir()) == [
+        "expansion.png", "funnel.png", "hops.png", "scores.png", "selected_hops.png"]
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_an_expansion_that_reaches_only_the_seeds_says_so(tiny, tmp_path):
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(tmp_path / "s.parquet"), "--stages",
+                                      "graph", "--as-of", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    warning = ("graph stage: the expansion reached nothing beyond the seeds: no edge is before "
+               "as_of=0 (the candidates' first ts is 100); only rows between the 1 seed users "
+               "and 2 seed items were kept")
+    assert result.stderr.splitlines() == [f"warning: {warning}"]
+    report = json.loads(result.stdout)
+    assert report["warnings"] == [warning] and report["selected"] == 1
+
+
+def test_a_seed_hub_keeps_no_more_rows_than_the_cap(tmp_path):
+    """A seed user with 200 rows among 10 users of 3 rows: capped at --max-degree rows."""
+    users = ["hub"] * 200 + [f"u{i}" for i in range(10) for _ in range(3)]
+    items = [i % 5 for i in range(200)] + [i % 5 for i in range(30)]
+    source = InteractionLog.from_columns(users, items, list(range(230)), [1, 0] * 115, "source")
+    target = InteractionLog.from_columns(["hub", "u0"], [0, 1], [300, 301], [1, 0], "target")
+    write_log(source, tmp_path / "source.parquet")
+    write_log(target, tmp_path / "target.parquet")
+    args = ["select", "--source", str(tmp_path / "source.parquet"), "--target",
+            str(tmp_path / "target.parquet"), "--out", str(tmp_path / "s.parquet"),
+            "--stages", "graph", "--max-degree", "20", "--json"]
+    uncapped = json.loads(CliRunner().invoke(cli, [*args, "--max-user-rows", "none"]).stdout)
+    capped = json.loads(CliRunner().invoke(cli, args).stdout)
+    assert (uncapped["selected"], capped["selected"]) == (230, 50)
+    assert capped["stages"][0]["user_rows"] == {"max": 20, "users": 1, "dropped": 180}
+    rows = pq.read_table(tmp_path / "s.parquet").column("user_id").to_pylist()
+    assert rows.count("hub") == 20 and len(rows) == 50
+
+
+# --------------------------------------------------------------------------------------------
+# --engine spark: what --engine local writes, row for row, and the same report
+# --------------------------------------------------------------------------------------------
+
+GRAPH_ONLY = ("--stages", "graph", "--max-user-rows", "none")
+
+
+def _on_spark() -> list[str]:
+    """``--engine spark`` on a small local session (the settings of the Spark tests)."""
+    from graphsel.engines.spark import SMALL_CONF
+
+    return ["--engine", "spark", "--master", "local[1]",
+            *(flag for key, value in SMALL_CONF.items() for flag in ("--conf", f"{key}={value}"))]
+
+
+def _both_engines(args: list[str], tmp_path: Path, *extra: str) -> tuple[dict, dict]:
+    """Runs ``select`` on both engines; asserts equal rows; returns both reports."""
+    from graphsel.data.log import read_log
+
+    reports = []
+    for engine in ("local", "spark"):
+        out, report = tmp_path / f"{engine}.parquet", tmp_path / f"{engine}.json"
+        result = CliRunner().invoke(cli, [*args, "--out", str(out), *GRAPH_ONLY, *extra,
+                                          "--report", str(report),
+                                          *(_on_spark() if engine == "spark" else [])])
+        assert result.exit_code == 0, result.output
+        assert f"rows to {out}" in result.output.splitlines()[-1]
+        reports.append(json.loads(report.read_text()))
+    local, spark = (read_log(tmp_path / f"{engine}.parquet").table for engine in ("local", "spark"))
+    assert spark.schema.remove_metadata() == local.schema.remove_metadata()
+    for name in local.column_names:  # NaN p_target / knn_score equal NaN
+        np.testing.assert_array_equal(spark.column(name).to_numpy(zero_copy_only=False),
+                                      local.column(name).to_numpy(zero_copy_only=False), name)
+    for report in reports:
+        report.pop("out")
+        report["stages"][0].pop("seconds")
+    return reports[0], reports[1]
+
+
+@pytest.mark.spark
+def test_spark_engine_writes_what_the_local_engine_writes(spark, tiny, tmp_path):
+    local, on_spark = _both_engines(tiny, tmp_path, "--hops", "1", "--mode", "any")
+    assert on_spark == local
+    assert local["selected"] == 6 and local["stages"][0]["name"] == "graph"  # rows 0-4, 9
+
+
+@pytest.mark.spark
+def test_spark_engine_on_the_synthetic_default(spark, demo, tmp_path):
+    args = ["select", "--source", str(demo / "source.parquet"), "--target",
+            str(demo / "target.parquet")]
+    local, on_spark = _both_engines(args, tmp_path)
+    assert local.pop("truth")  # the planted truth beside the source: the local engine only
+    assert on_spark == local
+    assert local["stages"][0]["capped"] != {"users": 0, "items": 0}  # the auto cap bites
+
+
+@pytest.mark.spark
+def test_spark_engine_empty_selection_says_what_local_says(spark, tiny, tmp_path):
+    # the target shares user a only: no row has both ends among the seeds at hop 0
+    target = InteractionLog.from_columns(["a"], [99], [200], [1], "target")
+    write_log(target, tmp_path / "target.parquet")
+    outputs = []
+    for engine in ([], _on_spark()):
+        out = tmp_path / f"out{len(outputs)}.parquet"
+        result = CliRunner().invoke(cli, [*tiny, "--out", str(out), *GRAPH_ONLY, "--hops", "0",
+                                          *engine])
+        assert result.exit_code == 2 and not out.exists()
+        outputs.append(result.output)
+    assert outputs[1] == outputs[0] and outputs[0].startswith("error: the selection is empty")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--engine", "spark", "--stages", "graph"], ["max_user_rows='auto'", "--max-user-rows none"]),
+    (["--engine", "spark", "--stages", "graph,da", "--max-user-rows", "none"],
+     ["graph stage only", "--stages graph"]),
+    (["--engine", "spark", *GRAPH_ONLY, "--fanout", "2"], ["fanout=2", "not supported"]),
+    (["--engine", "spark", *GRAPH_ONLY, "--conf", "memory"], ["--conf must be KEY=VALUE"]),
+    (["--engine", "spark", *GRAPH_ONLY, "--plots", "figs"], ["--plots", "--engine local"]),
+    (["--engine", "flink"], ["--engine 'flink'", "['local', 'spark']"]),
+    (["--master", "local[2]"], ["--master", "--engine spark"]),
+])
+def test_bad_engine_options_exit_2_in_one_line(tiny, tmp_path, args, words):
+    out = tmp_path / "s.parquet"
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+    for word in words:
+        assert word in result.output
+    assert not out.exists()

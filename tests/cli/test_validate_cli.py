@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -159,16 +160,25 @@ def test_id_types_must_agree(tmp_path):
 
 
 def _valid_pair(tmp_path: Path, **source_columns) -> tuple[Path, Path]:
-    """A pair that `select` and `run` accept: 5 rows each (the domain classifier's 5 folds),
-    both labels in the target, user 3 and item 10 in both."""
+    """A pair that `select` and `run` accept: 5 source rows (the domain classifier's 5
+    folds), 10 target rows (the neighbour scorer's 10 neighbours), both labels in the target,
+    user 3 and item 10 in both."""
     source = _write(tmp_path / "s.parquet", pa.table({
         "user_id": [1, 2, 3, 1, 2], "item_id": [10, 11, 10, 11, 12],
         "ts": [100, 200, 300, 400, 500], "label": [0, 1, 1, 0, 1],
         "domain": ["source"] * 5, **source_columns}))
     target = _write(tmp_path / "target.parquet", pa.table({
-        "user_id": [3, 4, 5, 4, 5], "item_id": [10, 14, 15, 14, 15],
-        "ts": [5, 6, 7, 8, 9], "label": [1, 0, 1, 0, 0], "domain": ["target"] * 5}))
+        "user_id": [3, 4, 5, 4, 5] * 2, "item_id": [10, 14, 15, 14, 15] * 2,
+        "ts": list(range(5, 15)), "label": [1, 0, 1, 0, 0] * 2, "domain": ["target"] * 10}))
     return source, target
+
+
+def test_a_pair_the_default_selection_rejects_is_not_valid(tmp_path):
+    source, target = _valid_pair(tmp_path)
+    _write(target, pa.Table.from_pandas(pd.read_parquet(target).head(9), preserve_index=False))
+    result = _run(str(source), str(target))
+    assert result.exit_code == 2
+    assert result.stderr == "error: knn.k 10 is more than the 9 target rows (valid: 1 to 9)\n"
 
 
 def test_valid_pair_prints_and_writes_card(tmp_path):

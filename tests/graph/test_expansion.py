@@ -15,7 +15,13 @@ import graphsel.graph.expansion as expand_module
 from graphsel.data.log import InteractionLog, read_pair
 from graphsel.errors import InputError
 from graphsel.graph.bipartite import CLICK, PURCHASE, BipartiteGraph
-from graphsel.graph.expansion import expand, graph_select, shared_seeds
+from graphsel.graph.expansion import (
+    MAX_HOPS,
+    cap_user_rows,
+    expand,
+    graph_select,
+    shared_seeds,
+)
 
 # --------------------------------------------------------------------------------------------
 # Hand-built graphs
@@ -130,7 +136,7 @@ def test_seeds_accept_int_list_array_mask_and_tensor():
     ({"seed_users": [0.5]}, "seed_users must be integer codes"),
     ({"seed_items": [True, False]}, r"seed_items is a boolean mask of shape \(2,\)"),
     ({}, "no seed users and no seed items"),
-    ({"seed_users": 0, "num_hops": -1}, "num_hops must be an integer >= 0, got -1"),
+    ({"seed_users": 0, "num_hops": -1}, "num_hops must be an integer >= 0 and <= 100, got -1"),
     ({"seed_users": 0, "max_degree": -2}, "max_degree must be a number >= 0"),
     ({"seed_users": 0, "fanout": 0}, "fanout must be an integer >= 1"),
     ({"seed_users": 0, "as_of": 1.5}, "as_of must be integer"),
@@ -406,3 +412,29 @@ def test_edge_mask_is_the_same_gathered_in_blocks(monkeypatch):
                     & (edges.edge_ts < 250))
         assert 0 < expected.sum() < edges.num_edges
         assert result.edge_mask[CLICK].tolist() == expected.tolist()
+
+
+def test_cap_user_rows_keeps_a_seeded_draw_of_heavy_users_only():
+    user = np.array([0] * 6 + [1, 1, 2])
+    mask = np.array([1, 1, 1, 1, 1, 0, 1, 1, 1], bool)
+    kept = cap_user_rows(user, mask, max_rows=2, seed=3)
+    assert np.bincount(user[kept]).tolist() == [2, 2, 1]
+    assert not (kept & ~mask).any()  # only selected rows stay selected
+    assert kept[6:].all()  # users at or under the cap keep every row
+    assert (cap_user_rows(user, mask, 2, seed=3) == kept).all()
+    draws = {tuple(np.flatnonzero(cap_user_rows(user, mask, 2, seed=s))) for s in range(20)}
+    assert len(draws) > 1  # the draw depends on the seed
+    assert (cap_user_rows(user, mask, 5) == mask).all()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_cap_user_rows_refuses_a_bad_cap(bad):
+    with pytest.raises(InputError, match="max_user_rows must be an integer >= 1"):
+        cap_user_rows(np.zeros(3, int), np.ones(3, bool), bad)
+
+
+def test_num_hops_is_bounded():
+    graph = BipartiteGraph.from_arrays([0, 1], [0, 0])
+    assert expand(graph, seed_users=0, num_hops=MAX_HOPS).hop_counts[2] == (1, 0)
+    with pytest.raises(InputError, match=f"<= {MAX_HOPS}, got {MAX_HOPS + 1}"):
+        expand(graph, seed_users=0, num_hops=MAX_HOPS + 1)

@@ -188,9 +188,11 @@ def test_bad_parameters_are_input_errors(params, message, identical):
 
 def test_too_few_rows_for_the_folds(identical):
     source, target = identical
-    with pytest.raises(InputError, match="needs at least 5 candidates and 5 target samples, got "
-                                         "1000 and 3"):
+    with pytest.raises(InputError, match=r"da.cv 5 needs at least 5 target rows \(one per fold\), "
+                                         r"got 3 \(valid: 2 to 3\)"):
         DomainClassifier().fit(source, target[:3])
+    with pytest.raises(InputError, match="5-fold scoring needs at least 5 candidates"):
+        DomainClassifier().fit_arrays(np.zeros((4, 2)), np.zeros((9, 2)))
 
 
 def test_not_fitted():

@@ -86,7 +86,7 @@ def test_the_context_builds_the_graph_once():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"num_hops": -1}, "num_hops must be an integer >= 0, got -1"),
+    ({"num_hops": -1}, "num_hops must be an integer >= 0 and <= 100, got -1"),
     ({"max_degree": "big"}, "max_degree must be a number >= 0, 'auto' or None, got 'big'"),
     ({"max_degree": -1}, "max_degree must be a number >= 0"),
     ({"fanout": 0}, "fanout must be an integer >= 1 or None, got 0"),
@@ -106,3 +106,35 @@ def test_contract():
     stage = GraphExpansion(3, fanout=2, relations=["click"])
     assert clone(stage).get_params() == stage.get_params()
     assert stage.get_params()["num_hops"] == 3
+
+
+def test_a_seed_hub_is_capped_like_other_hubs():
+    """Seed user h has 12 rows (items 1-3), u and v 2 each; the hub cap 3 keeps 3 of h's."""
+    users = ["h"] * 12 + ["u", "u", "v", "v"]
+    items = [1, 2, 3] * 4 + [1, 2, 2, 3]
+    source = InteractionLog.from_columns(users, items, list(range(16)), [1, 0] * 8, "source")
+    target = InteractionLog.from_columns(["h"], [1], [99], [1], "target")
+    source, target = read_pair(source, target)
+    uncapped = GraphExpansion(max_degree=3, max_user_rows=None).fit(source, target)
+    assert uncapped.get_support().sum() == 16  # the hub fills 12 of 16 rows
+    stage = GraphExpansion(max_degree=3).fit(source, target)
+    kept = stage.get_support()
+    assert stage.max_user_rows_ == 3
+    assert np.bincount(source.user[kept]).tolist() == [3, 2, 2]
+    assert kept[12:].all()
+    assert (stage.hop_ == uncapped.hop_).all()  # a dropped row keeps its hop
+    assert (stage.report_.max_user_rows, stage.report_.row_capped_users,
+            stage.report_.dropped_rows) == (3, 1, 9)
+    assert stage.report_.note().endswith(", 9 rows of 1 users")
+    assert GraphExpansion(max_degree=3, max_user_rows=5).fit(
+        source, target).get_support().sum() == 9
+    # the draw follows random_state
+    draws = {tuple(GraphExpansion(max_degree=3, random_state=seed).fit(
+        source, target).get_support(indices=True)) for seed in range(10)}
+    assert len(draws) > 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "all", True])
+def test_max_user_rows_is_checked(bad):
+    with pytest.raises(InputError, match="max_user_rows must be an integer >= 1, 'auto' or None"):
+        GraphExpansion(max_user_rows=bad).check_params()

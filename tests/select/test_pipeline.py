@@ -164,15 +164,17 @@ def test_report_json_keeps_the_keys_of_graphsel_select():
         "stages": [
             {"name": "graph", "seeds": {"users": 1, "items": 2}, "max_degree": 50.0,
              "hops": [{"hop": 0, "users": 1, "items": 2}, {"hop": 1, "users": 2, "items": 0}],
-             "capped": {"users": 0, "items": 1}, "kept": 6, "users": 3, "items": 4,
-             "seconds": 0.01},
+             "capped": {"users": 0, "items": 1},
+             "user_rows": {"max": None, "users": 0, "dropped": 0},
+             "kept": 6, "users": 3, "items": 4, "seconds": 0.01},
             {"name": "da", "auc": 0.75, "kept": 5, "users": 3, "items": 3, "seconds": 0.5}],
         "selected": 5,
         "coverage": {"target_users": 1.0, "target_items": 0.5},
         "label_rate": {"target": 0.5, "selected": 0.6, "source": 0.4},
         "truth": {"precision": 0.8, "recall": 1.0}}
     assert list(report.to_json()["stages"][0]) == [
-        "name", "seeds", "max_degree", "hops", "capped", "kept", "users", "items", "seconds"]
+        "name", "seeds", "max_degree", "hops", "capped", "user_rows", "kept", "users", "items",
+        "seconds"]
     lines = report.format().splitlines()
     assert "1 hops, capped 0 users / 1 items" in lines[4] and "AUC 0.750" in lines[5]
     assert lines[-1] == "planted truth: precision 0.800, recall 1.000"
@@ -210,7 +212,7 @@ def test_full_chain_weights_are_density_ratios(synthetic):
     assert da.kept == graph.kept
     assert selection.report.truth.precision >= 0.9
     # the weight is the domain classifier's, on the rows it scored
-    scored = np.flatnonzero(selection.hop >= 0)
+    scored = np.flatnonzero(~np.isnan(selection.p_target))
     np.testing.assert_array_equal(selection.weight[kept],
                                   selector.named_stages_["da"].weight_[
                                       np.searchsorted(scored, np.flatnonzero(kept))]

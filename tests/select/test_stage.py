@@ -32,7 +32,6 @@ def test_keep_quantile_keeps_exact_count_despite_float_rounding():
 
 def test_budget_breaks_ties_by_row_order_and_caps_at_n():
     assert np.flatnonzero(SelectionRule.from_params(budget=1).mask(SCORES)).tolist() == [1]
-    assert SelectionRule.from_params(budget=0).mask(SCORES).sum() == 0
     assert SelectionRule.from_params(budget=100).mask(SCORES).all()
 
 
@@ -40,7 +39,8 @@ def test_budget_breaks_ties_by_row_order_and_caps_at_n():
     ({"threshold": 0.5, "budget": 3}, "at most one of"),
     ({"keep_quantile": 0.0}, "keep_quantile must be a number in (0.0, 1.0]"),
     ({"keep_quantile": 1.5}, "keep_quantile"),
-    ({"budget": -1}, "budget must be an integer >= 0"),
+    ({"budget": -1}, "budget must be an integer >= 1"),
+    ({"budget": 0}, "budget must be an integer >= 1, got 0"),
     ({"budget": 2.5}, "budget"),
     ({"threshold": float("nan")}, "threshold"),
     ({"threshold": "high"}, "threshold"),

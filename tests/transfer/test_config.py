@@ -35,8 +35,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_an_empty_file_gives_the_dataclass_defaults(tmp_path):
-    config = load_config(_write(tmp_path, ""))
+def test_an_empty_mapping_gives_the_dataclass_defaults(tmp_path):
+    config = load_config(_write(tmp_path, "{}\n"))
     assert config == ExperimentConfig()
     assert config.data == DatasetConfig("synthetic", {})
     assert config.model == ModelConfig() and config.train == TrainConfig()
@@ -96,7 +96,9 @@ def test_source_and_target_paths(tmp_path):
     ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),
     ("protocol: {periods: 2}\n", r"unknown key 'protocol' \(its keys .* sit at the top level"),
     ("- a\n- b\n", r"exp\.yaml: expected a mapping of keys at the top level, got list"),
-    ("model: [\n", r"exp\.yaml: not valid YAML"),
+    ("model: [\n", r"exp\.yaml: not valid YAML at line 2, column 1"),
+    ("", r"exp\.yaml: the config is empty; write \{\} to mean every default"),
+    ("# only a comment\n", r"exp\.yaml: the config is empty"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as info:

@@ -7,7 +7,13 @@ import pytest
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.transfer.features import OOV_INDEX, FeatureEncoder
+from graphsel.transfer.features import (
+    DOMAIN_FIELD,
+    OOV_INDEX,
+    FeatureEncoder,
+    domain_values,
+    with_domain_field,
+)
 
 
 def _log(users, items, **features) -> InteractionLog:
@@ -125,3 +131,21 @@ def test_vectorised_on_many_rows_matches_dictionary_lookup():
         values = log.column(field.name) if values is None else values
         expected = [lookup.get(v, 0) for v in values.tolist()]
         assert cat[:, j].tolist() == expected
+
+
+def test_domain_field_is_a_normal_categorical_field():
+    source = InteractionLog.from_columns([1, 2, 3], [1, 1, 2], [0, 1, 2], [0, 1, 1], "s",
+                                         genre=["War", None, "Crime"])
+    values = domain_values(source, "source", "genre").tolist()
+    assert values == ["source:War", "source", "source:Crime"]
+    marked = with_domain_field(source, domain_values(source, "source", "genre"))
+    encoder = FeatureEncoder(["user_id", DOMAIN_FIELD]).fit(marked)
+    spec = encoder.spec_
+    assert spec.field_index(DOMAIN_FIELD) == 1
+    cat, _ = encoder.transform(with_domain_field(source, "target"))
+    assert (cat[:, 1] == OOV_INDEX).all() and spec.domain_index("target") == OOV_INDEX
+    assert spec.domain_index("source:War") == 3  # sorted: source, source:Crime, source:War
+    with pytest.raises(InputError, match="reserved for the domain feature"):
+        with_domain_field(marked, "target")
+    with pytest.raises(InputError, match="no categorical field 'nope'"):
+        spec.field_index("nope")

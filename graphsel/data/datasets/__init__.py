@@ -6,7 +6,7 @@ Each dataset is registered by name and builds a :class:`DatasetSplit`: a source 
 target-like. :func:`prepare` writes a split to a folder with its card.
 
 >>> [d.name for d in list_datasets()]
-['synthetic', 'movielens-1m', 'taobao-userbehavior']
+['synthetic', 'movielens-1m', 'movielens-100k', 'taobao-userbehavior']
 """
 
 from graphsel.data.datasets._registry import (

@@ -28,8 +28,9 @@ validation rows, like the target model, and warm-starts from its previous period
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 from torch import nn
@@ -38,6 +39,7 @@ from graphsel.data.log import InteractionLog
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureSpec
 from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
+from graphsel.transfer.protocol.results import Effort
 from graphsel.transfer.protocol.strategies import SourcePlan
 from graphsel.transfer.train.losses import LossFn
 from graphsel.transfer.train.options import TrainConfig
@@ -63,6 +65,8 @@ class LearnerContext:
         train: the training options, ``seed`` set to the run's seed.
         source_log: the whole source log (:attr:`source` is the plan's part of it).
         seed: the run's seed.
+        trainers: every :class:`Trainer` made by :meth:`trainer`, in order (their ``fits``
+            are the run's training effort, :meth:`effort`). Default: none yet.
     """
 
     plan: SourcePlan
@@ -71,6 +75,7 @@ class LearnerContext:
     train: TrainConfig
     source_log: InteractionLog
     seed: int
+    trainers: list[Trainer] = field(default_factory=list, repr=False)
 
     @cached_property
     def source(self) -> InteractionLog:
@@ -85,8 +90,22 @@ class LearnerContext:
                                 self.model)
 
     def trainer(self, loss_fn: LossFn | None = None) -> Trainer:
-        """A :class:`Trainer` with the run's options (and ``loss_fn``)."""
-        return Trainer(self.train, loss_fn)
+        """A :class:`Trainer` with the run's options (and ``loss_fn``), counted in
+        :meth:`effort`."""
+        trainer = Trainer(self.train, loss_fn)
+        self.trainers.append(trainer)
+        return trainer
+
+    def effort(self) -> Effort:
+        """What every model trained so far through :meth:`trainer` cost: fits, epochs,
+        optimiser steps, rows x epochs, seconds, and fits that ran into the epoch cap."""
+        fits = [fit for trainer in self.trainers for fit in trainer.fits]
+        return Effort(fits=len(fits), epochs=sum(fit.epochs for fit in fits),
+                      max_epochs=max((fit.epochs for fit in fits), default=0),
+                      steps=sum(fit.steps for fit in fits),
+                      rows_x_epochs=sum(fit.rows for fit in fits),
+                      seconds=round(sum(fit.seconds for fit in fits), 3),
+                      capped_fits=sum(fit.reached_cap for fit in fits))
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,7 +132,17 @@ class PeriodData:
 
 
 class Learner(ABC):
-    """Trains one strategy's models period after period and predicts with the result."""
+    """Trains one strategy's models period after period and predicts with the result.
+
+    Two class attributes tell the runner about the domain feature
+    (:data:`~graphsel.transfer.features.DOMAIN_FIELD`): :attr:`mixes_domains` (one model
+    trains on source and target rows, so ``domain_feature: auto`` tries the feature on and
+    off on validation) and :attr:`needs_domain_field` (the model reads the field, e.g. a
+    multi-domain model's domain index: the feature is then always on).
+    """
+
+    mixes_domains: ClassVar[bool] = False
+    needs_domain_field: ClassVar[bool] = False
 
     model: nn.Module
     """The model :meth:`predict` runs (its forward is ``(cat, num) -> logits``)."""
@@ -150,6 +179,8 @@ class PlanLearner(Learner):
     ``"joint"`` plans train on the period's target rows and source rows together;
     ``"pretrain"`` plans train on the source rows, then on the target rows.
     """
+
+    mixes_domains = True
 
     def __init__(self, context: LearnerContext) -> None:
         super().__init__(context)

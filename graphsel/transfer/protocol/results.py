@@ -1,8 +1,8 @@
 """The outcome of a comparison: scores, records, comparisons with the baseline, and tables.
 
 Every part is a small frozen dataclass with ``to_json()``; :meth:`Results.to_json` is what
-``graphsel run --json`` prints (keys ``strategies``, ``vs_target_only``, ``periods``,
-``split``, ``selection``, ``seeds``), :meth:`Results.table` what it prints without
+``graphsel run --json`` prints (keys ``strategies``, ``vs_target_only``, ``vs_merge_all``,
+``effort``, ``periods``, ``split``, ``selection``, ``seeds``), :meth:`Results.table` what it prints without
 ``--json``.
 
 ==========================  ==================================================================
@@ -10,7 +10,11 @@ Every part is a small frozen dataclass with ``to_json()``; :meth:`Results.to_jso
 :class:`PeriodRecord`       one (strategy, seed, period): its scores and row counts
 :class:`MetricSummary`      mean and std over seeds of one metric on the test set
 :class:`StrategySummary`    the three :class:`MetricSummary` of one strategy
-:class:`Comparison`         a strategy's AUC minus ``target_only``'s, with its 95 % interval
+:class:`Comparison`         a strategy's AUC minus a baseline's, with its 95 % interval
+:class:`GridPoint`          one point of the shared tuning grid (lr, weight decay, domain)
+:class:`Effort`             what one run's training cost: fits, epochs, steps, seconds
+:class:`EffortRecord`       one (strategy, seed): the grid point chosen on validation, its
+                            effort, and every point tried
 :class:`SelectionSummary`   the selection's size, stages and (synthetic data) precision/recall
 :class:`Results`            all of the above, the test labels and predictions
 ==========================  ==================================================================
@@ -40,6 +44,12 @@ from graphsel.transfer.train.metrics import (
 
 __all__ = [
     "BASELINE",
+    "MERGE_BASELINE",
+    "VERDICTS",
+    "GridPoint",
+    "Trial",
+    "Effort",
+    "EffortRecord",
     "METRIC_NAMES",
     "Scores",
     "score_predictions",
@@ -56,6 +66,10 @@ __all__ = [
 
 BASELINE = "target_only"
 """The strategy every other one is compared with."""
+MERGE_BASELINE = "merge_all"
+"""The second baseline: training on everything (domain-aware where validation says so)."""
+VERDICTS: tuple[str, ...] = ("win", "tie", "loss")
+"""A :class:`Comparison`'s verdict: its 95 % interval above 0, around 0, or below 0."""
 
 METRIC_NAMES: tuple[str, ...] = ("auc", "gauc", "logloss")
 
@@ -187,6 +201,16 @@ class Comparison:
     auc_diff: float
     ci95: tuple[float, float]
 
+    @property
+    def verdict(self) -> str:
+        """``"win"`` if the interval lies above 0, ``"loss"`` if below, else ``"tie"``.
+
+        >>> Comparison(0.01, (-0.002, 0.02)).verdict, Comparison(0.01, (0.001, 0.02)).verdict
+        ('tie', 'win')
+        """
+        lo, hi = self.ci95
+        return "win" if lo > 0 else "loss" if hi < 0 else "tie"
+
     def format(self) -> str:
         """``"+0.0784 [+0.0258, +0.1276]"``."""
         return "{:+.4f} [{:+.4f}, {:+.4f}]".format(self.auc_diff, *self.ci95)
@@ -197,28 +221,130 @@ class Comparison:
 
 
 def compare_with_baseline(y: np.ndarray, users: np.ndarray, predictions: dict[str, np.ndarray],
-                          n_boot: int) -> dict[str, Comparison]:
-    """Each strategy's :class:`Comparison` with :data:`BASELINE` on the test rows.
+                          n_boot: int, baseline: str = BASELINE) -> dict[str, Comparison]:
+    """Each strategy's :class:`Comparison` with ``baseline`` on the test rows.
 
     Args:
         y: ``(N_test,)`` labels.
         users: ``(N_test,)`` user of each row (one bootstrap replicate resamples users).
         predictions: per strategy, ``(N_test, S)`` predictions of its ``S`` seeds.
         n_boot: bootstrap replicates.
+        baseline: the strategy compared with. Default :data:`BASELINE`.
 
     Returns:
         Per strategy other than the baseline, in order; empty without the baseline.
     """
-    if BASELINE not in predictions:
+    if baseline not in predictions:
         return {}
     comparisons = {}
     for name, p in predictions.items():
-        if name == BASELINE:
+        if name == baseline:
             continue
-        diff, lo, hi = paired_bootstrap_ci(y, p, predictions[BASELINE], mean_auc,
+        diff, lo, hi = paired_bootstrap_ci(y, p, predictions[baseline], mean_auc,
                                            n_boot=n_boot, seed=0, groups=users)
         comparisons[name] = Comparison(round(diff, 6), (round(lo, 6), round(hi, 6)))
     return comparisons
+
+
+# --------------------------------------------------------------------------------------------
+# Tuning and training effort
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One point of the tuning grid every strategy shares.
+
+    Attributes:
+        lr: learning rate (dense parameters, and embeddings unless ``embedding_lr`` is set).
+        weight_decay: of the dense parameters.
+        domain_feature: the rows carry :data:`~graphsel.transfer.features.DOMAIN_FIELD`.
+    """
+
+    lr: float
+    weight_decay: float
+    domain_feature: bool
+
+    def format(self) -> str:
+        """``"lr 0.003, wd 0, domain on"``."""
+        return (f"lr {self.lr:g}, wd {self.weight_decay:g}, "
+                f"domain {'on' if self.domain_feature else 'off'}")
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"lr", "weight_decay", "domain_feature"}``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One grid point tried and the validation AUC of the model it gave (None: undefined)."""
+
+    point: GridPoint
+    valid_auc: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"lr", "weight_decay", "domain_feature", "valid_auc"}``."""
+        return {**self.point.to_json(), "valid_auc": self.valid_auc}
+
+
+@dataclass(frozen=True)
+class Effort:
+    """What one run of one strategy (every period, every model it trains) cost.
+
+    Attributes:
+        fits: ``Trainer.fit`` calls (source models, target model, each period).
+        epochs: epochs over all fits.
+        max_epochs: the most epochs of one fit (compare with the cap, ``train.epochs``).
+        steps: optimiser steps over all fits.
+        rows_x_epochs: training rows seen over all fits (rows x epochs).
+        seconds: wall time of the training passes (validation excluded).
+        capped_fits: fits that the epoch cap ended, not early stopping.
+    """
+
+    fits: int = 0
+    epochs: int = 0
+    max_epochs: int = 0
+    steps: int = 0
+    rows_x_epochs: int = 0
+    seconds: float = 0.0
+    capped_fits: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields by name."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EffortRecord:
+    """One strategy and seed: the grid point it trained with, and at what cost.
+
+    Attributes:
+        strategy: the strategy's name.
+        seed: the run's seed.
+        choice: the grid point of the scored model (the best validation AUC among
+            ``trials``, or the first seed's choice when this seed did not tune).
+        valid_auc: the validation AUC of the scored model.
+        effort: the scored model's training cost.
+        trials: every grid point tried at this seed with its validation AUC (empty when
+            the seed reused the first seed's choice).
+        tuning_seconds: training seconds of all trials (the price of tuning).
+    """
+
+    strategy: str
+    seed: int
+    choice: GridPoint
+    valid_auc: float | None
+    effort: Effort
+    trials: tuple[Trial, ...] = ()
+    tuning_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"strategy", "seed", "choice", "valid_auc", "effort", "trials",
+        "tuning_seconds"}``."""
+        return {"strategy": self.strategy, "seed": self.seed, "choice": self.choice.to_json(),
+                "valid_auc": self.valid_auc, "effort": self.effort.to_json(),
+                "trials": [trial.to_json() for trial in self.trials],
+                "tuning_seconds": self.tuning_seconds}
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +428,9 @@ class Results:
             empty without ``target_only``.
         split: row counts of the time split.
         selection: the selection's summary, or None when no strategy needed one.
+        vs_merge_all: per strategy other than ``merge_all``, its :class:`Comparison` with
+            it; empty without ``merge_all``.
+        effort: one :class:`EffortRecord` per (seed, strategy), in run order.
         test_labels: ``(N_test,)`` the labels of the test rows (the last period's evaluation
             rows), in row order; None when not kept. Not part of :meth:`to_json`.
         test_predictions: per strategy, ``(N_test,)`` float64: its test predictions averaged
@@ -316,6 +445,8 @@ class Results:
     vs_target_only: dict[str, Comparison]
     split: SplitSummary
     selection: SelectionSummary | None = None
+    vs_merge_all: dict[str, Comparison] = field(default_factory=dict)
+    effort: list[EffortRecord] = field(default_factory=list)
     test_labels: np.ndarray | None = field(default=None, compare=False, repr=False)
     test_predictions: dict[str, np.ndarray] = field(default_factory=dict, compare=False,
                                                     repr=False)
@@ -334,10 +465,17 @@ class Results:
                                           for metric in METRIC_NAMES))
         return out
 
+    def effort_of(self, name: str) -> list[EffortRecord]:
+        """The :class:`EffortRecord` of strategy ``name``, one per seed."""
+        return [record for record in self.effort if record.strategy == name]
+
     def to_json(self) -> dict[str, Any]:
-        """``{"strategies", "vs_target_only", "periods", "split", "selection", "seeds"}``."""
+        """``{"strategies", "vs_target_only", "vs_merge_all", "effort", "periods", "split",
+        "selection", "seeds"}``."""
         return {"strategies": {name: s.to_json() for name, s in self.summary().items()},
                 "vs_target_only": {name: c.to_json() for name, c in self.vs_target_only.items()},
+                "vs_merge_all": {name: c.to_json() for name, c in self.vs_merge_all.items()},
+                "effort": [record.to_json() for record in self.effort],
                 "periods": [record.to_json() for record in self.records],
                 "split": self.split.to_json(),
                 "selection": None if self.selection is None else self.selection.to_json(),
@@ -353,16 +491,37 @@ class Results:
             comparison = self.vs_target_only.get(name)
             rows.append([name, summary[name].auc.format(), summary[name].gauc.format(),
                          summary[name].logloss.format(), n_train.get(name, ""),
-                         "" if comparison is None else comparison.format()])
+                         "" if comparison is None else comparison.format()]
+                        + self._effort_cells(name))
         title = (f"test set: {self.split.target_test} target rows; "
                  f"{len(self.seeds)} seed(s), {self.periods} period(s)")
         lines = [format_table(["strategy", "AUC", "GAUC", "LogLoss", "train rows",
-                               "AUC - target_only [95% CI]"], rows, title=title)]
+                               "AUC - target_only [95% CI]", "lr", "domain", "epochs",
+                               "steps", "train s"], rows, title=title)]
+        if self.vs_merge_all:
+            lines.append(format_table(
+                ["strategy", "AUC - merge_all [95% CI]", "verdict"],
+                [[name, c.format(), c.verdict] for name, c in self.vs_merge_all.items()]))
         if self.selection is not None:
             lines.append(self.selection.format())
         if self.periods > 1:
             lines.append("\n" + self.period_table())
         return "\n".join(lines)
+
+    def _effort_cells(self, name: str) -> list[Any]:
+        """The chosen lr and domain feature (of the first seed; ``*`` when seeds differ), and
+        the mean epochs, optimiser steps and training seconds over seeds."""
+        records = self.effort_of(name)
+        if not records:
+            return ["", "", "", "", ""]
+        lrs = {r.choice.lr for r in records}
+        domains = {r.choice.domain_feature for r in records}
+        first = records[0].choice
+        return [f"{first.lr:g}" + ("*" if len(lrs) > 1 else ""),
+                ("on" if first.domain_feature else "off") + ("*" if len(domains) > 1 else ""),
+                f"{np.mean([r.effort.epochs for r in records]):.1f}",
+                f"{np.mean([r.effort.steps for r in records]):,.0f}",
+                f"{np.mean([r.effort.seconds for r in records]):.2f}"]
 
     def period_table(self) -> str:
         """Mean AUC over seeds of each strategy at each period (on the next period's rows;

@@ -21,6 +21,16 @@ step per module of :mod:`graphsel.transfer.protocol`:
    vocabulary then holds the source-only users and items it trains embeddings for, while
    ``target_only`` sends them to the out-of-vocabulary bucket, as a real deployment of each
    would. Validation and test rows never enter a vocabulary.
+
+   **Equal effort.** Every model trains until its validation AUC stops improving
+   (``train.patience``, capped at ``train.epochs``), and every strategy tries the same grid
+   (:func:`tuning_grid`: ``protocol.lr_grid`` x ``protocol.weight_decay_grid``, and the
+   domain feature on and off where ``domain_feature="auto"`` and the strategy mixes
+   domains), keeping the point whose final model scores the best AUC on the *validation*
+   rows; the test rows are scored only afterwards and never compared across grid points.
+   By default the first seed chooses and later seeds reuse its choice
+   (``tune_every_seed``). The choice, epochs, optimiser steps and training seconds of each
+   (strategy, seed) are :attr:`Results.effort <graphsel.transfer.protocol.results.Results>`.
 4. **Continual runner**: the target's training span is cut into ``periods`` windows of
    (about) equal target rows. At period ``p`` the model (warm-started from period ``p - 1``)
    trains on the window's target rows plus the strategy's source rows of the same time
@@ -58,16 +68,27 @@ from graphsel.errors import InputError
 from graphsel.select.pipeline import SampleSelector, Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import (
+    DOMAIN_FIELD,
     ITEM_FIELD,
+    SOURCE_DOMAIN,
+    TARGET_DOMAIN,
     USER_FIELD,
     FeatureEncoder,
     FeatureSpec,
+    domain_values,
+    with_domain_field,
 )
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.learners import LearnerContext, PeriodData, PlanLearner
 from graphsel.transfer.protocol.results import (
+    BASELINE,
+    MERGE_BASELINE,
+    Effort,
+    EffortRecord,
+    GridPoint,
     PeriodRecord,
     Results,
+    Trial,
     compare_with_baseline,
     score_predictions,
     selection_summary,
@@ -87,6 +108,7 @@ __all__ = [
     "fit_selection",
     "feature_columns",
     "training_log",
+    "tuning_grid",
     "compare_strategies",
 ]
 
@@ -173,29 +195,89 @@ class _Encoded:
 
 
 class _EncodingCache:
-    """Encodes each distinct set of source rows once per run.
+    """Encodes each distinct (set of source rows, domain feature) once per run.
 
     ``merge_all`` and ``pretrain_finetune`` train on the same rows, ``selected`` and
     ``selected_weighted`` too, and only ``random_same_size`` changes with the seed, so a
-    run of the 6 strategies x 3 seeds fits 6 encoders, not 18.
+    run of the 6 strategies x 3 seeds fits 6 encoders (per domain-feature setting), not 18.
+    With the domain feature, the logs carry :data:`DOMAIN_FIELD` (``"target"`` on every
+    target row, ``"source"`` or ``"source:<domain_column>"`` on source rows).
     """
 
-    def __init__(self, source: InteractionLog, target: InteractionLog, split: TimeSplit) -> None:
+    def __init__(self, source: InteractionLog, target: InteractionLog, split: TimeSplit,
+                 domain_column: str | None = None) -> None:
         self.source, self.target, self.split = source, target, split
+        self.domain_column = domain_column
         self.columns = feature_columns(source, target)
-        self._cache: dict[bytes, _Encoded] = {}
+        self._cache: dict[tuple[bytes, bool], _Encoded] = {}
+        self._with_domain: tuple[InteractionLog, InteractionLog] | None = None
 
-    def get(self, rows: np.ndarray) -> _Encoded:
-        key = hashlib.blake2b(np.ascontiguousarray(rows, dtype=np.int64).tobytes(),
-                              digest_size=16).digest()
+    def logs(self, domain_feature: bool) -> tuple[InteractionLog, InteractionLog]:
+        """``(source, target)``, with the domain field when ``domain_feature``."""
+        if not domain_feature:
+            return self.source, self.target
+        if self._with_domain is None:
+            self._with_domain = (
+                with_domain_field(self.source, domain_values(self.source, SOURCE_DOMAIN,
+                                                             self.domain_column)),
+                with_domain_field(self.target, TARGET_DOMAIN))
+        return self._with_domain
+
+    def get(self, rows: np.ndarray, domain_feature: bool = False) -> _Encoded:
+        key = (hashlib.blake2b(np.ascontiguousarray(rows, dtype=np.int64).tobytes(),
+                               digest_size=16).digest(), domain_feature)
         if key not in self._cache:
             categorical, numeric = self.columns
+            if domain_feature:
+                categorical = categorical + [DOMAIN_FIELD]
+            source, target = self.logs(domain_feature)
             encoder = FeatureEncoder(categorical, numeric).fit(training_log(
-                self.source, self.target, rows, self.split.target_train, categorical + numeric))
-            self._cache[key] = _Encoded(CTRDataset.from_log(self.target, encoder),
-                                        CTRDataset.from_log(self.source[rows], encoder),
+                source, target, rows, self.split.target_train, categorical + numeric))
+            self._cache[key] = _Encoded(CTRDataset.from_log(target, encoder),
+                                        CTRDataset.from_log(source[rows], encoder),
                                         encoder.spec_)
         return self._cache[key]
+
+
+# --------------------------------------------------------------------------------------------
+# The shared tuning grid
+# --------------------------------------------------------------------------------------------
+
+
+def _learner_class(strategy: Strategy) -> type:
+    learner = strategy.learner
+    return learner if isinstance(learner, type) else PlanLearner
+
+
+def tuning_grid(strategy: Strategy, plan: SourcePlan, train: TrainConfig,
+                protocol: ProtocolConfig) -> list[GridPoint]:
+    """The grid points ``strategy`` tries: ``lr_grid x weight_decay_grid x domain feature``.
+
+    Every strategy gets the same learning rates and weight decays (the training options'
+    own value when a grid is empty). The domain feature is tried on and off only with
+    ``domain_feature="auto"``, for a learner that mixes source and target rows in one model
+    (:attr:`~graphsel.transfer.protocol.learners.Learner.mixes_domains`) on a non-empty
+    plan; a learner that reads the field (``needs_domain_field``) always has it.
+
+    >>> from graphsel.transfer.protocol.strategies import get_strategy
+    >>> plan = SourcePlan(np.arange(3), np.ones(3, dtype=np.float32))
+    >>> grid = tuning_grid(get_strategy("merge_all"), plan, TrainConfig(),
+    ...                    ProtocolConfig(lr_grid=(1e-3, 1e-2)))
+    >>> [(p.lr, p.domain_feature) for p in grid]
+    [(0.001, False), (0.001, True), (0.01, False), (0.01, True)]
+    """
+    learner = _learner_class(strategy)
+    if getattr(learner, "needs_domain_field", False) or protocol.domain_feature == "on":
+        domains = [True]
+    elif (protocol.domain_feature == "auto" and len(plan) > 0
+          and getattr(learner, "mixes_domains", False)):
+        domains = [False, True]
+    else:
+        domains = [False]
+    return [GridPoint(lr, weight_decay, domain)
+            for lr in protocol.lr_grid or (train.lr,)
+            for weight_decay in protocol.weight_decay_grid or (train.weight_decay,)
+            for domain in domains]
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,13 +289,16 @@ class _EncodingCache:
 class _StrategyRun:
     records: list[PeriodRecord]
     test_predictions: np.ndarray
+    valid_auc: float | None
+    effort: Effort
 
 
 def _run_strategy(strategy: Strategy, options: Any, plan: SourcePlan, encoded: _Encoded,
                   source: InteractionLog, split: TimeSplit, target: InteractionLog,
                   model_config: ModelConfig, train_config: TrainConfig,
                   protocol: ProtocolConfig, seed: int, bar: tqdm) -> _StrategyRun:
-    """Trains one strategy for one seed through every period (see the module docstring)."""
+    """Trains one strategy for one seed through every period (see the module docstring);
+    its validation AUC is that of the last period's model on the validation rows."""
     seed_everything(seed)
     context = LearnerContext(plan, encoded.spec, model_config, replace(train_config, seed=seed),
                              source, seed)
@@ -239,7 +324,17 @@ def _run_strategy(strategy: Strategy, options: Any, plan: SourcePlan, encoded: _
                                     len(data.source) + len(data.target), len(data.source),
                                     len(eval_rows), round(time.perf_counter() - start, 3)))
         bar.update(1)
-    return _StrategyRun(records, predictions)
+    valid_scores = score_predictions(target.label[split.target_valid], learner.predict(valid),
+                                     target.user[split.target_valid])
+    return _StrategyRun(records, predictions, valid_scores.auc, context.effort())
+
+
+def _better(run: _StrategyRun, best: _StrategyRun | None) -> bool:
+    """``run`` beats ``best`` on validation AUC (the first of equals wins; undefined loses)."""
+    if best is None:
+        return True
+    return run.valid_auc is not None and (best.valid_auc is None
+                                          or run.valid_auc > best.valid_auc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +399,7 @@ def compare_strategies(
     selection = None
     if any(strategy.needs_selection for strategy in chosen):
         selection = fit_selection(selector or SampleSelector(), source, target, split, truth)
-    cache = _EncodingCache(source, target, split)
+    cache = _EncodingCache(source, target, split, protocol.domain_column)
     options = dict(strategy_options or {})
     for name in options:
         if name not in names:
@@ -312,25 +407,45 @@ def compare_strategies(
                              f"(strategies: {', '.join(names)})")
     records: list[PeriodRecord] = []
     test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    total = len(seeds) * len(chosen) * split.periods
-    with tqdm(total=total, desc="run", unit="period", disable=not progress) as bar:
-        run_train = replace(train, progress=train.progress and progress)
+    efforts: list[EffortRecord] = []
+    choices: dict[str, GridPoint] = {}
+    run_train = replace(train, progress=train.progress and progress)
+    with tqdm(desc="run", unit="period", disable=None if progress else True) as bar:
         for seed in seeds:
             for strategy in chosen:
                 plan = strategy.plan(StrategyContext(split.source_rows, selection, int(seed)))
-                run = _run_strategy(strategy, options.get(strategy.name), plan,
-                                    cache.get(plan.rows), source, split, target, model,
-                                    run_train, protocol, int(seed), bar)
-                records.extend(run.records)
-                test_predictions[strategy.name].append(run.test_predictions)
+                tune = protocol.tune_every_seed or strategy.name not in choices
+                grid = (tuning_grid(strategy, plan, train, protocol) if tune
+                        else [choices[strategy.name]])
+                bar.total = (bar.total or 0) + len(grid) * split.periods
+                best, best_point, trials = None, grid[0], []
+                for point in grid:
+                    run = _run_strategy(
+                        strategy, options.get(strategy.name), plan,
+                        cache.get(plan.rows, point.domain_feature), source, split, target,
+                        model, replace(run_train, lr=point.lr, weight_decay=point.weight_decay),
+                        protocol, int(seed), bar)
+                    trials.append((Trial(point, run.valid_auc), run.effort.seconds))
+                    if _better(run, best):
+                        best, best_point = run, point
+                assert best is not None  # the grid holds at least one point
+                choices.setdefault(strategy.name, best_point)
+                records.extend(best.records)
+                test_predictions[strategy.name].append(best.test_predictions)
+                efforts.append(EffortRecord(
+                    strategy.name, int(seed), best_point, best.valid_auc, best.effort,
+                    tuple(trial for trial, _ in trials) if tune else (),
+                    round(sum(seconds for _, seconds in trials), 3)))
     test = split.target_test
     stacked = {name: np.stack(p, axis=1) for name, p in test_predictions.items()}
-    comparisons = compare_with_baseline(target.label[test], target.user[test], stacked,
-                                        protocol.n_boot)
-    return Results(names, [int(s) for s in seeds], split.periods, records, comparisons,
-                   split.summary(),
+    comparisons = {baseline: compare_with_baseline(target.label[test], target.user[test],
+                                                   stacked, protocol.n_boot, baseline)
+                   for baseline in (BASELINE, MERGE_BASELINE)}
+    return Results(names, [int(s) for s in seeds], split.periods, records,
+                   comparisons[BASELINE], split.summary(),
                    None if selection is None or selection.report is None
                    else selection_summary(selection.report),
+                   vs_merge_all=comparisons[MERGE_BASELINE], effort=efforts,
                    test_labels=np.asarray(target.label[test]).copy(),
                    test_predictions={name: p.astype(np.float64).mean(axis=1)
                                      for name, p in stacked.items()})

@@ -21,10 +21,14 @@ import numpy as np
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, choice_error
 
-__all__ = ["MODES", "ProtocolConfig", "SplitSummary", "TimeSplit", "split_by_time"]
+__all__ = ["MODES", "DOMAIN_FEATURE_MODES", "ProtocolConfig", "SplitSummary", "TimeSplit", "split_by_time"]
 
 MODES: tuple[str, ...] = ("continual", "once")
 """``continual``: source rows join every period; ``once``: only the first."""
+
+DOMAIN_FEATURE_MODES: tuple[str, ...] = ("auto", "on", "off")
+"""``auto``: tried on and off on validation where source and target rows are mixed; ``on``
+/ ``off``: always / never (see :data:`graphsel.transfer.features.DOMAIN_FIELD`)."""
 
 _SUBSAMPLE_SEED = 0x5EED
 
@@ -43,6 +47,22 @@ class ProtocolConfig:
         max_source_rows: keep at most this many source rows (a seeded random subset of those
             before the test start). Default None: all.
         n_boot: bootstrap replicates of the confidence intervals. Default 1000.
+        lr_grid: the learning rates every strategy tries; each strategy keeps the one whose
+            model scores the best validation AUC (the same grid for all: equal effort).
+            Default ``()``: the training options' ``lr`` only.
+        weight_decay_grid: likewise for the dense parameters' weight decay, crossed with
+            ``lr_grid``. Default ``()``: the training options' ``weight_decay`` only.
+        domain_feature: the domain of each row as a categorical feature
+            (:data:`~graphsel.transfer.features.DOMAIN_FIELD`): ``"auto"`` tries it on and
+            off, on validation, for the strategies that mix source and target rows in one
+            model (off elsewhere); ``"on"`` / ``"off"`` (or True / False, as YAML reads a
+            bare ``on``): for every strategy. Default ``"auto"``.
+        domain_column: a source column naming each source row's sub-domain (e.g.
+            ``first_genre``, ``category_id``); its rows then read ``"source:<value>"``.
+            Default None: every source row reads ``"source"``.
+        tune_every_seed: choose the grid point anew for every seed. Default False: on the
+            first seed; the other seeds train with its choice (the seeds then measure the
+            training noise of one tuned configuration, at a fraction of the cost).
     """
 
     valid_fraction: float = 0.1
@@ -51,6 +71,11 @@ class ProtocolConfig:
     mode: str = "continual"
     max_source_rows: int | None = None
     n_boot: int = 1000
+    lr_grid: tuple[float, ...] = ()
+    weight_decay_grid: tuple[float, ...] = ()
+    domain_feature: str | bool = "auto"
+    domain_column: str | None = None
+    tune_every_seed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("valid_fraction", "test_fraction"):
@@ -65,6 +90,18 @@ class ProtocolConfig:
             raise InputError(f"max_source_rows must be >= 1, got {self.max_source_rows}")
         if self.n_boot < 1:
             raise InputError(f"n_boot must be >= 1, got {self.n_boot}")
+        for name in ("lr_grid", "weight_decay_grid"):
+            grid = tuple(getattr(self, name))
+            object.__setattr__(self, name, grid)
+            if len(set(grid)) != len(grid) or any(not v >= 0 for v in grid) or (
+                    name == "lr_grid" and any(v == 0 for v in grid)):
+                raise InputError(f"{name} must hold distinct "
+                                 f"{'positive' if name == 'lr_grid' else 'non-negative'} "
+                                 f"numbers, got {list(grid)}")
+        if isinstance(self.domain_feature, bool):  # YAML reads a bare on / off as a bool
+            object.__setattr__(self, "domain_feature", "on" if self.domain_feature else "off")
+        if self.domain_feature not in DOMAIN_FEATURE_MODES:
+            raise choice_error("domain_feature", self.domain_feature, DOMAIN_FEATURE_MODES)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class EpochRecord:
         valid_auc: validation AUC after the epoch (None without validation data).
         seconds: wall time of the training pass (validation excluded).
         samples_per_s: training rows per second.
+        steps: optimiser steps taken (batches trained on). Default 0.
+        rows: training rows seen. Default 0.
     """
 
     epoch: int
@@ -74,6 +76,8 @@ class EpochRecord:
     valid_auc: float | None
     seconds: float
     samples_per_s: float
+    steps: int = 0
+    rows: int = 0
 
 
 @dataclass
@@ -86,12 +90,36 @@ class FitResult:
             validation data).
         best_valid_auc: its validation AUC (None without validation data).
         stopped_early: True if patience ran out before ``epochs``.
+        reached_cap: True if the fit ran all ``epochs`` while validation AUC was still
+            improving within ``patience`` (or had no validation data): the epoch cap, not
+            early stopping, ended it, so more epochs might have helped.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = -1
     best_valid_auc: float | None = None
     stopped_early: bool = False
+    reached_cap: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """Epochs run."""
+        return len(self.history)
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken over all epochs."""
+        return sum(record.steps for record in self.history)
+
+    @property
+    def rows(self) -> int:
+        """Training rows seen over all epochs (rows x epochs)."""
+        return sum(record.rows for record in self.history)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the training passes (validation excluded)."""
+        return sum(record.seconds for record in self.history)
 
 
 def seed_everything(seed: int) -> None:
@@ -120,6 +148,10 @@ def _torch_settings(num_threads: int | None, deterministic: bool = False) -> Ite
 class Trainer:
     """Trains a model with weighted BCE (or ``loss_fn``), early stopping on validation AUC.
 
+    Every :meth:`fit` appends its :class:`FitResult` to :attr:`fits`, so whoever owns the
+    trainer can account for the training effort (epochs, optimiser steps, seconds) of all
+    the models it trained.
+
     Args:
         config: default ``TrainConfig()``.
         loss_fn: default :func:`~graphsel.transfer.train.losses.weighted_bce_loss`.
@@ -128,6 +160,7 @@ class Trainer:
     def __init__(self, config: TrainConfig | None = None, loss_fn: LossFn | None = None) -> None:
         self.config = config or TrainConfig()
         self.loss_fn = loss_fn or weighted_bce_loss
+        self.fits: list[FitResult] = []
 
     def make_optimizers(self, model: nn.Module) -> list[torch.optim.Optimizer]:
         """:class:`~graphsel.transfer.train.optim.RowwiseSparseAdam` for sparse embedding
@@ -174,6 +207,7 @@ class Trainer:
         if valid is not None and len(torch.unique(valid.label)) < 2:
             raise InputError("validation labels hold one class only: AUC is undefined")
         result = FitResult()
+        self.fits.append(result)
         best_state: dict[str, torch.Tensor] | None = None
         epochs_without_gain = 0
         with _torch_settings(config.num_threads, config.deterministic):
@@ -200,6 +234,8 @@ class Trainer:
                     if epochs_without_gain >= config.patience:
                         result.stopped_early = epoch + 1 < config.epochs
                         break
+            else:
+                result.reached_cap = valid is None or epochs_without_gain < config.patience
             if best_state is not None:
                 model.load_state_dict(best_state)
         return result
@@ -212,10 +248,10 @@ class Trainer:
         batches = iter_batches(train, config.batch_size, shuffle=True, seed=config.seed,
                                epoch=epoch)
         loss_sum = torch.zeros((), dtype=torch.float64)
-        rows_seen = 0
+        rows_seen = steps = 0
         start = time.perf_counter()
-        with tqdm(total=num_batches, desc=f"epoch {epoch}", disable=not config.progress,
-                  leave=False, unit="batch") as bar:
+        with tqdm(total=num_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
+                  disable=None if config.progress else True) as bar:  # a terminal only
             for batch in batches:
                 if len(batch) == 1 < len(train):
                     continue  # BatchNorm cannot normalise a last batch of a single row
@@ -228,10 +264,11 @@ class Trainer:
                     optimizer.step()
                 loss_sum += loss.detach().double().cpu() * len(batch)
                 rows_seen += len(batch)
+                steps += 1
                 bar.update(1)
         seconds = time.perf_counter() - start
         return EpochRecord(epoch, float(loss_sum) / max(rows_seen, 1), None, seconds,
-                           rows_seen / max(seconds, 1e-9))
+                           rows_seen / max(seconds, 1e-9), steps, rows_seen)
 
     def _predict(self, model: nn.Module, data: CTRDataset) -> np.ndarray:
         return predict(model, data, batch_size=self.config.eval_batch_size,

@@ -131,3 +131,21 @@ def test_real_genres(movielens_1m_path):
     with pytest.raises(InputError) as info:
         movielens(path=movielens_1m_path, target_genre="Noir")
     assert str(info.value) == f"Could not resolve genre 'Noir' among {GENRES!r}"
+
+
+@pytest.fixture
+def movielens_100k_path():
+    from tests.conftest import data_path
+
+    return data_path("movielens-100k")
+
+
+@pytest.mark.data
+def test_ml100k_genre_split(movielens_100k_path):
+    source, target, truth = get_dataset("movielens-100k")(path=movielens_100k_path)
+    assert truth is None and (len(target), len(source)) == (5_317, 94_683)  # Horror
+    assert target.table.column("occupation").type == "string"  # names, not codes
+    # the 18 duplicated titles count once; one unknown release year is null
+    assert source.table.column("release_year").null_count > 0
+    _, crime, _ = get_dataset("movielens-100k")(path=movielens_100k_path, target_genre="Crime")
+    assert len(crime) == 8_055

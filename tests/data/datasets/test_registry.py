@@ -23,9 +23,9 @@ TINY = dict(num_users=400, num_items=200, num_communities=4, num_target_communit
             source_rows=3000, target_rows=300)
 
 
-def test_registry_lists_the_three_datasets_in_order():
+def test_registry_lists_the_datasets_in_order():
     assert [d.name for d in list_datasets()] == [
-        "synthetic", "movielens-1m", "taobao-userbehavior"]
+        "synthetic", "movielens-1m", "movielens-100k", "taobao-userbehavior"]
     assert all(d.description and "\n" not in d.description for d in list_datasets())
 
 
@@ -33,7 +33,7 @@ def test_unknown_name_lists_valid_names():
     with pytest.raises(InputError) as info:
         get_dataset("movielens")
     assert str(info.value) == ("Could not resolve dataset 'movielens' among "
-                               "['movielens-1m', 'synthetic', 'taobao-userbehavior']")
+                               "['movielens-100k', 'movielens-1m', 'synthetic', 'taobao-userbehavior']")
 
 
 def test_options_are_the_keyword_parameters_with_defaults():

@@ -66,6 +66,14 @@ def test_views_get_the_deepest_later_action(folder):
     assert DatasetCard.of(source, target).shared == Overlap(users=2, items=0)
 
 
+def test_engagement_label_counts_any_later_fav_cart_or_buy(folder):
+    source, target, _ = taobao(path=folder, target_categories=[9], label="engagement")
+    assert [row[3] for row in _rows(source)] == [1, 1, 0, 1, 0]  # cart / buy / - / cart / -
+    assert [row[3] for row in _rows(target)] == [1, 0, 0]        # the fav counts
+    with pytest.raises(InputError, match="Could not resolve label 'click' among"):
+        taobao(path=folder, target_categories=[9], label="click")
+
+
 def test_categories_as_a_comma_separated_string(folder):
     _, target, _ = taobao(path=folder, target_categories=" 9 ,")
     assert target.column("category_id").tolist() == [9, 9, 9]
@@ -124,7 +132,8 @@ def test_path_errors(tmp_path):
 def test_head_card(taobao_path, tmp_path):
     card = prepare("taobao-userbehavior", tmp_path, path=taobao_path)
     assert card.options == {"path": str(taobao_path),
-                            "target_categories": list(DEFAULT_TARGET_CATEGORIES)}
+                            "target_categories": list(DEFAULT_TARGET_CATEGORIES),
+                            "label": "buy"}
     source, target = card.source, card.target
     assert target is not None
     assert (source.rows, source.users, source.items) == (73_910, 813, 50_811)
@@ -137,3 +146,12 @@ def test_head_card(taobao_path, tmp_path):
     assert source.features == target.features == ("category_id",)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "card.json", "source.parquet", "target.parquet"]
+
+
+@pytest.mark.data
+def test_head_engagement_has_more_positives(taobao_path):
+    categories = [4756105, 3607361, 2735466, 3002561, 4801426, 4145813, 285583, 2465336,
+                  965809, 4069500]  # configs/taobao.yaml
+    buy = taobao(path=taobao_path, target_categories=categories).target
+    engaged = taobao(path=taobao_path, target_categories=categories, label="engagement").target
+    assert (len(buy), int(buy.label.sum()), int(engaged.label.sum())) == (15_390, 400, 665)

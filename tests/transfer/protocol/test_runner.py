@@ -22,7 +22,7 @@ from graphsel.transfer.train.trainer import TrainConfig, Trainer
 
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
 QUICK = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
-FAST_BOOT = ProtocolConfig(n_boot=30)
+FAST_BOOT = ProtocolConfig(n_boot=30, domain_feature="off")  # one grid point per strategy
 BASELINES = ["target_only", "merge_all", "random_same_size", "selected", "selected_weighted",
              "pretrain_finetune"]
 
@@ -316,8 +316,10 @@ def test_results_keep_the_test_labels_and_seed_averaged_predictions(data, monkey
     test = split_by_time(source, target).target_test
     assert results.test_labels.tolist() == target.label[test].tolist()
     assert list(results.test_predictions) == names
-    # one period: each predict call is a test prediction, in seed-major order
-    assert len(calls) == 4
+    # one period: each run predicts the test rows, then the validation rows (its tuning
+    # score), in seed-major order
+    assert len(calls) == 8
+    calls = calls[0::2]
     for number, name in enumerate(names):
         mean = results.test_predictions[name]
         assert mean.shape == (len(test),) and mean.dtype == np.float64

@@ -310,3 +310,18 @@ def test_batch_norm_model_trains_when_the_last_batch_has_one_row():
     result = fit(model, _separable(17, 0), config=TrainConfig(epochs=1, batch_size=8,
                                                               progress=False))
     assert len(result.history) == 1 and math.isfinite(result.history[0].train_loss)
+
+
+def test_fit_counts_steps_rows_and_whether_the_cap_ended_it():
+    torch.manual_seed(0)
+    train = CTRDataset(np.arange(10).reshape(10, 1) % 3, None, np.arange(10) % 2)
+    model = build_base_model([3], 0, ModelConfig(embed_dim=2, hidden=(4,)))
+    trainer = Trainer(TrainConfig(epochs=2, batch_size=4, progress=False))
+    capped = trainer.fit(model, train)  # no validation: the cap ends it
+    assert [r.steps for r in capped.history] == [3, 3] and capped.steps == 6  # 4 + 4 + 2
+    assert capped.rows == 20 and capped.epochs == 2 and capped.reached_cap
+    valid = CTRDataset(np.array([[0], [1], [2], [0]]), None, np.array([0, 1, 0, 1]))
+    stopped = Trainer(TrainConfig(epochs=50, patience=1, batch_size=4, progress=False,
+                                  lr=1e-9)).fit(model, train, valid)
+    assert stopped.stopped_early and not stopped.reached_cap and stopped.epochs == 2
+    assert trainer.fits == [capped]

