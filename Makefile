@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer bench-quality peer-swr clean
+.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer bench-quality bench-spark peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,14 @@ bench-transfer: $(STAMP)
 bench-quality: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_quality.py
 
+bench-spark: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[spark]'
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_spark.py
+
 peer-swr: $(STAMP)
 	$(PY) benchmarks/peer_swr.py
 
-bench: bench-graph bench-select bench-train bench-transfer
+bench: bench-graph bench-select bench-train bench-transfer bench-spark
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

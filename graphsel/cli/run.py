@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from graphsel.cli._common import emit, json_option, to_jsonable
 from graphsel.data.io import OutputFolder, check_paths, write_json
-from graphsel.errors import check_integer
+from graphsel.errors import InputError, check_integer
 
 # The protocol's split module imports no torch, so the CLI starts without it; the models,
 # the trainer and the runner are imported when the command runs.
@@ -49,14 +51,20 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     strategy's AUC minus target_only's with a paired bootstrap 95% CI. Precedence:
     defaults < the YAML file < these flags.
     """
-    from graphsel.transfer.config import load_config, override
-    from graphsel.transfer.protocol.experiment import run_experiment
+    from graphsel.transfer.config import config_from_dict, override, read_config
 
     for flag, value in (("--seeds", seeds), ("--periods", periods), ("--epochs", epochs)):
         if value is not None:
             check_integer(flag, value, 1)
-    config = override(load_config(config_path), seeds=seeds, strategies=strategies,
-                      periods=periods, mode=mode, epochs=epochs)
+    task, raw = read_config(config_path)
+    if task == "next_item":
+        _run_next_item(raw, config_path, seeds, strategies, periods, mode, epochs, out,
+                       plots_dir, as_json)
+        return
+    from graphsel.transfer.protocol.experiment import run_experiment
+
+    config = override(config_from_dict(raw, str(config_path)), seeds=seeds,
+                      strategies=strategies, periods=periods, mode=mode, epochs=epochs)
     check_paths({"--config": config_path, **config.input_paths()}, files={"--out": out},
                 folders={"--plots": OutputFolder(plots_dir, PLOT_FILES)
                          if plots_dir is not None else None})
@@ -74,3 +82,28 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     if out is not None:
         write_json(payload, out)
     emit(as_json, payload, text)
+
+
+def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[str] | None,
+                   periods: int | None, mode: str | None, epochs: int | None,
+                   out: Path | None, plots_dir: Path | None, as_json: bool) -> None:
+    """``task: next_item``: SyNCRec and its baselines (graphsel.transfer.sequential)."""
+    from graphsel.transfer.sequential.options import next_item_config_from_dict
+
+    for flag, value in (("--periods", periods), ("--mode", mode), ("--plots", plots_dir)):
+        if value is not None:
+            raise InputError(f"{flag} does not apply to task: next_item ({config_path})")
+    config = next_item_config_from_dict(raw, str(config_path))
+    train = config.train if epochs is None else replace(config.train, epochs=epochs)
+    config = replace(config, train=train, seeds=config.seeds if seeds is None else seeds,
+                     models=config.models if models is None else tuple(models))
+    path = config.dataset.options.get("path")
+    check_paths({"--config": config_path, "dataset.options.path": path},
+                files={"--out": out})
+    from graphsel.transfer.sequential.runner import run_next_item
+
+    results = run_next_item(config, progress=not as_json)
+    payload = to_jsonable(results.to_json())
+    if out is not None:
+        write_json(payload, out)
+    emit(as_json, payload, results.table())

@@ -334,7 +334,7 @@ class BipartiteGraph:
         """
         if relations is None:
             return self.relations
-        if _is_one_relation(relations):
+        if is_one_relation(relations):
             relations = [relations]
         resolved = []
         for name in relations:
@@ -498,7 +498,7 @@ def _check_codes(what: str, codes: np.ndarray, size: int | None) -> int:
     return int(size)
 
 
-def _is_one_relation(relations: object) -> TypeGuard[str | Relation]:
+def is_one_relation(relations: object) -> TypeGuard[str | Relation]:
     """Whether ``relations`` is one name or one edge type, not a collection of them."""
     return isinstance(relations, str) or (
         isinstance(relations, tuple) and len(relations) == 3

@@ -37,11 +37,14 @@ from graphsel.select.stage import (
     register_stage,
 )
 
-__all__ = ["AUTO_MIN_DEGREE", "GraphExpansion", "GraphReport", "HopCount", "resolve_max_degree",
-           "resolve_max_user_rows"]
+__all__ = ["AUTO_MIN_DEGREE", "AUTO_PERCENTILE", "GraphExpansion", "GraphReport", "HopCount",
+           "resolve_max_degree", "resolve_max_user_rows"]
 
 AUTO_MIN_DEGREE = 50.0
 """The lowest hub cap ``max_degree="auto"`` gives."""
+
+AUTO_PERCENTILE = 99
+"""``max_degree="auto"`` caps hubs at this percentile of the degrees."""
 
 
 def resolve_max_degree(graph: BipartiteGraph, max_degree: float | str | None,
@@ -64,7 +67,7 @@ def resolve_max_degree(graph: BipartiteGraph, max_degree: float | str | None,
     degrees = degrees[degrees > 0]
     if len(degrees) == 0:
         return None
-    return float(max(AUTO_MIN_DEGREE, np.percentile(degrees, 99)))
+    return float(max(AUTO_MIN_DEGREE, np.percentile(degrees, AUTO_PERCENTILE)))
 
 
 def resolve_max_user_rows(max_user_rows: int | str | None,

@@ -53,14 +53,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphsel.data.io import read_yaml
-from graphsel.errors import InputError
+from graphsel.errors import InputError, choice_error
 from graphsel.select.config import SelectionConfig
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.protocol.strategies import default_options, strategy_names
 from graphsel.transfer.train.options import TrainConfig
 
-__all__ = ["DatasetConfig", "ExperimentConfig", "load_config", "config_from_dict", "override"]
+__all__ = ["DatasetConfig", "ExperimentConfig", "TASKS", "build_dataclass", "config_from_dict",
+           "config_task", "expand_env", "load_config", "override", "read_config"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -159,6 +160,26 @@ class ExperimentConfig:
 
 _PROTOCOL_KEYS = tuple(f.name for f in dataclasses.fields(ProtocolConfig))
 
+TASKS: tuple[str, ...] = ("transfer", "next_item")
+"""What ``graphsel run`` compares, by the YAML's top-level ``task`` key (default
+``"transfer"``): CTR transfer strategies (:func:`load_config`), or next-item models
+(:func:`graphsel.transfer.sequential.options.load_next_item_config`)."""
+
+
+def config_task(raw: Any, where: str = "<config>") -> str:
+    """The ``task`` of a parsed config (``"transfer"`` when it names none).
+
+    >>> config_task({"task": "next_item"}), config_task({"seeds": 2})
+    ('next_item', 'transfer')
+
+    Raises:
+        InputError: a task not among :data:`TASKS`.
+    """
+    task = raw.get("task", "transfer") if isinstance(raw, dict) else "transfer"
+    if task not in TASKS:
+        raise InputError(f"{where}: key 'task': {choice_error('task', task, TASKS)}")
+    return str(task)
+
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Reads an :class:`ExperimentConfig` from a YAML file (see the module docstring).
@@ -171,6 +192,17 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     return config_from_dict(read_yaml(path), str(path))
 
 
+def read_config(path: str | os.PathLike) -> tuple[str, Any]:
+    """``(task, parsed YAML)`` of a ``graphsel run`` config, for the command to choose its
+    runner (:data:`TASKS`).
+
+    Raises:
+        InputError: an unreadable, empty or invalid YAML file, or an unknown task.
+    """
+    raw = read_yaml(path)
+    return config_task(raw, str(path)), raw
+
+
 def config_from_dict(raw: Any, where: str = "<config>") -> ExperimentConfig:
     """Builds an :class:`ExperimentConfig` from a parsed YAML mapping.
 
@@ -181,7 +213,10 @@ def config_from_dict(raw: Any, where: str = "<config>") -> ExperimentConfig:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected a mapping of keys at the top level, got "
                          f"{type(raw).__name__}")
-    raw = _expand_env(raw, where, "")
+    if config_task(raw, where) != "transfer":
+        raise InputError(f"{where}: task {raw['task']!r} is not a transfer comparison; "
+                         f"run it with graphsel run --config")
+    raw = expand_env({k: v for k, v in raw.items() if k != "task"}, where, "")
     protocol = {key: raw.pop(key) for key in list(raw) if key in _PROTOCOL_KEYS}
     if "protocol" in raw:
         raise InputError(f"{where}: unknown key 'protocol' (its keys "
@@ -189,7 +224,7 @@ def config_from_dict(raw: Any, where: str = "<config>") -> ExperimentConfig:
     raw["protocol"] = protocol
     if "strategy_options" in raw:
         raw["strategy_options"] = _strategy_options(raw["strategy_options"], where)
-    return _build(ExperimentConfig, raw, where, "")
+    return build_dataclass(ExperimentConfig, raw, where, "")
 
 
 def override(config: ExperimentConfig, **flags: Any) -> ExperimentConfig:
@@ -221,15 +256,15 @@ def _strategy_options(raw: Any, where: str) -> dict[str, Any]:
             raise InputError(f"{where}: key '{key}': {exc}") from None
         if default is None:
             raise InputError(f"{where}: key '{key}': strategy {name!r} takes no options")
-        out[name] = _build(type(default), values, where, key, base=default)
+        out[name] = build_dataclass(type(default), values, where, key, base=default)
     return out
 
 
-def _expand_env(value: Any, where: str, key: str) -> Any:
+def expand_env(value: Any, where: str, key: str) -> Any:
     if isinstance(value, dict):
-        return {k: _expand_env(v, where, _join(key, k)) for k, v in value.items()}
+        return {k: expand_env(v, where, _join(key, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, where, key) for v in value]
+        return [expand_env(v, where, key) for v in value]
     if not isinstance(value, str):
         return value
 
@@ -249,7 +284,7 @@ def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _build(cls: type, raw: Any, where: str, prefix: str, base: Any = None) -> Any:
+def build_dataclass(cls: type, raw: Any, where: str, prefix: str, base: Any = None) -> Any:
     """A dataclass ``cls`` from a mapping, checking every key and value's type; the fields the
     mapping leaves out keep ``base``'s values (default None: ``cls``'s defaults)."""
     if not isinstance(raw, dict):
@@ -288,7 +323,7 @@ def _coerce(hint: Any, value: Any, where: str, key: str, base: Any = None) -> An
     if hint is SelectionConfig:
         return SelectionConfig.from_dict(value, where=f"{where}: {key}")
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, where, key, base if isinstance(base, hint) else None)
+        return build_dataclass(hint, value, where, key, base if isinstance(base, hint) else None)
     if hint is Any:
         return value
     if origin is tuple:

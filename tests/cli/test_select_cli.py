@@ -22,7 +22,7 @@ from graphsel.select.stage import (
     register_stage,
 )
 from tests.cli.bad_input import snapshot
-from tests.engines.conftest import spark  # noqa: F401  (the one Spark session)
+from tests.engines.conftest import spark  # noqa: F401  (the fixture: one Spark session)
 
 
 @pytest.fixture(scope="module")
@@ -360,10 +360,11 @@ def _both_engines(args: list[str], tmp_path: Path, *extra: str) -> tuple[dict, d
         assert result.exit_code == 0, result.output
         assert f"rows to {out}" in result.output.splitlines()[-1]
         reports.append(json.loads(report.read_text()))
-    local, spark = (read_log(tmp_path / f"{engine}.parquet").table for engine in ("local", "spark"))
-    assert spark.schema.remove_metadata() == local.schema.remove_metadata()
+    local, on_spark = (read_log(tmp_path / f"{engine}.parquet").table
+                       for engine in ("local", "spark"))
+    assert on_spark.schema.remove_metadata() == local.schema.remove_metadata()
     for name in local.column_names:  # NaN p_target / knn_score equal NaN
-        np.testing.assert_array_equal(spark.column(name).to_numpy(zero_copy_only=False),
+        np.testing.assert_array_equal(on_spark.column(name).to_numpy(zero_copy_only=False),
                                       local.column(name).to_numpy(zero_copy_only=False), name)
     for report in reports:
         report.pop("out")
@@ -372,14 +373,16 @@ def _both_engines(args: list[str], tmp_path: Path, *extra: str) -> tuple[dict, d
 
 
 @pytest.mark.spark
-def test_spark_engine_writes_what_the_local_engine_writes(spark, tiny, tmp_path):
+@pytest.mark.usefixtures("spark")
+def test_spark_engine_writes_what_the_local_engine_writes(tiny, tmp_path):
     local, on_spark = _both_engines(tiny, tmp_path, "--hops", "1", "--mode", "any")
     assert on_spark == local
     assert local["selected"] == 6 and local["stages"][0]["name"] == "graph"  # rows 0-4, 9
 
 
 @pytest.mark.spark
-def test_spark_engine_on_the_synthetic_default(spark, demo, tmp_path):
+@pytest.mark.usefixtures("spark")
+def test_spark_engine_on_the_synthetic_default(demo, tmp_path):
     args = ["select", "--source", str(demo / "source.parquet"), "--target",
             str(demo / "target.parquet")]
     local, on_spark = _both_engines(args, tmp_path)
@@ -389,7 +392,8 @@ def test_spark_engine_on_the_synthetic_default(spark, demo, tmp_path):
 
 
 @pytest.mark.spark
-def test_spark_engine_empty_selection_says_what_local_says(spark, tiny, tmp_path):
+@pytest.mark.usefixtures("spark")
+def test_spark_engine_empty_selection_says_what_local_says(tiny, tmp_path):
     # the target shares user a only: no row has both ends among the seeds at hop 0
     target = InteractionLog.from_columns(["a"], [99], [200], [1], "target")
     write_log(target, tmp_path / "target.parquet")

@@ -28,7 +28,7 @@ validation rows, like the target model, and warm-starts from its previous period
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import ClassVar
 
@@ -89,10 +89,14 @@ class LearnerContext:
         return build_base_model(self.spec.vocab_sizes, len(self.spec.numeric) + extra_numeric,
                                 self.model)
 
-    def trainer(self, loss_fn: LossFn | None = None) -> Trainer:
-        """A :class:`Trainer` with the run's options (and ``loss_fn``), counted in
-        :meth:`effort`."""
-        trainer = Trainer(self.train, loss_fn)
+    def trainer(self, loss_fn: LossFn | None = None, *, lr_factor: float = 1.0) -> Trainer:
+        """A :class:`Trainer` with the run's options (and ``loss_fn``; its learning rates
+        times ``lr_factor``, default 1.0), counted in :meth:`effort`."""
+        config = self.train
+        if lr_factor != 1.0:
+            config = replace(config, lr=config.lr * lr_factor, embedding_lr=(
+                None if config.embedding_lr is None else config.embedding_lr * lr_factor))
+        trainer = Trainer(config, loss_fn)
         self.trainers.append(trainer)
         return trainer
 

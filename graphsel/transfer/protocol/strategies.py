@@ -46,13 +46,19 @@ import numpy as np
 
 from graphsel.errors import InputError, choice_error
 from graphsel.registry import Registry
-from graphsel.transfer.models.options import AdapterOptions, DIITOptions, ECATOptions
+from graphsel.transfer.models.options import (
+    AdapterOptions,
+    DIITOptions,
+    ECATOptions,
+    FinetuneOptions,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from graphsel.select.pipeline import Selection
     from graphsel.transfer.protocol.learners import Learner, LearnerContext
 
 __all__ = [
+    "selection_of",
     "SCHEDULES",
     "SourcePlan",
     "StrategyContext",
@@ -96,11 +102,15 @@ class SourcePlan:
         weight: ``(K,)`` float32 per-sample loss weights of those rows.
         schedule: ``"joint"`` (train on target + source rows together) or ``"pretrain"``
             (train on the source rows first, then fine-tune on the target rows).
+        focus: ``(K,)`` bool, the rows a learner singles out (e.g. the selected rows that
+            ``merge_finetune_selected`` fine-tunes on after training on every row), or None.
+            Default None.
     """
 
     rows: np.ndarray
     weight: np.ndarray
     schedule: str = "joint"
+    focus: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -108,13 +118,17 @@ class SourcePlan:
         if np.shape(self.rows) != np.shape(self.weight):
             raise InputError(f"rows {np.shape(self.rows)} and weight {np.shape(self.weight)} "
                              f"must have one shape")
+        if self.focus is not None and np.shape(self.focus) != np.shape(self.rows):
+            raise InputError(f"focus {np.shape(self.focus)} and rows {np.shape(self.rows)} "
+                             f"must have one shape")
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def within(self, keep: np.ndarray) -> SourcePlan:
         """The plan restricted to the rows where the ``(K,)`` bool ``keep`` holds."""
-        return SourcePlan(self.rows[keep], self.weight[keep], self.schedule)
+        return SourcePlan(self.rows[keep], self.weight[keep], self.schedule,
+                          None if self.focus is None else self.focus[keep])
 
 
 StrategyBuilder = Callable[[StrategyContext], SourcePlan]
@@ -239,7 +253,7 @@ def default_options(name: str) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _selection(context: StrategyContext) -> Selection:
+def selection_of(context: StrategyContext) -> Selection:
     """``context.selection``, there for every strategy registered with ``needs_selection``
     (:meth:`Strategy.plan` checks it)."""
     if context.selection is None:
@@ -270,7 +284,7 @@ def random_same_size(context: StrategyContext) -> SourcePlan:
 
     The control for ``selected``: same amount of source data, chosen without the graph.
     """
-    size = _selection(context).num_selected
+    size = selection_of(context).num_selected
     rng = np.random.default_rng(np.random.SeedSequence([context.seed, 0x5E1EC7]))
     return _unit(np.sort(rng.choice(context.source_rows, size, replace=False)))
 
@@ -278,13 +292,13 @@ def random_same_size(context: StrategyContext) -> SourcePlan:
 @register_strategy("selected", needs_selection=True)
 def selected(context: StrategyContext) -> SourcePlan:
     """The selected source rows, weight 1."""
-    return _unit(context.source_rows[_selection(context).mask])
+    return _unit(context.source_rows[selection_of(context).mask])
 
 
 @register_strategy("selected_weighted", needs_selection=True)
 def selected_weighted(context: StrategyContext) -> SourcePlan:
     """The selected source rows with the selection's weights (the DA density ratios)."""
-    selection = _selection(context)
+    selection = selection_of(context)
     rows = np.asarray(context.source_rows[selection.mask], dtype=np.int64)
     return SourcePlan(rows, selection.weight[selection.mask].astype(np.float32), "joint")
 
@@ -304,3 +318,6 @@ declare_strategy("ctnet_linear", "graphsel.transfer.models.ctnet", AdapterOption
 declare_strategy("ecat", "graphsel.transfer.models.ecat", ECATOptions())
 declare_strategy("diit", "graphsel.transfer.models.diit", DIITOptions())
 declare_strategy("ecdctr", "graphsel.transfer.models.ecdctr")
+declare_strategy("merge_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
+declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
+                 FinetuneOptions())

@@ -87,7 +87,7 @@ class FitResult:
     Attributes:
         history: one record per epoch run.
         best_epoch: the epoch whose weights the model holds now (the last one without
-            validation data).
+            validation data; -1 when ``keep_start`` kept the starting weights).
         best_valid_auc: its validation AUC (None without validation data).
         stopped_early: True if patience ran out before ``epochs``.
         reached_cap: True if the fit ran all ``epochs`` while validation AUC was still
@@ -182,7 +182,7 @@ class Trainer:
         return optimizers
 
     def fit(self, model: nn.Module, train: CTRDataset,
-            valid: CTRDataset | None = None) -> FitResult:
+            valid: CTRDataset | None = None, *, keep_start: bool = False) -> FitResult:
         """Trains ``model`` in place on ``train``; with ``valid``, stops early and keeps the best.
 
         After each epoch the validation AUC is computed; the weights (parameters and
@@ -197,6 +197,10 @@ class Trainer:
             model: ``forward(cat (B, F), num (B, M)) -> logits (B,)``.
             train: training samples (with their weights).
             valid: validation samples. Default None: train all ``epochs``, keep the last.
+            keep_start: also score ``model`` as given before the first epoch, so that if no
+                epoch beats it the starting weights come back (a fine-tuning step that never
+                helps changes nothing; ``best_epoch`` is then -1). Needs ``valid``. Default
+                False.
 
         Raises:
             InputError: empty training data, or validation labels of one class only.
@@ -206,6 +210,8 @@ class Trainer:
             raise InputError("no training samples")
         if valid is not None and len(torch.unique(valid.label)) < 2:
             raise InputError("validation labels hold one class only: AUC is undefined")
+        if keep_start and valid is None:
+            raise InputError("keep_start needs validation samples")
         result = FitResult()
         self.fits.append(result)
         best_state: dict[str, torch.Tensor] | None = None
@@ -213,6 +219,11 @@ class Trainer:
         with _torch_settings(config.num_threads, config.deterministic):
             seed_everything(config.seed)
             model.to(config.device)
+            if keep_start:
+                assert valid is not None  # checked above
+                result.best_epoch = -1
+                result.best_valid_auc = auc(valid.label.numpy(), self._predict(model, valid))
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             optimizers = self.make_optimizers(model)
             for epoch in range(config.epochs):
                 record = self._train_epoch(model, train, optimizers, epoch)
