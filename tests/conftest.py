@@ -40,3 +40,11 @@ def movielens_1m_path() -> Path:
 @pytest.fixture
 def taobao_path() -> Path:
     return data_path("taobao-userbehavior")
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``graphsel run`` keeps its finished units under ``$GRAPHSEL_RUNS``: a temporary folder
+    in the tests, never the repository."""
+    monkeypatch.setenv("GRAPHSEL_RUNS", str(tmp_path_factory.getbasetemp() / "graphsel-runs"))

@@ -39,17 +39,25 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Also write the figures (PNG) into this folder: AUC per period per "
                    "strategy, and each strategy's calibration on the test set.")
+@click.option("--run-dir", "runs_dir", type=click.Path(path_type=Path),
+              help="Keep the fitted selection and each finished (strategy, seed) under "
+                   "DIR/<key of the config and data>/, and resume from them when run again. "
+                   "Default: $GRAPHSEL_RUNS, else .graphsel-runs in the working directory.")
+@click.option("--fresh", is_flag=True,
+              help="Discard the kept work of this config and data, and start over.")
 @json_option
 def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             periods: int | None, mode: str | None, epochs: int | None, out: Path | None,
-            plots_dir: Path | None, as_json: bool) -> None:
+            plots_dir: Path | None, runs_dir: Path | None, fresh: bool,
+            as_json: bool) -> None:
     """Compare transfer strategies on a time split of the target domain.
 
     Every strategy uses the same model and training options (the baselines train the base
     model on their rows; ctnet, ctnet_linear, ecat, diit and ecdctr build theirs from its
     parts); the table shows test AUC, GAUC and LogLoss (mean ± std over seeds) and each
     strategy's AUC minus target_only's with a paired bootstrap 95% CI. Precedence:
-    defaults < the YAML file < these flags.
+    defaults < the YAML file < these flags. A run killed at any point resumes from its
+    finished units when the same command runs again (see --run-dir).
     """
     from graphsel.transfer.config import config_from_dict, override, read_config
 
@@ -58,17 +66,29 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             check_integer(flag, value, 1)
     task, raw = read_config(config_path)
     if task == "next_item":
+        for flag, given in (("--run-dir", runs_dir), ("--fresh", fresh or None)):
+            if given is not None:
+                raise InputError(f"{flag} does not apply to task: next_item ({config_path})")
         _run_next_item(raw, config_path, seeds, strategies, periods, mode, epochs, out,
                        plots_dir, as_json)
         return
+    from graphsel.transfer.protocol.checkpoints import RunStore, experiment_key, runs_root
     from graphsel.transfer.protocol.experiment import run_experiment
 
     config = override(config_from_dict(raw, str(config_path)), seeds=seeds,
                       strategies=strategies, periods=periods, mode=mode, epochs=epochs)
+    run_dir = runs_root(runs_dir) / experiment_key(config)
     check_paths({"--config": config_path, **config.input_paths()}, files={"--out": out},
                 folders={"--plots": OutputFolder(plots_dir, PLOT_FILES)
-                         if plots_dir is not None else None})
-    results = run_experiment(config, progress=not as_json)
+                         if plots_dir is not None else None,
+                         "--run-dir": run_dir})
+    store = RunStore(run_dir, on_warning=lambda line: click.echo(f"warning: {line}", err=True))
+    if fresh:
+        store.clear()
+    results = run_experiment(config, progress=not as_json, store=store)
+    if store.loaded_units and not as_json:
+        click.echo(f"resumed {store.loaded_units} finished (strategy, seed) unit(s) from "
+                   f"{run_dir}", err=True)
     payload = to_jsonable(results.to_json())
     text = results.table()
     if plots_dir is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from graphsel.data.datasets import get_dataset, truth_mask
 from graphsel.data.log import InteractionLog, check_pair, read_pair
 from graphsel.transfer.config import DatasetConfig, ExperimentConfig, load_config
+from graphsel.transfer.protocol.checkpoints import RunStore
 from graphsel.transfer.protocol.results import Results
 from graphsel.transfer.protocol.runner import compare_strategies
 
@@ -61,7 +62,7 @@ def synthetic_default(seed: int | None = None, scale: float | None = None) -> Ex
 
 
 def run_experiment(config: ExperimentConfig, progress: bool = False,
-                   data: Data | None = None) -> Results:
+                   data: Data | None = None, store: RunStore | None = None) -> Results:
     """Loads the data and runs :func:`~graphsel.transfer.protocol.runner.compare_strategies`.
 
     Args:
@@ -69,6 +70,10 @@ def run_experiment(config: ExperimentConfig, progress: bool = False,
         progress: progress bars on stderr (runs, selection stages, epochs). Default False.
         data: ``(source, target, truth)`` already in memory, used instead of loading
             ``config.data`` (``truth`` may be None). Default None.
+        store: keeps the selection and the finished units, and resumes from them
+            (``graphsel run`` passes the directory
+            ``runs_root() / experiment_key(config)``, see
+            :mod:`~graphsel.transfer.protocol.checkpoints`). Default None: nothing is kept.
 
     Raises:
         InputError: a pair :func:`graphsel.data.log.check_pair` rejects, before any work.
@@ -81,4 +86,4 @@ def run_experiment(config: ExperimentConfig, progress: bool = False,
     return compare_strategies(
         source, target, config.strategies, model=config.model, train=config.train,
         protocol=config.protocol, selector=selector, strategy_options=options,
-        seeds=range(config.seeds), truth=truth, progress=progress)
+        seeds=range(config.seeds), truth=truth, progress=progress, store=store)

@@ -141,6 +141,13 @@ class PeriodRecord:
                 **self.scores.to_json(), "n_train": self.n_train, "n_source": self.n_source,
                 "n_eval": self.n_eval, "seconds": self.seconds}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PeriodRecord:
+        """The record whose :meth:`to_json` is ``data``."""
+        return cls(data["strategy"], data["seed"], data["period"],
+                   Scores(data["auc"], data["gauc"], data["logloss"]), data["n_train"],
+                   data["n_source"], data["n_eval"], data["seconds"])
+
 
 # --------------------------------------------------------------------------------------------
 # Summaries over seeds, and the comparison with the baseline
@@ -346,6 +353,14 @@ class EffortRecord:
                 "trials": [trial.to_json() for trial in self.trials],
                 "tuning_seconds": self.tuning_seconds}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EffortRecord:
+        """The record whose :meth:`to_json` is ``data``."""
+        trials = tuple(Trial(GridPoint(t["lr"], t["weight_decay"], t["domain_feature"]),
+                             t["valid_auc"]) for t in data["trials"])
+        return cls(data["strategy"], data["seed"], GridPoint(**data["choice"]),
+                   data["valid_auc"], Effort(**data["effort"]), trials, data["tuning_seconds"])
+
 
 # --------------------------------------------------------------------------------------------
 # The selection
@@ -398,6 +413,14 @@ class SelectionSummary:
         if self.precision is not None:
             out["truth"] = {"precision": self.precision, "recall": self.recall}
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SelectionSummary:
+        """The summary whose :meth:`to_json` is ``data``."""
+        truth = data.get("truth") or {}
+        return cls(data["selected"], data["candidates"],
+                   tuple(StageSummary(**stage) for stage in data["stages"]),
+                   truth.get("precision"), truth.get("recall"))
 
 
 def selection_summary(report: SelectionReport) -> SelectionSummary:

@@ -49,6 +49,12 @@ step per module of :mod:`graphsel.transfer.protocol`:
    resamples test *users* (all their rows) and scores both strategies' seed-averaged AUC on
    it, so the test-set noise cancels in the difference; the spread over seeds is reported
    separately as ``std``.
+
+**Resuming.** With a :class:`~graphsel.transfer.protocol.checkpoints.RunStore`, the fitted
+selection and each finished (strategy, seed) unit are saved as soon as they are done, and
+those already saved are loaded instead of recomputed: a run killed at any point and started
+again gives the same :class:`~graphsel.transfer.protocol.results.Results` (timing fields
+included) as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ from graphsel.transfer.features import (
     with_domain_field,
 )
 from graphsel.transfer.models.options import ModelConfig
+from graphsel.transfer.protocol.checkpoints import RunStore, UnitResult
 from graphsel.transfer.protocol.learners import LearnerContext, PeriodData, PlanLearner
 from graphsel.transfer.protocol.results import (
     BASELINE,
@@ -88,6 +95,7 @@ from graphsel.transfer.protocol.results import (
     GridPoint,
     PeriodRecord,
     Results,
+    SelectionSummary,
     Trial,
     compare_with_baseline,
     score_predictions,
@@ -329,6 +337,47 @@ def _run_strategy(strategy: Strategy, options: Any, plan: SourcePlan, encoded: _
     return _StrategyRun(records, predictions, valid_scores.auc, context.effort())
 
 
+def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _EncodingCache,
+                source: InteractionLog, split: TimeSplit, target: InteractionLog,
+                model_config: ModelConfig, train_config: TrainConfig, protocol: ProtocolConfig,
+                seed: int, reused_choice: GridPoint | None, bar: tqdm) -> UnitResult:
+    """Tries ``strategy``'s grid (or only ``reused_choice``) at ``seed`` and keeps the run
+    with the best validation AUC."""
+    grid = (tuning_grid(strategy, plan, train_config, protocol) if reused_choice is None
+            else [reused_choice])
+    bar.total = (bar.total or 0) + len(grid) * split.periods
+    best, best_point, trials = None, grid[0], []
+    for point in grid:
+        run = _run_strategy(
+            strategy, options, plan, cache.get(plan.rows, point.domain_feature), source, split,
+            target, model_config,
+            replace(train_config, lr=point.lr, weight_decay=point.weight_decay),
+            protocol, seed, bar)
+        trials.append((Trial(point, run.valid_auc), run.effort.seconds))
+        if _better(run, best):
+            best, best_point = run, point
+    assert best is not None  # the grid holds at least one point
+    effort = EffortRecord(strategy.name, seed, best_point, best.valid_auc, best.effort,
+                          tuple(trial for trial, _ in trials) if reused_choice is None else (),
+                          round(sum(seconds for _, seconds in trials), 3))
+    return UnitResult(tuple(best.records), best.test_predictions, effort, reused_choice)
+
+
+def _fit_or_load_selection(selector: SampleSelector, source: InteractionLog,
+                           target: InteractionLog, split: TimeSplit, truth: np.ndarray | None,
+                           store: RunStore | None) -> tuple[Selection, SelectionSummary | None]:
+    """The selection and its summary: ``store``'s when it holds one, else fitted (and
+    saved there)."""
+    loaded = None if store is None else store.load_selection(len(split.source_rows))
+    if loaded is not None:
+        return loaded
+    selection = fit_selection(selector, source, target, split, truth)
+    summary = None if selection.report is None else selection_summary(selection.report)
+    if store is not None:
+        store.save_selection(selection, summary)
+    return selection, summary
+
+
 def _better(run: _StrategyRun, best: _StrategyRun | None) -> bool:
     """``run`` beats ``best`` on validation AUC (the first of equals wins; undefined loses)."""
     if best is None:
@@ -355,6 +404,7 @@ def compare_strategies(
     seeds: Sequence[int] = (0,),
     truth: np.ndarray | None = None,
     progress: bool = False,
+    store: RunStore | None = None,
 ) -> Results:
     """Trains and scores every strategy on one time split (see the module docstring).
 
@@ -378,6 +428,9 @@ def compare_strategies(
             precision and recall to
             :attr:`~graphsel.transfer.protocol.results.Results.selection`. Default None.
         progress: a progress bar over the runs on stderr. Default False.
+        store: where the selection and each finished (strategy, seed) unit are saved, and
+            loaded from when already there (see the module docstring). Default None: nothing
+            is kept.
 
     Raises:
         InputError: an unknown strategy, a split that leaves a part empty, a bad option.
@@ -396,9 +449,10 @@ def compare_strategies(
     model, train = model or ModelConfig(), train or TrainConfig()
     protocol = protocol or ProtocolConfig()
     split = split_by_time(source, target, protocol)
-    selection = None
+    selection, summary = None, None
     if any(strategy.needs_selection for strategy in chosen):
-        selection = fit_selection(selector or SampleSelector(), source, target, split, truth)
+        selection, summary = _fit_or_load_selection(selector or SampleSelector(), source,
+                                                    target, split, truth, store)
     cache = _EncodingCache(source, target, split, protocol.domain_column)
     options = dict(strategy_options or {})
     for name in options:
@@ -411,40 +465,30 @@ def compare_strategies(
     choices: dict[str, GridPoint] = {}
     run_train = replace(train, progress=train.progress and progress)
     with tqdm(desc="run", unit="period", disable=None if progress else True) as bar:
-        for seed in seeds:
+        for seed in map(int, seeds):
             for strategy in chosen:
-                plan = strategy.plan(StrategyContext(split.source_rows, selection, int(seed)))
-                tune = protocol.tune_every_seed or strategy.name not in choices
-                grid = (tuning_grid(strategy, plan, train, protocol) if tune
-                        else [choices[strategy.name]])
-                bar.total = (bar.total or 0) + len(grid) * split.periods
-                best, best_point, trials = None, grid[0], []
-                for point in grid:
-                    run = _run_strategy(
-                        strategy, options.get(strategy.name), plan,
-                        cache.get(plan.rows, point.domain_feature), source, split, target,
-                        model, replace(run_train, lr=point.lr, weight_decay=point.weight_decay),
-                        protocol, int(seed), bar)
-                    trials.append((Trial(point, run.valid_auc), run.effort.seconds))
-                    if _better(run, best):
-                        best, best_point = run, point
-                assert best is not None  # the grid holds at least one point
-                choices.setdefault(strategy.name, best_point)
-                records.extend(best.records)
-                test_predictions[strategy.name].append(best.test_predictions)
-                efforts.append(EffortRecord(
-                    strategy.name, int(seed), best_point, best.valid_auc, best.effort,
-                    tuple(trial for trial, _ in trials) if tune else (),
-                    round(sum(seconds for _, seconds in trials), 3)))
+                reused = (None if protocol.tune_every_seed or strategy.name not in choices
+                          else choices[strategy.name])
+                unit = (None if store is None else
+                        store.load_unit(strategy.name, seed, reused, len(split.target_test)))
+                if unit is None:
+                    plan = strategy.plan(StrategyContext(split.source_rows, selection, seed))
+                    unit = _train_unit(strategy, options.get(strategy.name), plan, cache,
+                                       source, split, target, model, run_train, protocol,
+                                       seed, reused, bar)
+                    if store is not None:
+                        store.save_unit(unit)
+                choices.setdefault(strategy.name, unit.effort.choice)
+                records.extend(unit.records)
+                test_predictions[strategy.name].append(unit.test_predictions)
+                efforts.append(unit.effort)
     test = split.target_test
     stacked = {name: np.stack(p, axis=1) for name, p in test_predictions.items()}
     comparisons = {baseline: compare_with_baseline(target.label[test], target.user[test],
                                                    stacked, protocol.n_boot, baseline)
                    for baseline in (BASELINE, MERGE_BASELINE)}
     return Results(names, [int(s) for s in seeds], split.periods, records,
-                   comparisons[BASELINE], split.summary(),
-                   None if selection is None or selection.report is None
-                   else selection_summary(selection.report),
+                   comparisons[BASELINE], split.summary(), summary,
                    vs_merge_all=comparisons[MERGE_BASELINE], effort=efforts,
                    test_labels=np.asarray(target.label[test]).copy(),
                    test_predictions={name: p.astype(np.float64).mean(axis=1)
