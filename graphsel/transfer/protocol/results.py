@@ -335,6 +335,7 @@ class EffortRecord:
         trials: every grid point tried at this seed with its validation AUC (empty when
             the seed reused the first seed's choice).
         tuning_seconds: training seconds of all trials (the price of tuning).
+        picked: for ``auto``, the strategy whose model it took at this seed; else None.
     """
 
     strategy: str
@@ -344,14 +345,18 @@ class EffortRecord:
     effort: Effort
     trials: tuple[Trial, ...] = ()
     tuning_seconds: float = 0.0
+    picked: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``{"strategy", "seed", "choice", "valid_auc", "effort", "trials",
-        "tuning_seconds"}``."""
-        return {"strategy": self.strategy, "seed": self.seed, "choice": self.choice.to_json(),
+        "tuning_seconds"}``, and ``"picked"`` for ``auto``."""
+        data = {"strategy": self.strategy, "seed": self.seed, "choice": self.choice.to_json(),
                 "valid_auc": self.valid_auc, "effort": self.effort.to_json(),
                 "trials": [trial.to_json() for trial in self.trials],
                 "tuning_seconds": self.tuning_seconds}
+        if self.picked is not None:
+            data["picked"] = self.picked
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EffortRecord:
@@ -359,7 +364,8 @@ class EffortRecord:
         trials = tuple(Trial(GridPoint(t["lr"], t["weight_decay"], t["domain_feature"]),
                              t["valid_auc"]) for t in data["trials"])
         return cls(data["strategy"], data["seed"], GridPoint(**data["choice"]),
-                   data["valid_auc"], Effort(**data["effort"]), trials, data["tuning_seconds"])
+                   data["valid_auc"], Effort(**data["effort"]), trials, data["tuning_seconds"],
+                   data.get("picked"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,6 +531,10 @@ class Results:
             lines.append(format_table(
                 ["strategy", "AUC - merge_all [95% CI]", "verdict"],
                 [[name, c.format(), c.verdict] for name, c in self.vs_merge_all.items()]))
+        picks = [(r.seed, r.picked) for r in self.effort if r.picked is not None]
+        if picks:
+            lines.append("auto picked (best validation AUC): " + ", ".join(
+                f"seed {seed}: {name}" for seed, name in picks))
         if self.selection is not None:
             lines.append(self.selection.format())
         if self.periods > 1:

@@ -103,6 +103,7 @@ from graphsel.transfer.protocol.results import (
 )
 from graphsel.transfer.protocol.split import ProtocolConfig, TimeSplit, split_by_time
 from graphsel.transfer.protocol.strategies import (
+    AUTO,
     SourcePlan,
     Strategy,
     StrategyContext,
@@ -113,6 +114,7 @@ from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import seed_everything
 
 __all__ = [
+    "pick_auto",
     "fit_selection",
     "feature_columns",
     "training_log",
@@ -440,7 +442,9 @@ def compare_strategies(
         raise InputError(f"no strategy given; choose from {strategy_names()}")
     if len(set(names)) != len(names):
         raise InputError(f"strategies {names} name a strategy twice")
-    chosen = [get_strategy(name) for name in names]
+    chosen = [get_strategy(name) for name in names if name != AUTO]
+    if AUTO in names and not chosen:
+        raise InputError("strategy 'auto' needs other strategies in the run to pick from")
     if source.index is not target.index:
         raise InputError(f"{source.name} and {target.name} do not share one id index; "
                          f"read them with graphsel.data.log.read_pair")
@@ -460,7 +464,7 @@ def compare_strategies(
             raise InputError(f"strategy_options names {name!r}, which is not run "
                              f"(strategies: {', '.join(names)})")
     records: list[PeriodRecord] = []
-    test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names if name != AUTO}
     efforts: list[EffortRecord] = []
     choices: dict[str, GridPoint] = {}
     run_train = replace(train, progress=train.progress and progress)
@@ -482,8 +486,15 @@ def compare_strategies(
                 records.extend(unit.records)
                 test_predictions[strategy.name].append(unit.test_predictions)
                 efforts.append(unit.effort)
+    if AUTO in names:
+        auto_records, auto_predictions, auto_efforts = pick_auto(
+            [strategy.name for strategy in chosen], [int(s) for s in seeds], records,
+            test_predictions, efforts)
+        records += auto_records
+        test_predictions[AUTO] = auto_predictions
+        efforts += auto_efforts
     test = split.target_test
-    stacked = {name: np.stack(p, axis=1) for name, p in test_predictions.items()}
+    stacked = {name: np.stack(test_predictions[name], axis=1) for name in names}
     comparisons = {baseline: compare_with_baseline(target.label[test], target.user[test],
                                                    stacked, protocol.n_boot, baseline)
                    for baseline in (BASELINE, MERGE_BASELINE)}
@@ -493,3 +504,57 @@ def compare_strategies(
                    test_labels=np.asarray(target.label[test]).copy(),
                    test_predictions={name: p.astype(np.float64).mean(axis=1)
                                      for name, p in stacked.items()})
+
+
+def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence[PeriodRecord],
+              test_predictions: Mapping[str, Sequence[np.ndarray]],
+              efforts: Sequence[EffortRecord],
+              ) -> tuple[list[PeriodRecord], list[np.ndarray], list[EffortRecord]]:
+    """The ``auto`` strategy: per seed, the candidate whose scored model has the best
+    validation AUC (the first in ``candidates`` order on a tie; a candidate without one is
+    never preferred), its records, test predictions and choice under the name ``auto``.
+
+    Only validation AUCs are compared; the test rows are scored by the candidates and merely
+    carried over, so the choice is nested: the test set never picks. The cost of ``auto`` is
+    every candidate's (its effort sums theirs).
+
+    Args:
+        candidates: the strategies ``auto`` picks from, in run order.
+        seeds: the run's seeds, in order (``test_predictions[name][i]`` is seed ``i``'s).
+        records: every candidate's period records.
+        test_predictions: per candidate, its ``(N_test,)`` predictions per seed.
+        efforts: every candidate's :class:`EffortRecord` per seed.
+
+    Returns:
+        ``auto``'s records, its test predictions per seed and its effort records.
+
+    >>> point = GridPoint(0.001, 0.0, False)
+    >>> efforts = [EffortRecord("a", 0, point, 0.61, Effort(epochs=3)),
+    ...            EffortRecord("b", 0, point, 0.64, Effort(epochs=5))]
+    >>> _, predictions, picked = pick_auto(["a", "b"], [0], [],
+    ...                                    {"a": [np.zeros(2)], "b": [np.ones(2)]}, efforts)
+    >>> picked[0].picked, picked[0].valid_auc, picked[0].effort.epochs, predictions[0].tolist()
+    ('b', 0.64, 8, [1.0, 1.0])
+    """
+    by_key = {(e.strategy, e.seed): e for e in efforts}
+    auto_records: list[PeriodRecord] = []
+    auto_predictions: list[np.ndarray] = []
+    auto_efforts: list[EffortRecord] = []
+    for i, seed in enumerate(seeds):
+        scored = [by_key[name, seed] for name in candidates]
+        best = max(scored, key=lambda e: -np.inf if e.valid_auc is None else e.valid_auc)
+        auto_records += [replace(r, strategy=AUTO) for r in records
+                         if r.strategy == best.strategy and r.seed == seed]
+        auto_predictions.append(test_predictions[best.strategy][i])
+        costs = [e.effort for e in scored]
+        total = Effort(fits=sum(c.fits for c in costs), epochs=sum(c.epochs for c in costs),
+                       max_epochs=max(c.max_epochs for c in costs),
+                       steps=sum(c.steps for c in costs),
+                       rows_x_epochs=sum(c.rows_x_epochs for c in costs),
+                       seconds=round(sum(c.seconds for c in costs), 3),
+                       capped_fits=sum(c.capped_fits for c in costs))
+        auto_efforts.append(EffortRecord(AUTO, seed, best.choice, best.valid_auc, total,
+                                         tuning_seconds=round(sum(
+                                             e.tuning_seconds for e in scored), 3),
+                                         picked=best.strategy))
+    return auto_records, auto_predictions, auto_efforts

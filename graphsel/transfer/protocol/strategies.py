@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphsel.transfer.protocol.learners import Learner, LearnerContext
 
 __all__ = [
+    "AUTO",
     "selection_of",
     "SCHEDULES",
     "SourcePlan",
@@ -321,3 +322,20 @@ declare_strategy("ecdctr", "graphsel.transfer.models.ecdctr")
 declare_strategy("merge_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
 declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
+
+
+# --------------------------------------------------------------------------------------------
+# auto: the strategy a user who does not read tables runs
+# --------------------------------------------------------------------------------------------
+
+AUTO = "auto"
+"""The name of the strategy that trains nothing of its own: the runner gives it, per seed, the
+model of the other strategy of the run with the best validation AUC
+(:func:`graphsel.transfer.protocol.runner.pick_auto`)."""
+
+
+@register_strategy(AUTO)
+def auto(context: StrategyContext) -> SourcePlan:
+    """Picks among the run's other strategies; it has no rows of its own."""
+    raise InputError("strategy 'auto' picks among the other strategies of a run (the "
+                     "runner scores it); it has no source rows of its own")

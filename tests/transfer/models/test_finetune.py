@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
 from graphsel.data.datasets import get_dataset
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
 from graphsel.select.domain import DomainClassifier
-from graphsel.select.pipeline import SampleSelector
+from graphsel.select.pipeline import SampleSelector, Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.base import ModelConfig, build_base_model
 from graphsel.transfer.models.finetune import FinetuneLearner
@@ -59,8 +61,6 @@ def test_keep_start_needs_validation_rows():
 def test_plans_hold_every_source_row_and_focus_on_the_selection():
     rows = np.arange(10, 16)
     mask = np.array([1, 0, 1, 0, 0, 1], bool)
-    from graphsel.select.pipeline import Selection
-
     nan = np.full(6, np.nan, dtype=np.float32)
     selection = Selection(mask, np.where(mask, 2.0, 0.0).astype(np.float32),
                           {"hop": np.zeros(6, np.int32), "p_target": nan, "knn_score": nan})
@@ -112,3 +112,36 @@ def test_each_period_merges_then_fine_tunes_on_target_and_focus_rows():
             expected += [(t + int(window.sum()), False, 0.01, float(t + window.sum())),
                          (t + extra, True, 0.01 * factor, float(t + extra))]
     assert fits == expected
+
+
+def test_auto_takes_each_seeds_best_validation_model_and_never_reads_test_labels():
+    split_data = get_dataset("synthetic")(scale=0.05)
+    source, target = split_data.source, split_data.target
+    train = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
+    protocol = ProtocolConfig(periods=1, n_boot=20, domain_feature="off")
+    names = ["target_only", "merge_all", "auto"]
+    results = compare_strategies(source, target, names, model=TINY, train=train,
+                                 protocol=protocol, seeds=[0, 1])
+    efforts = {(e.strategy, e.seed): e for e in results.effort}
+    for seed in (0, 1):
+        a, b = efforts["target_only", seed], efforts["merge_all", seed]
+        best = a if a.valid_auc >= b.valid_auc else b
+        assert efforts["auto", seed].picked == best.strategy
+        assert efforts["auto", seed].valid_auc == best.valid_auc
+        assert efforts["auto", seed].effort.epochs == a.effort.epochs + b.effort.epochs
+        auto_scores = [r.scores for r in results.records if (r.strategy, r.seed) == ("auto", seed)]
+        assert auto_scores == [r.scores for r in results.records
+                               if (r.strategy, r.seed) == (best.strategy, seed)]
+    picks = [e.picked for e in results.effort if e.strategy == "auto"]
+    assert "auto picked (best validation AUC): seed 0: " in results.table()
+    # the test labels never choose: flipping them leaves every pick as it was
+    test = split_by_time(source, target, protocol).target_test
+    label = np.asarray(target.label).copy()
+    label[test] = 1 - label[test]
+    flipped = InteractionLog(target.table.set_column(target.table.column_names.index("label"),
+                                                     "label", pa.array(label)),
+                             target.index, target.user, target.item, target.ts, label,
+                             target.name)
+    assert picks == [e.picked for e in compare_strategies(
+        source, flipped, names, model=TINY, train=train, protocol=protocol,
+        seeds=[0, 1]).effort if e.strategy == "auto"]
