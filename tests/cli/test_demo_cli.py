@@ -48,8 +48,9 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     assert len(headers) == 2 and "lr" in lines[headers[0]].split()
     strategies = [line.split()[0] for line in lines[headers[0] + 2:headers[1]]]
     assert strategies == strategy_names()  # every registered strategy, in order
-    against_merge = [line.split()[0] for line in lines[headers[1] + 2:-1]]
+    against_merge = [line.split()[0] for line in lines[headers[1] + 2:-2]]
     assert against_merge == [name for name in strategy_names() if name != "merge_all"]
+    assert lines[-2].startswith("auto picked (best validation AUC): seed 0: ")
     assert lines[-1].startswith("selection: ")
     # (torch may leave its own cache folder in the temporary directory; the demo leaves none)
     assert list(tmp_path.glob("graphsel-demo-*")) == []

@@ -23,6 +23,7 @@ from torch import nn
 
 from graphsel.errors import InputError
 from graphsel.registry import Registry
+from graphsel.transfer.models.multidomain_options import MULTI_DOMAIN_MODELS
 from graphsel.transfer.models.options import ModelConfig
 
 __all__ = [
@@ -236,7 +237,11 @@ ModelBuilder = Callable[..., nn.Module]
 
 MODELS: Registry[ModelBuilder] = Registry("model")
 """Model builders by name: ``"base"`` here, ``"ctnet"``, ``"ecat"``, ``"diit"`` and
-``"ecdctr_tpm"`` in their method modules (registered when those are imported)."""
+``"ecdctr_tpm"`` in their method modules (registered when those are imported), and the
+multi-domain models, declared here and registered by :mod:`graphsel.transfer.models.multidomain`
+on first use."""
+for _name in MULTI_DOMAIN_MODELS:
+    MODELS.declare(_name, "graphsel.transfer.models.multidomain")
 
 
 Builder = TypeVar("Builder", bound=ModelBuilder)

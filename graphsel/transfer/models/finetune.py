@@ -10,7 +10,9 @@ then fine-tunes on
 - ``merge_finetune``: the period's target rows alone;
 - ``merge_finetune_selected``: the target rows plus the selected source rows of the window
   (the selection's graph, domain-classifier and neighbour stages pick the source rows that
-  look like the target).
+  look like the target);
+- ``merge_finetune_random``: its control, the target rows plus a seeded random subset of the
+  source rows as large as the selection.
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can
@@ -29,11 +31,13 @@ from graphsel.transfer.protocol.strategies import (
     SourcePlan,
     StrategyContext,
     merge_all,
+    random_same_size_mask,
     register_strategy,
     selection_of,
 )
 
-__all__ = ["FinetuneLearner", "FinetuneOptions", "merge_finetune", "merge_finetune_selected"]
+__all__ = ["FinetuneLearner", "FinetuneOptions", "merge_finetune", "merge_finetune_random",
+           "merge_finetune_selected"]
 
 
 class FinetuneLearner(PlanLearner):
@@ -77,3 +81,13 @@ def merge_finetune_selected(context: StrategyContext) -> SourcePlan:
     mask = selection_of(context).mask
     rows = np.asarray(context.source_rows, dtype=np.int64)
     return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint", focus=mask.copy())
+
+
+@register_strategy("merge_finetune_random", needs_selection=True, learner=FinetuneLearner,
+                   options=FinetuneOptions())
+def merge_finetune_random(context: StrategyContext) -> SourcePlan:
+    """The control of ``merge_finetune_selected``: fine-tuning on the target's rows and a
+    seeded random subset of the source rows as large as the selection."""
+    rows = np.asarray(context.source_rows, dtype=np.int64)
+    return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint",
+                      focus=random_same_size_mask(context))

@@ -46,6 +46,7 @@ import numpy as np
 
 from graphsel.errors import InputError, choice_error
 from graphsel.registry import Registry
+from graphsel.transfer.models.multidomain_options import MULTI_DOMAIN_MODELS
 from graphsel.transfer.models.options import (
     AdapterOptions,
     DIITOptions,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphsel.transfer.protocol.learners import Learner, LearnerContext
 
 __all__ = [
+    "random_same_size_mask",
     "AUTO",
     "selection_of",
     "SCHEDULES",
@@ -285,9 +287,17 @@ def random_same_size(context: StrategyContext) -> SourcePlan:
 
     The control for ``selected``: same amount of source data, chosen without the graph.
     """
+    return _unit(context.source_rows[random_same_size_mask(context)])
+
+
+def random_same_size_mask(context: StrategyContext) -> np.ndarray:
+    """``(N_cand,)`` bool over ``context.source_rows``: a seeded random subset as large as
+    the selection (the control of every strategy that uses the selected rows)."""
     size = selection_of(context).num_selected
     rng = np.random.default_rng(np.random.SeedSequence([context.seed, 0x5E1EC7]))
-    return _unit(np.sort(rng.choice(context.source_rows, size, replace=False)))
+    mask = np.zeros(len(context.source_rows), dtype=bool)
+    mask[rng.choice(len(context.source_rows), size, replace=False)] = True
+    return mask
 
 
 @register_strategy("selected", needs_selection=True)
@@ -322,6 +332,10 @@ declare_strategy("ecdctr", "graphsel.transfer.models.ecdctr")
 declare_strategy("merge_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
 declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
+declare_strategy("merge_finetune_random", "graphsel.transfer.models.finetune",
+                 FinetuneOptions())
+for _name, _options in MULTI_DOMAIN_MODELS.items():
+    declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
 
 
 # --------------------------------------------------------------------------------------------

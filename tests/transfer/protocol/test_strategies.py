@@ -39,7 +39,8 @@ def test_registry_lists_the_builtins_then_the_seed_papers_then_the_recipes_in_or
     assert strategy_names() == ["target_only", "merge_all", "random_same_size", "selected",
                                 "selected_weighted", "pretrain_finetune", "ctnet",
                                 "ctnet_linear", "ecat", "diit", "ecdctr", "merge_finetune",
-                                "merge_finetune_selected", "auto"]
+                                "merge_finetune_selected", "merge_finetune_random",
+                                "shared_bottom", "mmoe", "ple", "star", "pepnet", "auto"]
 
 
 def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
@@ -53,7 +54,7 @@ def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
             "s.get_strategy('ctnet_linear').options.adapter)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert out.split() == ["14", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
+    assert out.split() == ["20", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
 
 
 def test_default_options_are_declared_with_the_names():

@@ -1,0 +1,69 @@
+"""``benchmarks/peer_swr.py --small`` on a tiny ML-1M-like folder: every model trains, the
+tables carry the published numbers, the chosen runs come back as JSON."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.data.datasets.atomic import write_ml1m_folder
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "peer_swr.py"
+MODELS = ["base", "shared_bottom", "mmoe", "ple", "star", "pepnet"]
+AGES = ["1", "18", "25", "35", "56"]
+GENRES = ["Comedy", "Drama", "Horror"]
+
+
+def write_folder(folder: Path) -> Path:
+    """30 users in every age group, 12 movies, 600 ratings; liked iff the user's and the
+    movie's parities agree, so there is something to learn."""
+    rng = random.Random(0)
+    items = [("item_id:token", "movie_title:token", "release_year:float", "genre:token")]
+    items += [(f"M{i} (1990)", f"M{i}", "1990", GENRES[i % 3]) for i in range(12)]
+    users = [("user_id:token", "age:float", "gender:token", "occupation:float",
+              "zip_code:token")]
+    users += [(f"1m_{u}", AGES[u % 5], "FM"[u % 2], str(u % 4), f"{u % 7:05d}")
+              for u in range(30)]
+    inter = [("user_id:token", "item_id:token", "rating:float", "timestamp:float")]
+    for n in range(600):
+        u, i = rng.randrange(30), rng.randrange(12)
+        inter.append((f"1m_{u}", f"M{i} (1990)", "5" if (u + i) % 2 == 0 else "2", str(n)))
+    return write_ml1m_folder(folder, items, users, inter)
+
+
+def test_small_peer_check_prints_both_tables_and_the_targets(tmp_path):
+    out = tmp_path / "runs.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--small", "--path",
+                          str(write_folder(tmp_path)), "--json", str(out)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("peer_swr: ML-1M SWR split, models base, shared_bottom")
+    assert "fields user_id, item_id, gender, occupation, zip, first_genre, domain_id, age" \
+        in lines[1]
+    auc_table = run.stdout.split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line for line in auc_table if line.split()}
+    assert "Shared-Bottom" in rows["shared_bottom"] and "0.8095" in rows["shared_bottom"]
+    assert "0.8137" in rows["star"] and "0.8133" in rows["star"]  # per-domain published
+    assert "M2M (best published)" in run.stdout
+    assert sum(line.startswith("base ") for line in lines) == 2  # AUC and LogLoss tables
+    assert lines[-3].startswith("each model >= its published AUC: ")
+    assert lines[-2].startswith("best mean AUC ")
+    runs = json.loads(out.read_text())
+    assert list(runs) == MODELS
+    for records in runs.values():
+        (record,) = records  # one seed
+        assert record["lr"] == [1e-3, 3e-2]
+        assert 0.0 <= record["auc"] <= 1.0 and len(record["domain_auc"]) == 3
+        assert record["best_epoch"] in (0, 1) and record["train_rows"] > 0
+
+
+def test_an_unknown_folder_is_a_one_line_error(tmp_path):
+    run = subprocess.run([sys.executable, str(SCRIPT), "--small", "--path",
+                          str(tmp_path / "nope")], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("peer_swr: ") and len(run.stderr.splitlines()) == 1
