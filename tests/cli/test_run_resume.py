@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
 
 from graphsel.cli import cli
+from tests.transfer.tiny import strip_seconds
 
 CONFIG = """
 dataset: {name: synthetic, options: {scale: 0.05}}
@@ -29,14 +29,6 @@ n_boot: 20
 UNITS = 6  # 3 strategies x 2 seeds
 MAIN = "import sys; from graphsel.cli import main; sys.exit(main(sys.argv[1:]))"
 
-
-def _strip_seconds(payload):
-    if isinstance(payload, dict):
-        return {key: _strip_seconds(value) for key, value in payload.items()
-                if key not in ("seconds", "tuning_seconds")}
-    if isinstance(payload, list):
-        return [_strip_seconds(value) for value in payload]
-    return payload
 
 
 def _graphsel(*args: str) -> subprocess.Popen:
@@ -80,7 +72,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_json(tmp_path):
     reference = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "other-runs")])
     assert reference.exit_code == 0, reference.output
     uninterrupted = json.loads(reference.stdout)
-    assert _strip_seconds(resumed) == _strip_seconds(uninterrupted)
+    assert strip_seconds(resumed) == strip_seconds(uninterrupted)
     # the units saved before the kill were loaded, not retrained: their timings came back
     for strategy, seed in kept:
         assert [r for r in resumed["periods"]
@@ -100,7 +92,7 @@ def test_fresh_starts_over(tmp_path):
     again = CliRunner().invoke(cli, [*args, "--fresh"])
     assert again.exit_code == 0, again.output
     assert sorted(p.name for p in run_dir.rglob("*")) == ["target_only.seed0.npz", "units"]
-    assert _strip_seconds(json.loads(again.stdout)) == _strip_seconds(json.loads(first.stdout))
+    assert strip_seconds(json.loads(again.stdout)) == strip_seconds(json.loads(first.stdout))
 
 
 def test_a_run_dir_inside_an_input_folder_is_refused_before_any_write(tmp_path):

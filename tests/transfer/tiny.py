@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from graphsel.data.datasets import get_dataset
+from graphsel.data.log import InteractionLog
+from graphsel.select.domain import DomainClassifier
+from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
 
@@ -39,3 +44,25 @@ def tiny_dataset(n: int = 32, seed: int = 0, vocab: Sequence[int] = VOCAB,
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of every parameter and buffer."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def tiny_selector() -> SampleSelector:
+    """A quick selector for protocol tests: the graph stage, then a 2-fold logistic domain
+    classifier on 4 graph factors (non-trivial masks and weights, in a second)."""
+    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
+
+
+def synthetic_pair() -> tuple[InteractionLog, InteractionLog]:
+    """The synthetic default at scale 0.05: ``(source, target)``."""
+    split = get_dataset("synthetic")(scale=0.05)
+    return split.source, split.target
+
+
+def strip_seconds(payload: Any) -> Any:
+    """A results JSON without its timing fields (``seconds``, ``tuning_seconds``)."""
+    if isinstance(payload, dict):
+        return {key: strip_seconds(value) for key, value in payload.items()
+                if key not in ("seconds", "tuning_seconds")}
+    if isinstance(payload, list):
+        return [strip_seconds(value) for value in payload]
+    return payload

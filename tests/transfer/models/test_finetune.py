@@ -10,8 +10,7 @@ import torch
 from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.select.domain import DomainClassifier
-from graphsel.select.pipeline import SampleSelector, Selection
+from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.base import ModelConfig, build_base_model
 from graphsel.transfer.models.finetune import FinetuneLearner
@@ -21,6 +20,7 @@ from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import StrategyContext, get_strategy
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import Trainer
+from tests.transfer.tiny import tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
 
@@ -83,7 +83,7 @@ def test_plans_hold_every_source_row_and_focus_on_the_selection():
 def test_each_period_merges_then_fine_tunes_on_target_and_focus_rows():
     split_data = get_dataset("synthetic")(scale=0.05)
     source, target = split_data.source, split_data.target
-    selector = SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
+    selector = tiny_selector()
     protocol = ProtocolConfig(periods=2, n_boot=20, domain_feature="off")
     train = TrainConfig(epochs=1, batch_size=256, lr=0.01, num_threads=1, progress=False)
     fits = []

@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.select.domain import DomainClassifier
-from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureEncoder
 from graphsel.transfer.models import ecdctr
@@ -25,20 +22,17 @@ from graphsel.transfer.protocol.runner import compare_strategies, fit_selection
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import SourcePlan, get_strategy
 from graphsel.transfer.train.trainer import TrainConfig, Trainer
+from tests.transfer.tiny import synthetic_pair, tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(16, 8))
 QUICK = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
 MODELS = ["ctnet", "ctnet_linear", "ecat", "diit", "ecdctr"]
 
 
-def _selector() -> SampleSelector:
-    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
-
 
 @pytest.fixture(scope="module")
 def data():
-    split = get_dataset("synthetic")(scale=0.05)
-    return split.source, split.target
+    return synthetic_pair()
 
 
 def _spied_run(data, mode: str):
@@ -64,7 +58,7 @@ def _spied_run(data, mode: str):
 
             patch.setattr(cls, method, spy_refresh)
         results = compare_strategies(source, target, MODELS, model=TINY, train=QUICK,
-                                     protocol=protocol, selector=_selector())
+                                     protocol=protocol, selector=tiny_selector())
     return results, fits, refreshes
 
 
@@ -73,7 +67,7 @@ def _expected_fits(data, mode: str) -> list[tuple[str, int]]:
     source, target = data
     protocol = ProtocolConfig(periods=3, mode=mode)
     split = split_by_time(source, target, protocol)
-    selection = fit_selection(_selector(), source, target, split)
+    selection = fit_selection(tiny_selector(), source, target, split)
     plans = {"all": split.source_rows, "selected": split.source_rows[selection.mask]}
     t = [len(rows) for rows in split.periods_rows]
 

@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pytest
 
-from graphsel.data.datasets import get_dataset
 from graphsel.select.domain import DomainClassifier
 from graphsel.select.pipeline import SampleSelector, Selection
 from graphsel.transfer.config import ExperimentConfig
@@ -28,6 +27,7 @@ from graphsel.transfer.protocol.results import (
 )
 from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.train.trainer import TrainConfig
+from tests.transfer.tiny import strip_seconds, synthetic_pair
 
 POINT = GridPoint(0.001, 0.0, True)
 EFFORT = EffortRecord("ecat", 1, POINT, 0.61, Effort(2, 3, 2, 40, 900, 0.25, 1),
@@ -81,8 +81,7 @@ def test_unusable_files_are_recomputed_with_a_warning(tmp_path):
 
 @pytest.fixture(scope="module")
 def data():
-    split = get_dataset("synthetic")(scale=0.05)
-    return split.source, split.target
+    return synthetic_pair()
 
 
 def _compare(data, store, strategies=("target_only", "selected_weighted"), seeds=(0, 1)):
@@ -96,14 +95,6 @@ def _compare(data, store, strategies=("target_only", "selected_weighted"), seeds
                                                            embedding_dim=4)]),
         seeds=seeds, store=store)
 
-
-def _strip_seconds(payload):
-    if isinstance(payload, dict):
-        return {key: _strip_seconds(value) for key, value in payload.items()
-                if key not in ("seconds", "tuning_seconds")}
-    if isinstance(payload, list):
-        return [_strip_seconds(value) for value in payload]
-    return payload
 
 
 def test_a_second_run_loads_everything_and_equals_the_first(data, tmp_path, monkeypatch):
@@ -132,7 +123,7 @@ def test_only_missing_units_are_recomputed(data, tmp_path):
     kept = store.unit_path("target_only", 1).stat().st_mtime_ns
     again = _compare(data, RunStore(tmp_path))
     assert store.unit_path("target_only", 1).stat().st_mtime_ns == kept
-    assert _strip_seconds(again.to_json()) == _strip_seconds(first.to_json())
+    assert strip_seconds(again.to_json()) == strip_seconds(first.to_json())
     assert again.records[:-1] == first.records[:-1]           # loaded: seconds too
 
 

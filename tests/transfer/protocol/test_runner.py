@@ -11,7 +11,6 @@ import pytest
 from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
-from graphsel.select.domain import DomainClassifier
 from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer import features as features_module
 from graphsel.transfer.models.base import ModelConfig
@@ -19,6 +18,7 @@ from graphsel.transfer.protocol.results import score_predictions
 from graphsel.transfer.protocol.runner import compare_strategies
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.train.trainer import TrainConfig, Trainer
+from tests.transfer.tiny import tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
 QUICK = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
@@ -26,10 +26,6 @@ FAST_BOOT = ProtocolConfig(n_boot=30, domain_feature="off")  # one grid point pe
 BASELINES = ["target_only", "merge_all", "random_same_size", "selected", "selected_weighted",
              "pretrain_finetune"]
 
-
-def _selector() -> SampleSelector:
-    # Graph then a cheap domain classifier: non-trivial masks AND weights, in a second.
-    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
 
 
 def _with_row_ids(log: InteractionLog, prefix: str) -> InteractionLog:
@@ -135,11 +131,11 @@ def spied_run(data):
     patch.setattr(Trainer, "fit", spy_fit)
     try:
         results = compare_strategies(source, target, BASELINES, model=TINY, train=QUICK,
-                                     protocol=FAST_BOOT, selector=_selector(), truth=truth)
+                                     protocol=FAST_BOOT, selector=tiny_selector(), truth=truth)
     finally:
         patch.undo()
     split = split_by_time(source, target)
-    selector = _selector().fit(source[split.source_rows], target[split.target_train])
+    selector = tiny_selector().fit(source[split.source_rows], target[split.target_train])
     return results, seen, split, selector.selection_
 
 
@@ -230,7 +226,7 @@ def test_each_strategy_trains_on_exactly_its_rows(data, spied_run):
 
 def _run(data, **kwargs):
     source, target, truth = data
-    options = dict(model=TINY, train=QUICK, protocol=FAST_BOOT, selector=_selector())
+    options = dict(model=TINY, train=QUICK, protocol=FAST_BOOT, selector=tiny_selector())
     options.update(kwargs)
     return compare_strategies(source, target, **options)
 

@@ -9,16 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graphsel.data.datasets import get_dataset
 from graphsel.data.log import InteractionLog
-from graphsel.select.domain import DomainClassifier
-from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer import features as features_module
 from graphsel.transfer.features import DOMAIN_FIELD
 from graphsel.transfer.models.base import ModelConfig
 from graphsel.transfer.protocol.runner import compare_strategies
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.train.trainer import TrainConfig
+from tests.transfer.tiny import synthetic_pair, tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
 CAP = 40
@@ -27,18 +25,14 @@ GRID = ProtocolConfig(lr_grid=(0.001, 0.01), n_boot=30)
 STRATEGIES = ["target_only", "merge_all", "selected_weighted", "ctnet"]
 
 
-def _selector() -> SampleSelector:
-    return SampleSelector(["graph", DomainClassifier("logistic", cv=2, embedding_dim=4)])
-
 
 @pytest.fixture(scope="module")
 def data():
-    split = get_dataset("synthetic")(scale=0.05)
-    return split.source, split.target
+    return synthetic_pair()
 
 
 def _run(source, target, **kwargs):
-    options = dict(model=TINY, train=TRAIN, protocol=GRID, selector=_selector(), seeds=[0, 1])
+    options = dict(model=TINY, train=TRAIN, protocol=GRID, selector=tiny_selector(), seeds=[0, 1])
     options.update(kwargs)
     return compare_strategies(source, target, STRATEGIES, **options)
 

@@ -17,8 +17,11 @@ from graphsel.transfer.sequential.evaluate import (
     sample_negatives,
     summarize,
 )
-from graphsel.transfer.sequential.options import SequentialTrainConfig, SyNCRecConfig
-from graphsel.transfer.sequential.options import next_item_config_from_dict
+from graphsel.transfer.sequential.options import (
+    SequentialTrainConfig,
+    SyNCRecConfig,
+    next_item_config_from_dict,
+)
 from graphsel.transfer.sequential.train import fit_variant
 
 

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from graphsel.errors import InputError
-from graphsel.transfer.sequential.model import SyNCRec, ntg_update, ntg_weights, sc_mim_loss
-from graphsel.transfer.sequential.options import NTGConfig, SyNCRecConfig, variant_config
+from graphsel.transfer.sequential.model import (
+    SyNCRec,
+    ntg_update,
+    ntg_weights,
+    sc_mim_loss,
+)
+from graphsel.transfer.sequential.options import (
+    NTGConfig,
+    SyNCRecConfig,
+    variant_config,
+)
 
 ITEM_DOMAIN = torch.tensor([-1, 0, 0, 0, 1, 1, 1])  # item codes 1-3 in domain 0, 4-6 in 1
 ITEMS = torch.tensor([[0, 1, 4, 2, 5], [1, 2, 3, 4, 6]])
