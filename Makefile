@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer bench-quality bench-spark peer-swr clean
+.PHONY: demo test install bench bench-graph bench-select bench-train bench-transfer bench-quality bench-spark bench-syncrec peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-quality: $(STAMP)
 bench-spark: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[spark]'
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_spark.py
+
+bench-syncrec: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_syncrec.py
 
 peer-swr: $(STAMP)
 	$(PY) benchmarks/peer_swr.py
