@@ -721,4 +721,5 @@ for _name, _options in MULTI_DOMAIN_MODELS.items():
     _learner = type(f"{_name.title().replace('_', '')}Learner", (MultiDomainLearner,), {
         "model_name": _name, "__module__": __name__,
         "__doc__": f"The {_name} model as a strategy (see :class:`MultiDomainLearner`)."})
+    globals()[_learner.__name__] = _learner  # a module attribute, so pickle finds it (resume)
     register_strategy(_name, learner=_learner, options=_options)(merge_all)

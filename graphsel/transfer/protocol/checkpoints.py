@@ -7,6 +7,9 @@ saves into it, each as soon as it is done, the fitted selection and every finish
     <run dir>/selection.npz                   mask, weight, scores; summary and report (JSON)
     <run dir>/units/<strategy>.seed<S>.npz    test predictions; records, effort and the
                                               tuning choice (JSON)
+    <run dir>/units/<strategy>.seed<S>.partial.pkl
+                                              an unfinished unit after its last finished
+                                              period (pickle; removed once the unit is saved)
 
 Each file is written atomically (:func:`graphsel.data.io.atomic_path`), so a process killed
 outright (SIGKILL) leaves finished files and no half-written one. A file that cannot be read
@@ -14,6 +17,13 @@ back (truncated, corrupt, another format, rows that do not fit the split) is rep
 ``on_warning`` and recomputed. A loaded unit gives exactly the records, predictions and effort
 (timing fields included) that were saved, so a resumed run's results equal an uninterrupted
 one's.
+
+An unfinished unit's *progress* (:meth:`RunStore.save_progress`) is rewritten after each
+finished period: the runner pickles its learner (models, trainers, their fits), the records
+so far and the random generators' state, so that a rerun continues at the first unfinished
+period. Large objects the runner holds anyway (the source log, the plan, loss functions,
+which are closures) are pickled by reference (``externals``) and re-attached on load. A
+progress file is a pickle: load only run directories you wrote.
 
 The directory of a run is keyed by :func:`experiment_key`: a hash of everything that decides a
 unit's content (the config less ``seeds`` and ``strategies``, the data's paths with their
@@ -27,6 +37,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import warnings
 from collections.abc import Callable, Mapping
@@ -141,6 +152,30 @@ class UnitResult:
         return self.effort.seed
 
 
+class _ExternalPickler(pickle.Pickler):
+    """Pickles the objects whose ``id`` is in ``names`` as their name."""
+
+    def __init__(self, handle: Any, names: Mapping[int, str]) -> None:
+        super().__init__(handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self.names = names
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return self.names.get(id(obj))
+
+
+class _ExternalUnpickler(pickle.Unpickler):
+    """Resolves the names of :class:`_ExternalPickler` in ``externals``."""
+
+    def __init__(self, handle: Any, externals: Mapping[str, Any]) -> None:
+        super().__init__(handle)
+        self.externals = externals
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid not in self.externals:
+            raise pickle.UnpicklingError(f"it refers to {pid!r}, which this run lacks")
+        return self.externals[pid]
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
@@ -202,6 +237,66 @@ class RunStore:
         return selection, summary
 
     # ---- the units ----
+
+    def progress_path(self, strategy: str, seed: int) -> Path:
+        return self.path / "units" / f"{strategy}.seed{seed}.partial.pkl"
+
+    def save_progress(self, strategy: str, seed: int, header: Mapping[str, Any], body: Any,
+                      externals: Mapping[str, Any]) -> bool:
+        """Saves an unfinished unit: ``header`` (plain data, read first on load) then
+        ``body``, whose references to the objects of ``externals`` are saved as their names.
+
+        Returns:
+            False, after one ``on_warning`` line, when ``body`` holds an object that pickle
+            cannot save (e.g. a class made at run time): nothing is written then, and the
+            caller should not try again for this unit.
+        """
+        path = self.progress_path(strategy, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        names = {id(value): name for name, value in externals.items()}
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                pickle.dump({**header, "format": _FORMAT, "strategy": strategy, "seed": seed},
+                            handle, protocol=pickle.HIGHEST_PROTOCOL)
+                _ExternalPickler(handle, names).dump(body)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.on_warning(f"{path}: cannot save the progress of ({strategy}, seed {seed}) "
+                            f"({reason}); if killed, it restarts at its first period")
+            return False
+        return True
+
+    def load_progress(self, strategy: str, seed: int, header: Mapping[str, Any],
+                      externals: Callable[[dict[str, Any]], Mapping[str, Any]]) -> Any | None:
+        """The body saved by :meth:`save_progress` for ``strategy`` at ``seed``, or None when
+        there is none or it is unusable (reported by ``on_warning``): unreadable, or its
+        header differs from ``header`` on a key ``header`` has.
+
+        Args:
+            strategy: the unit's strategy.
+            seed: the unit's seed.
+            header: what the saved header must hold (e.g. the tuning grid).
+            externals: given the saved header, the objects that the body's references name.
+        """
+        path = self.progress_path(strategy, seed)
+        what = f"the unfinished unit ({strategy}, seed {seed})"
+        if not path.exists():
+            return None
+        try:
+            with open(path, "rb") as handle:
+                saved = pickle.load(handle)
+                expected = {**header, "format": _FORMAT, "strategy": strategy, "seed": seed}
+                if not isinstance(saved, dict) or any(
+                        saved.get(key) != value for key, value in expected.items()):
+                    raise ValueError("it was saved by another run or format")
+                return _ExternalUnpickler(handle, externals(saved)).load()
+        except Exception as exc:  # any unreadable file restarts the unit
+            self._unusable(path, what, exc)
+            return None
+
+    def drop_progress(self, strategy: str, seed: int) -> None:
+        """Removes the progress of ``strategy`` at ``seed`` (once its unit is saved)."""
+        self.progress_path(strategy, seed).unlink(missing_ok=True)
 
     def unit_path(self, strategy: str, seed: int) -> Path:
         return self.path / "units" / f"{strategy}.seed{seed}.npz"

@@ -84,6 +84,12 @@ class LearnerContext:
         first use: most learners never need it (ML-1M: 0.3 s per copy)."""
         return self.source_log[self.plan.rows]
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickles without the cached :attr:`source` (taken again on first use); the runner
+        saves :attr:`source_log` and :attr:`plan` by reference
+        (:meth:`~graphsel.transfer.protocol.checkpoints.RunStore.save_progress`)."""
+        return {key: value for key, value in self.__dict__.items() if key != "source"}
+
     def base_model(self, extra_numeric: int = 0) -> CTRModel:
         """A fresh base model over the run's features (plus ``extra_numeric`` columns)."""
         return build_base_model(self.spec.vocab_sizes, len(self.spec.numeric) + extra_numeric,

@@ -52,21 +52,26 @@ step per module of :mod:`graphsel.transfer.protocol`:
 
 **Resuming.** With a :class:`~graphsel.transfer.protocol.checkpoints.RunStore`, the fitted
 selection and each finished (strategy, seed) unit are saved as soon as they are done, and
-those already saved are loaded instead of recomputed: a run killed at any point and started
-again gives the same :class:`~graphsel.transfer.protocol.results.Results` (timing fields
-included) as an uninterrupted one.
+those already saved are loaded instead of recomputed; an unfinished unit saves its progress
+(its learner, records and finished grid points) after every period and continues at its
+first unfinished (grid point, period). A run killed at any point and started again gives
+the same :class:`~graphsel.transfer.protocol.results.Results` as an uninterrupted one
+(timing fields included, but those of the periods trained after the restart; training
+is deterministic at a fixed ``num_threads``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 from tqdm.auto import tqdm
 
 from graphsel.data.log import REQUIRED_COLUMNS, InteractionLog
@@ -86,7 +91,12 @@ from graphsel.transfer.features import (
 )
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.checkpoints import RunStore, UnitResult
-from graphsel.transfer.protocol.learners import LearnerContext, PeriodData, PlanLearner
+from graphsel.transfer.protocol.learners import (
+    Learner,
+    LearnerContext,
+    PeriodData,
+    PlanLearner,
+)
 from graphsel.transfer.protocol.results import (
     BASELINE,
     MERGE_BASELINE,
@@ -303,62 +313,131 @@ class _StrategyRun:
     effort: Effort
 
 
-def _run_strategy(strategy: Strategy, options: Any, plan: SourcePlan, encoded: _Encoded,
+@dataclass
+class _UnitProgress:
+    """A unit's work so far, saved after every finished period
+    (:meth:`~graphsel.transfer.protocol.checkpoints.RunStore.save_progress`).
+
+    Attributes:
+        trials: per finished grid point, its trial and training seconds.
+        best: the best finished grid point's run so far, and ``best_point`` that point.
+        learner: the learner of the grid point under way (``grid[len(trials)]``) after its
+            finished periods (``records``); None before its first period.
+        records: the finished periods' records of the grid point under way.
+        predictions: the last finished period's predictions on its evaluation rows.
+        generators: Python's, numpy's and torch's random states after that period.
+    """
+
+    trials: list[tuple[Trial, float]] = field(default_factory=list)
+    best: _StrategyRun | None = None
+    best_point: GridPoint | None = None
+    learner: Learner | None = None
+    records: list[PeriodRecord] = field(default_factory=list)
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    generators: tuple[Any, Any, Any] | None = None
+
+
+def _train_period(name: str, learner: Learner, period: int, plan: SourcePlan, encoded: _Encoded,
                   source: InteractionLog, split: TimeSplit, target: InteractionLog,
-                  model_config: ModelConfig, train_config: TrainConfig,
-                  protocol: ProtocolConfig, seed: int, bar: tqdm) -> _StrategyRun:
-    """Trains one strategy for one seed through every period (see the module docstring);
-    its validation AUC is that of the last period's model on the validation rows."""
-    seed_everything(seed)
-    context = LearnerContext(plan, encoded.spec, model_config, replace(train_config, seed=seed),
-                             source, seed)
-    learner = strategy.make_learner(context, options) or PlanLearner(context)
-    source_data = encoded.source.with_weight(plan.weight)
-    plan_ts = source.ts[plan.rows]
-    valid = encoded.target.subset(split.target_valid)
-    records: list[PeriodRecord] = []
-    predictions = np.zeros(0)
-    for period in range(split.periods):
-        bar.set_postfix_str(f"{strategy.name} seed {seed} period {period}")
-        start = time.perf_counter()
-        transfer = protocol.mode == "continual" or period == 0
-        positions = (np.flatnonzero(split.source_window(period, plan_ts)) if transfer
-                     else np.zeros(0, dtype=np.int64))
-        data = PeriodData(period, transfer, encoded.target.subset(split.periods_rows[period]),
-                          source_data.subset(positions), positions, valid)
-        learner.fit_period(data)
-        eval_rows = split.eval_rows(period)
-        predictions = learner.predict(encoded.target.subset(eval_rows))
-        scores = score_predictions(target.label[eval_rows], predictions, target.user[eval_rows])
-        records.append(PeriodRecord(strategy.name, seed, period, scores,
-                                    len(data.source) + len(data.target), len(data.source),
-                                    len(eval_rows), round(time.perf_counter() - start, 3)))
-        bar.update(1)
-    valid_scores = score_predictions(target.label[split.target_valid], learner.predict(valid),
-                                     target.user[split.target_valid])
-    return _StrategyRun(records, predictions, valid_scores.auc, context.effort())
+                  protocol: ProtocolConfig) -> tuple[PeriodRecord, np.ndarray]:
+    """Trains ``learner`` of strategy ``name`` on ``period`` (see the module docstring); the
+    period's record and its predictions on the period's evaluation rows."""
+    start = time.perf_counter()
+    transfer = protocol.mode == "continual" or period == 0
+    positions = (np.flatnonzero(split.source_window(period, source.ts[plan.rows])) if transfer
+                 else np.zeros(0, dtype=np.int64))
+    data = PeriodData(period, transfer, encoded.target.subset(split.periods_rows[period]),
+                      encoded.source.with_weight(plan.weight).subset(positions), positions,
+                      encoded.target.subset(split.target_valid))
+    learner.fit_period(data)
+    eval_rows = split.eval_rows(period)
+    predictions = learner.predict(encoded.target.subset(eval_rows))
+    scores = score_predictions(target.label[eval_rows], predictions, target.user[eval_rows])
+    record = PeriodRecord(name, learner.context.seed, period, scores,
+                          len(data.source) + len(data.target), len(data.source),
+                          len(eval_rows), round(time.perf_counter() - start, 3))
+    return record, predictions
+
+
+def _generators() -> tuple[Any, Any, Any]:
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _externals(learner: Learner | None, source: InteractionLog,
+               plan: SourcePlan) -> dict[str, Any]:
+    """What a unit's progress holds by reference: the source log, the plan and the loss
+    functions of the learner's trainers (closures, which pickle cannot save)."""
+    trainers = [] if learner is None else learner.context.trainers
+    return {"source_log": source, "plan": plan,
+            **{f"loss_fn.{i}": trainer.loss_fn for i, trainer in enumerate(trainers)}}
 
 
 def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _EncodingCache,
                 source: InteractionLog, split: TimeSplit, target: InteractionLog,
                 model_config: ModelConfig, train_config: TrainConfig, protocol: ProtocolConfig,
-                seed: int, reused_choice: GridPoint | None, bar: tqdm) -> UnitResult:
+                seed: int, reused_choice: GridPoint | None, bar: tqdm,
+                store: RunStore | None = None) -> UnitResult:
     """Tries ``strategy``'s grid (or only ``reused_choice``) at ``seed`` and keeps the run
-    with the best validation AUC."""
+    with the best validation AUC (that of the last period's model on the validation rows).
+
+    With ``store``, the unit's progress is saved after every period but its last, and saved
+    progress is continued at its first unfinished (grid point, period).
+    """
     grid = (tuning_grid(strategy, plan, train_config, protocol) if reused_choice is None
             else [reused_choice])
     bar.total = (bar.total or 0) + len(grid) * split.periods
-    best, best_point, trials = None, grid[0], []
-    for point in grid:
-        run = _run_strategy(
-            strategy, options, plan, cache.get(plan.rows, point.domain_feature), source, split,
-            target, model_config,
-            replace(train_config, lr=point.lr, weight_decay=point.weight_decay),
-            protocol, seed, bar)
-        trials.append((Trial(point, run.valid_auc), run.effort.seconds))
-        if _better(run, best):
-            best, best_point = run, point
-    assert best is not None  # the grid holds at least one point
+
+    def new_learner(point: GridPoint) -> Learner:
+        seed_everything(seed)
+        context = LearnerContext(
+            plan, cache.get(plan.rows, point.domain_feature).spec, model_config,
+            replace(train_config, lr=point.lr, weight_decay=point.weight_decay, seed=seed),
+            source, seed)
+        return strategy.make_learner(context, options) or PlanLearner(context)
+
+    header = {"grid": grid, "reused_choice": reused_choice}
+    progress = None if store is None else store.load_progress(
+        strategy.name, seed, header,
+        lambda saved: _externals(new_learner(grid[saved["point"]]), source, plan))
+    if progress is None:
+        progress = _UnitProgress()
+    elif progress.learner is not None and progress.generators is not None:
+        random.setstate(progress.generators[0])
+        np.random.set_state(progress.generators[1])
+        torch.set_rng_state(progress.generators[2])
+    bar.update(len(progress.trials) * split.periods + len(progress.records))
+    saving = store is not None
+    for index in range(len(progress.trials), len(grid)):
+        point = grid[index]
+        encoded = cache.get(plan.rows, point.domain_feature)
+        if progress.learner is None:
+            progress.learner = new_learner(point)
+        learner = progress.learner
+        for period in range(len(progress.records), split.periods):
+            bar.set_postfix_str(f"{strategy.name} seed {seed} period {period}")
+            record, progress.predictions = _train_period(strategy.name, learner, period, plan,
+                                                         encoded, source, split, target,
+                                                         protocol)
+            progress.records.append(record)
+            bar.update(1)
+            if period + 1 == split.periods:  # the grid point is done
+                valid = split.target_valid
+                valid_auc = score_predictions(
+                    target.label[valid], learner.predict(encoded.target.subset(valid)),
+                    target.user[valid]).auc
+                run = _StrategyRun(progress.records, progress.predictions, valid_auc,
+                                   learner.context.effort())
+                progress.trials.append((Trial(point, run.valid_auc), run.effort.seconds))
+                if _better(run, progress.best):
+                    progress.best, progress.best_point = run, point
+                progress.learner, progress.records = None, []
+            if saving and len(progress.trials) < len(grid):
+                progress.generators = _generators()
+                saving = store is not None and store.save_progress(
+                    strategy.name, seed, {**header, "point": len(progress.trials)}, progress,
+                    _externals(progress.learner, source, plan))
+    best, best_point, trials = progress.best, progress.best_point, progress.trials
+    assert best is not None and best_point is not None  # the grid holds at least one point
     effort = EffortRecord(strategy.name, seed, best_point, best.valid_auc, best.effort,
                           tuple(trial for trial, _ in trials) if reused_choice is None else (),
                           round(sum(seconds for _, seconds in trials), 3))
@@ -479,9 +558,11 @@ def compare_strategies(
                     plan = strategy.plan(StrategyContext(split.source_rows, selection, seed))
                     unit = _train_unit(strategy, options.get(strategy.name), plan, cache,
                                        source, split, target, model, run_train, protocol,
-                                       seed, reused, bar)
+                                       seed, reused, bar, store)
                     if store is not None:
                         store.save_unit(unit)
+                if store is not None:
+                    store.drop_progress(strategy.name, seed)
                 choices.setdefault(strategy.name, unit.effort.choice)
                 records.extend(unit.records)
                 test_predictions[strategy.name].append(unit.test_predictions)

@@ -25,8 +25,9 @@ from graphsel.transfer.protocol.results import (
     StageSummary,
     Trial,
 )
+from graphsel.transfer.protocol.learners import PlanLearner
 from graphsel.transfer.protocol.split import ProtocolConfig
-from graphsel.transfer.train.trainer import TrainConfig
+from graphsel.transfer.train.trainer import TrainConfig, Trainer
 from tests.transfer.tiny import strip_seconds, synthetic_pair
 
 POINT = GridPoint(0.001, 0.0, True)
@@ -84,16 +85,86 @@ def data():
     return synthetic_pair()
 
 
-def _compare(data, store, strategies=("target_only", "selected_weighted"), seeds=(0, 1)):
+def _compare(data, store, strategies=("target_only", "selected_weighted"), seeds=(0, 1),
+             periods=1, lr_grid=(1e-3, 1e-2)):
     source, target = data
     return runner.compare_strategies(
         source, target, list(strategies), model=ModelConfig(embed_dim=4, hidden=(16,)),
         train=TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False),
         protocol=ProtocolConfig(n_boot=20, domain_feature="off", tune_every_seed=False,
-                                lr_grid=(1e-3, 1e-2)),
+                                lr_grid=lr_grid, periods=periods),
         selector=SampleSelector(["graph", DomainClassifier("logistic", cv=2,
                                                            embedding_dim=4)]),
         seeds=seeds, store=store)
+
+
+def _count_fits(monkeypatch) -> list[int]:
+    """Spies on :meth:`Trainer.fit`: the list grows by one per call."""
+    calls: list[int] = []
+    fit = Trainer.fit
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    return calls
+
+
+def _killed_at(monkeypatch, call: int) -> None:
+    """Makes the ``call``-th :meth:`PlanLearner.fit_period` (1-based) raise, as a kill would."""
+    fit_period, calls = PlanLearner.fit_period, []
+
+    def fail(self, data):
+        calls.append(data.period)
+        if len(calls) == call:
+            raise KeyboardInterrupt("killed")
+        return fit_period(self, data)
+
+    monkeypatch.setattr(PlanLearner, "fit_period", fail)
+
+
+@pytest.mark.parametrize(("lr_grid", "kill_at", "refits"), [
+    ((), 3, 1),              # one grid point: killed in period 2, periods 0-1 are kept
+    ((1e-3, 1e-2), 5, 2),    # two: killed in the second point's period 1
+])
+def test_a_killed_unit_continues_at_its_first_unfinished_period(data, tmp_path, monkeypatch,
+                                                               lr_grid, kill_at, refits):
+    run = dict(strategies=("target_only",), seeds=(0,), periods=3, lr_grid=lr_grid)
+    uninterrupted = _compare(data, RunStore(tmp_path / "reference"), **run)
+    store = RunStore(tmp_path / "run")
+    with monkeypatch.context() as patch:
+        _killed_at(patch, kill_at)
+        with pytest.raises(KeyboardInterrupt):
+            _compare(data, store, **run)
+    assert store.progress_path("target_only", 0).exists()
+    assert not store.unit_path("target_only", 0).exists()
+    fits = _count_fits(monkeypatch)
+    resumed = _compare(data, store, **run)
+    assert len(fits) == refits                                # finished periods not retrained
+    assert strip_seconds(resumed.to_json()) == strip_seconds(uninterrupted.to_json())
+    assert np.array_equal(resumed.test_predictions["target_only"],
+                          uninterrupted.test_predictions["target_only"])
+    assert sorted(p.name for p in store.path.rglob("*")) == ["target_only.seed0.npz", "units"]
+
+
+def test_a_corrupt_period_checkpoint_restarts_its_unit_with_one_warning(data, tmp_path,
+                                                                         monkeypatch):
+    run = dict(strategies=("target_only",), seeds=(0,), periods=3, lr_grid=())
+    lines: list[str] = []
+    store = RunStore(tmp_path, on_warning=lines.append)
+    with monkeypatch.context() as patch:
+        _killed_at(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            _compare(data, store, **run)
+    path = store.progress_path("target_only", 0)
+    path.write_bytes(path.read_bytes()[:-40])                 # truncated
+    fits = _count_fits(monkeypatch)
+    resumed = _compare(data, store, **run)
+    assert len(fits) == 3 and len(lines) == 1 and "recomputing it" in lines[0]
+    assert str(path) in lines[0] and not path.exists()
+    reference = _compare(data, RunStore(tmp_path / "reference"), **run)
+    assert strip_seconds(resumed.to_json()) == strip_seconds(reference.to_json())
 
 
 
