@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from graphsel.cli._common import emit, json_option, to_jsonable
-from graphsel.data.io import OutputFolder, check_paths, write_json
+from graphsel.data.io import OutputFolder, atomic_outputs, check_paths, write_json
 from graphsel.errors import InputError, check_integer
 
 # The protocol's split module imports no torch, so the CLI starts without it; the models,
@@ -72,7 +72,11 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
         _run_next_item(raw, config_path, seeds, strategies, periods, mode, epochs, out,
                        plots_dir, as_json)
         return
-    from graphsel.transfer.protocol.checkpoints import RunStore, experiment_key, runs_root
+    from graphsel.transfer.protocol.checkpoints import (
+        RunStore,
+        experiment_key,
+        runs_root,
+    )
     from graphsel.transfer.protocol.experiment import run_experiment
 
     config = override(config_from_dict(raw, str(config_path)), seeds=seeds,
@@ -91,16 +95,18 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
                    f"{run_dir}", err=True)
     payload = to_jsonable(results.to_json())
     text = results.table()
-    if plots_dir is not None:
-        from graphsel.viz import (
-            save_transfer_plots,  # matplotlib only when plots are asked for
-        )
+    # the figures and the JSON are written as one unit: all of them or none
+    with atomic_outputs() as outputs:
+        if plots_dir is not None:
+            from graphsel.viz import (
+                save_transfer_plots,  # matplotlib only when plots are asked for
+            )
 
-        written = save_transfer_plots(results, plots_dir)
-        payload["plots"] = [str(path) for path in written]
-        text += "\n\nplots: " + ", ".join(payload["plots"])
-    if out is not None:
-        write_json(payload, out)
+            staged = save_transfer_plots(results, outputs.folder(plots_dir))
+            payload["plots"] = [str(plots_dir / path.name) for path in staged]
+            text += "\n\nplots: " + ", ".join(payload["plots"])
+        if out is not None:
+            write_json(payload, outputs.file(out))
     emit(as_json, payload, text)
 
 

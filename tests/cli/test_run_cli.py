@@ -116,6 +116,24 @@ def test_plots_writes_the_pngs_and_lists_them(tmp_path):
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_interrupt_while_plotting_leaves_neither_plots_nor_json(tmp_path, monkeypatch):
+    import graphsel.viz
+
+    real = graphsel.viz.save_transfer_plots
+
+    def interrupted(results, out_dir, **kw):
+        real(results, out_dir, **kw)  # the figures are written (staged) ...
+        raise KeyboardInterrupt  # ... and Ctrl-C comes before the JSON
+
+    monkeypatch.setattr(graphsel.viz, "save_transfer_plots", interrupted)
+    config = _config(tmp_path, PLOTS_CONFIG)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _run("--config", str(config), "--plots", str(tmp_path / "plots"),
+                  "--out", str(tmp_path / "results.json"), "--json")
+    assert result.exit_code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no plots, no JSON, no staging
+
+
 def test_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch):
     import graphsel.transfer.protocol.experiment as experiment
 
