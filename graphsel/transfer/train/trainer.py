@@ -345,9 +345,19 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Loads a :func:`save_checkpoint` file into ``model`` (strictly) and returns it.
 
     Raises:
-        InputError: if ``path`` does not exist.
+        InputError: one line, if ``path`` does not exist, is not a whole checkpoint
+            (truncated, corrupt, another format) or holds another model's weights.
     """
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such checkpoint file")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a readable checkpoint ({reason})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise InputError(f"{path}: the checkpoint does not fit this model ({reason})") from None
     return model

@@ -305,6 +305,22 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         load_checkpoint(_model(), tmp_path / "missing.pt")
 
 
+def test_a_truncated_or_foreign_checkpoint_is_one_line(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(_model(seed=1), path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=r"model\.pt: not a readable checkpoint \(") as error:
+        load_checkpoint(_model(), path)
+    assert "\n" not in str(error.value)
+    other = build_base_model([6, 3], 1, TINY)
+    save_checkpoint(other, path)
+    with pytest.raises(InputError, match=r"model\.pt: the checkpoint does not fit this model") \
+            as error:
+        load_checkpoint(_model(), path)
+    assert "\n" not in str(error.value)
+
+
 def test_batch_norm_model_trains_when_the_last_batch_has_one_row():
     model = _model(config=ModelConfig(embed_dim=4, hidden=(8,), batch_norm=True))
     result = fit(model, _separable(17, 0), config=TrainConfig(epochs=1, batch_size=8,
