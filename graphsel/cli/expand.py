@@ -83,7 +83,7 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
         "source_rows": len(source_log),
         "mode": mode,
         "capped": {"users": len(result.capped_users), "items": len(result.capped_items)},
-        "max_degree": cap,
+        "max_degree": None if cap is None else round(cap, 6),
         "fanout": stage.fanout,
         "user_rows": {"max": seeds.max_user_rows, "users": seeds.row_capped_users,
                       "dropped": seeds.dropped_rows},

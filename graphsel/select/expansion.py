@@ -122,7 +122,7 @@ class GraphReport(StageDetails):
 
     def to_json(self) -> dict[str, Any]:
         return {"seeds": {"users": self.seed_users, "items": self.seed_items},
-                "max_degree": self.max_degree,
+                "max_degree": None if self.max_degree is None else round(self.max_degree, 6),
                 "hops": [{"hop": h.hop, "users": h.users, "items": h.items} for h in self.hops],
                 "capped": {"users": self.capped_users, "items": self.capped_items},
                 "user_rows": {"max": self.max_user_rows, "users": self.row_capped_users,

@@ -138,3 +138,8 @@ def test_a_seed_hub_is_capped_like_other_hubs():
 def test_max_user_rows_is_checked(bad):
     with pytest.raises(InputError, match="max_user_rows must be an integer >= 1, 'auto' or None"):
         GraphExpansion(max_user_rows=bad).check_params()
+
+
+def test_the_report_rounds_the_hub_cap_for_json():
+    report = GraphReport(1, 2, 75.11000000000013, (HopCount(0, 1, 2),), 0, 0)
+    assert report.to_json()["max_degree"] == 75.11

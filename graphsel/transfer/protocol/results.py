@@ -175,11 +175,16 @@ class MetricSummary:
         std = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
         return cls(round(float(np.mean(defined)), 6), round(std, 6))
 
-    def format(self) -> str:
-        """``"0.6000 ± 0.1414"``, or ``"n/a"``."""
+    def format(self, spread: bool = True) -> str:
+        """``"0.6000 ± 0.1414"``, ``"0.6000"`` without ``spread`` (one seed has none), or
+        ``"n/a"``.
+
+        >>> MetricSummary(0.6, 0.141421).format(), MetricSummary(0.6, 0.0).format(spread=False)
+        ('0.6000 ± 0.1414', '0.6000')
+        """
         if self.mean is None or self.std is None:
             return "n/a"
-        return f"{self.mean:.4f} ± {self.std:.4f}"
+        return f"{self.mean:.4f} ± {self.std:.4f}" if spread else f"{self.mean:.4f}"
 
     def to_json(self) -> dict[str, float | None]:
         """``{"mean", "std"}``."""
@@ -511,15 +516,17 @@ class Results:
                 "seeds": self.seeds}
 
     def table(self) -> str:
-        """The strategy x (AUC, GAUC, LogLoss) table, mean +- std over seeds, and the AUC
-        difference from ``target_only`` with its 95 % interval."""
+        """The strategy x (AUC, GAUC, LogLoss) table, mean +- std over seeds (the mean alone
+        for one seed), and the AUC difference from ``target_only`` with its 95 % interval."""
         summary = self.summary()
         n_train = {r.strategy: r.n_train for r in self.test_records()}
         rows = []
+        spread = len(self.seeds) > 1  # one seed has no spread: no "± 0.0000"
         for name in self.strategies:
             comparison = self.vs_target_only.get(name)
-            rows.append([name, summary[name].auc.format(), summary[name].gauc.format(),
-                         summary[name].logloss.format(), n_train.get(name, ""),
+            metrics = summary[name]
+            rows.append([name, metrics.auc.format(spread), metrics.gauc.format(spread),
+                         metrics.logloss.format(spread), n_train.get(name, ""),
                          "" if comparison is None else comparison.format()]
                         + self._effort_cells(name))
         title = (f"test set: {self.split.target_test} target rows; "
