@@ -12,7 +12,7 @@ from graphsel.cli._common import emit, format_table, json_option
 from graphsel.cli.select import graph_flags, graph_options
 from graphsel.data.io import check_paths
 from graphsel.data.log import read_pair, write_log
-from graphsel.graph.bipartite import ITEM, USER
+from graphsel.graph.build import ITEM, USER
 from graphsel.select.config import SelectionConfig
 from graphsel.select.expansion import GraphExpansion
 

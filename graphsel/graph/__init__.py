@@ -3,7 +3,8 @@
 (:mod:`~graphsel.graph.expansion`) and graph factors (:mod:`~graphsel.graph.embed`).
 """
 
-from graphsel.graph.bipartite import (
+from graphsel.graph.bipartite import Adjacency, BipartiteGraph
+from graphsel.graph.build import (
     CART,
     CLICK,
     EDGE_CHOICES,
@@ -11,8 +12,6 @@ from graphsel.graph.bipartite import (
     ITEM,
     PURCHASE,
     USER,
-    Adjacency,
-    BipartiteGraph,
     Relation,
     RelationEdges,
     relation,

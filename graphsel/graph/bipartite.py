@@ -17,12 +17,9 @@ import scipy.sparse as sp
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, choice_error
 from graphsel.graph.build import (
-    CART,
     CLICK,
     EDGE_CHOICES,
-    FAV,
     ITEM,
-    PURCHASE,
     USER,
     Relation,
     RelationEdges,
@@ -40,21 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
     from torch_geometric.data import HeteroData
 
-__all__ = [
-    "CART",
-    "CLICK",
-    "EDGE_CHOICES",
-    "FAV",
-    "ITEM",
-    "PURCHASE",
-    "USER",
-    "Adjacency",
-    "BipartiteGraph",
-    "Relation",
-    "RelationEdges",
-    "relation",
-    "reverse_relation",
-]
+__all__ = ["Adjacency", "BipartiteGraph", "is_one_relation"]
 
 
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, choice_error
-from graphsel.graph.bipartite import BipartiteGraph, Relation
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.build import Relation
 
 __all__ = [
     "MAX_HOPS",

@@ -20,7 +20,8 @@ import numpy as np
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer
-from graphsel.graph.bipartite import EDGE_CHOICES, BipartiteGraph
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.build import EDGE_CHOICES
 from graphsel.graph.expansion import (
     MAX_HOPS,
     SELECT_MODES,

@@ -29,7 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphsel.errors import InputError
-from graphsel.graph.bipartite import ITEM, USER, BipartiteGraph, Relation, RelationEdges
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.build import ITEM, USER, Relation, RelationEdges
 from graphsel.graph.expansion import Expansion, seed_codes
 
 if TYPE_CHECKING:  # pragma: no cover

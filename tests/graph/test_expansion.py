@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import graphsel.graph.expansion as expand_module
 from graphsel.data.log import InteractionLog, read_pair
 from graphsel.errors import InputError
-from graphsel.graph.bipartite import CLICK, PURCHASE, BipartiteGraph
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.build import CLICK, PURCHASE
 from graphsel.graph.expansion import (
     MAX_HOPS,
     cap_user_rows,

@@ -9,13 +9,8 @@ import pytest
 import graphsel.graph.build as graph_module
 from graphsel.data.log import InteractionLog, read_pair
 from graphsel.errors import InputError
-from graphsel.graph.bipartite import (
-    CLICK,
-    PURCHASE,
-    BipartiteGraph,
-    relation,
-    reverse_relation,
-)
+from graphsel.graph.bipartite import BipartiteGraph
+from graphsel.graph.build import CLICK, PURCHASE, relation, reverse_relation
 
 
 def _log(rows, name="source", index=None):

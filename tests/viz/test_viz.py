@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import copy
+import dataclasses
 
 import matplotlib
 
@@ -19,7 +18,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from graphsel import viz  # noqa: E402
 from graphsel.data.datasets import get_dataset  # noqa: E402
 from graphsel.errors import InputError  # noqa: E402
-from graphsel.graph.bipartite import CLICK, BipartiteGraph  # noqa: E402
+from graphsel.graph.bipartite import BipartiteGraph  # noqa: E402
+from graphsel.graph.build import CLICK  # noqa: E402
 from graphsel.graph.expansion import expand, shared_seeds  # noqa: E402
 from graphsel.select.domain import DomainClassifier  # noqa: E402
 from graphsel.select.neighbors import NeighborReport  # noqa: E402
