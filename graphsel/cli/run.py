@@ -43,12 +43,16 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
               help="Keep the fitted selection and each finished (strategy, seed) under "
                    "DIR/<key of the config and data>/, and resume from them when run again. "
                    "Default: $GRAPHSEL_RUNS, else .graphsel-runs in the working directory.")
+@click.option("--nproc", type=int,
+              help="Train data-parallel on N processes (torch.distributed, gloo): each "
+                   "rank trains on its shard of every batch. Default 1; under torchrun, "
+                   "its ranks.")
 @click.option("--fresh", is_flag=True,
               help="Discard the kept work of this config and data, and start over.")
 @json_option
 def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             periods: int | None, mode: str | None, epochs: int | None, out: Path | None,
-            plots_dir: Path | None, runs_dir: Path | None, fresh: bool,
+            plots_dir: Path | None, runs_dir: Path | None, nproc: int | None, fresh: bool,
             as_json: bool) -> None:
     """Compare transfer strategies on a time split of the target domain.
 
@@ -61,12 +65,14 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     """
     from graphsel.transfer.config import config_from_dict, override, read_config
 
-    for flag, value in (("--seeds", seeds), ("--periods", periods), ("--epochs", epochs)):
+    for flag, value in (("--seeds", seeds), ("--periods", periods), ("--epochs", epochs),
+                        ("--nproc", nproc)):
         if value is not None:
             check_integer(flag, value, 1)
     task, raw = read_config(config_path)
     if task == "next_item":
-        for flag, given in (("--run-dir", runs_dir), ("--fresh", fresh or None)):
+        for flag, given in (("--run-dir", runs_dir), ("--fresh", fresh or None),
+                            ("--nproc", nproc)):
             if given is not None:
                 raise InputError(f"{flag} does not apply to task: next_item ({config_path})")
         _run_next_item(raw, config_path, seeds, strategies, periods, mode, epochs, out,
@@ -86,12 +92,29 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
                 folders={"--plots": OutputFolder(plots_dir, PLOT_FILES)
                          if plots_dir is not None else None,
                          "--run-dir": run_dir})
-    store = RunStore(run_dir, on_warning=lambda line: click.echo(f"warning: {line}", err=True))
-    if fresh:
+    rank = _torchrun_rank()
+    store = RunStore(run_dir, on_warning=lambda line: click.echo(f"warning: {line}", err=True),
+                     read_only=rank > 0)
+    if rank >= 0 and nproc is not None:
+        raise InputError("--nproc does not apply under torchrun (its ranks are the processes)")
+    if fresh and rank <= 0:
         store.clear()
-    results = run_experiment(config, progress=not as_json, store=store)
-    if store.loaded_units and not as_json:
-        click.echo(f"resumed {store.loaded_units} finished (strategy, seed) unit(s) from "
+    if rank >= 0:
+        import torch.distributed as dist
+
+        dist.barrier()  # no rank reads the store before rank 0 has cleared it
+    if nproc is not None and nproc > 1:
+        from graphsel.transfer.protocol.experiment import run_experiment_ranks
+
+        results, loaded_units = run_experiment_ranks(config, nproc, progress=not as_json,
+                                                     run_dir=run_dir)
+    else:
+        results = run_experiment(config, progress=not as_json and rank <= 0, store=store)
+        loaded_units = store.loaded_units
+    if rank > 0:
+        return  # rank 0 of the torchrun group reports
+    if loaded_units and not as_json:
+        click.echo(f"resumed {loaded_units} finished (strategy, seed) unit(s) from "
                    f"{run_dir}", err=True)
     payload = to_jsonable(results.to_json())
     text = results.table()
@@ -133,3 +156,18 @@ def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[
     if out is not None:
         write_json(payload, out)
     emit(as_json, payload, results.table())
+
+
+def _torchrun_rank() -> int:
+    """This process's rank when ``torchrun`` started it (the group is joined here), else -1.
+
+    Under torchrun every rank runs ``graphsel run`` itself; the trainer shares each step.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return -1
+    from graphsel.transfer.train.distributed import init_from_env, world
+
+    init_from_env()
+    return world()[0]

@@ -189,12 +189,17 @@ class RunStore:
         path: the run directory (e.g. ``runs_root() / experiment_key(config)``).
         on_warning: called with one line when a saved file is unusable and is recomputed.
             Default: :func:`warnings.warn`.
+        read_only: load only; every save (and :meth:`drop_progress`) does nothing. The
+            ranks other than 0 of a data-parallel run resume from rank 0's store this way.
+            Default False.
     """
 
     def __init__(self, path: PathArg,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         self.on_warning = on_warning or _warn
+        self.read_only = read_only
         self.loaded_units = 0
 
     def clear(self) -> None:
@@ -209,6 +214,8 @@ class RunStore:
 
     def save_selection(self, selection: Selection, summary: SelectionSummary | None) -> None:
         """Saves the selection's arrays, its summary and its report (for reading)."""
+        if self.read_only:
+            return
         meta = {"format": _FORMAT, "scores": list(selection.scores),
                 "summary": None if summary is None else summary.to_json(),
                 "report": None if selection.report is None else selection.report.to_json()}
@@ -251,6 +258,8 @@ class RunStore:
             cannot save (e.g. a class made at run time): nothing is written then, and the
             caller should not try again for this unit.
         """
+        if self.read_only:
+            return True
         path = self.progress_path(strategy, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         names = {id(value): name for name, value in externals.items()}
@@ -296,6 +305,8 @@ class RunStore:
 
     def drop_progress(self, strategy: str, seed: int) -> None:
         """Removes the progress of ``strategy`` at ``seed`` (once its unit is saved)."""
+        if self.read_only:
+            return
         self.progress_path(strategy, seed).unlink(missing_ok=True)
 
     def unit_path(self, strategy: str, seed: int) -> Path:
@@ -303,6 +314,8 @@ class RunStore:
 
     def save_unit(self, unit: UnitResult) -> None:
         """Saves one finished (strategy, seed)."""
+        if self.read_only:
+            return
         meta = {"format": _FORMAT, "records": [record.to_json() for record in unit.records],
                 "effort": unit.effort.to_json(),
                 "reused_choice": (None if unit.reused_choice is None

@@ -23,7 +23,8 @@ from graphsel.transfer.protocol.runner import compare_strategies
 
 Data = tuple[InteractionLog, InteractionLog, "np.ndarray | None"]
 
-__all__ = ["SYNTHETIC_CONFIG", "load_data", "run_experiment", "synthetic_default"]
+__all__ = ["SYNTHETIC_CONFIG", "load_data", "run_experiment", "run_experiment_ranks",
+           "synthetic_default"]
 
 SYNTHETIC_CONFIG = Path(__file__).with_name("synthetic.yaml")
 """Every strategy on the synthetic default: the one copy of those settings."""
@@ -87,3 +88,38 @@ def run_experiment(config: ExperimentConfig, progress: bool = False,
         source, target, config.strategies, model=config.model, train=config.train,
         protocol=config.protocol, selector=selector, strategy_options=options,
         seeds=range(config.seeds), truth=truth, progress=progress, store=store)
+
+
+def run_experiment_ranks(config: ExperimentConfig, nproc: int, progress: bool = False,
+                         run_dir: Path | None = None) -> tuple[Results, int]:
+    """:func:`run_experiment` with data-parallel training on ``nproc`` processes.
+
+    Every rank runs the whole experiment on the same data; each training step is shared
+    (each rank trains on its shard of every batch, gradients summed with the weighted loss
+    normalised over the whole batch: :mod:`graphsel.transfer.train.distributed`). Rank 0
+    keeps the store and draws the progress bars; the other ranks resume from the same store
+    but never write to it.
+
+    Args:
+        config: the experiment.
+        nproc: processes, >= 1.
+        progress: rank 0's progress bars. Default False.
+        run_dir: the :class:`RunStore` folder. Default None: nothing is kept.
+
+    Returns:
+        Rank 0's results and the number of units it resumed from ``run_dir``.
+    """
+    from graphsel.transfer.train.distributed import spawn
+
+    return spawn(_run_rank, nproc, config, progress, run_dir)  # type: ignore[no-any-return]
+
+
+def _run_rank(config: ExperimentConfig, progress: bool,
+              run_dir: Path | None) -> tuple[Results, int]:
+    """One rank of :func:`run_experiment_ranks` (a module-level function: it is pickled)."""
+    from graphsel.transfer.train.distributed import world
+
+    rank = world()[0]
+    store = None if run_dir is None else RunStore(run_dir, read_only=rank != 0)
+    results = run_experiment(config, progress=progress and rank == 0, store=store)
+    return results, 0 if store is None else store.loaded_units

@@ -14,6 +14,10 @@ Its options are :class:`~graphsel.transfer.train.options.TrainConfig`. The fast 
 * batches are sliced from index arrays (:func:`~graphsel.transfer.data.iter_batches`), not
   collated row by row.
 
+Under an active process group of several ranks (``graphsel run --nproc N``, ``torchrun``),
+each rank trains on its shard of every batch and the gradients are summed over the ranks
+with the weighted loss normalised globally: :mod:`~graphsel.transfer.train.distributed`.
+
 Parameters with ``requires_grad=False`` (e.g. a frozen source tower) are never optimised.
 """
 
@@ -28,12 +32,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
 from graphsel.data.io import atomic_path
 from graphsel.errors import InputError
 from graphsel.transfer.data import CTRDataset, iter_batches
+from graphsel.transfer.train import distributed
 from graphsel.transfer.train.losses import LossFn, weighted_bce_loss
 from graphsel.transfer.train.metrics import auc, gauc, logloss
 from graphsel.transfer.train.optim import (
@@ -260,6 +266,7 @@ class Trainer:
                                epoch=epoch)
         loss_sum = torch.zeros((), dtype=torch.float64)
         rows_seen = steps = 0
+        rank, size = distributed.world()
         start = time.perf_counter()
         with tqdm(total=num_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
                   disable=None if config.progress else True) as bar:  # a terminal only
@@ -269,14 +276,26 @@ class Trainer:
                 batch = batch.to(config.device)
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
-                loss = self.loss_fn(model, batch)
-                loss.backward()
+                if size == 1:
+                    loss = self.loss_fn(model, batch)
+                    loss.backward()
+                else:  # this rank's shard; its loss scaled to its share of the batch's
+                    part = distributed.shard(batch, rank, size)
+                    loss = (self.loss_fn(model, part) * distributed.global_scale(part, batch)
+                            if len(part) else torch.zeros(()))
+                    if loss.requires_grad:
+                        loss.backward()
+                    distributed.all_reduce_gradients(model)
+                    loss = loss.detach().clone()
+                    dist.all_reduce(loss)  # the batch's loss, for the record
                 for optimizer in optimizers:
                     optimizer.step()
                 loss_sum += loss.detach().double().cpu() * len(batch)
                 rows_seen += len(batch)
                 steps += 1
                 bar.update(1)
+        if size > 1:
+            distributed.broadcast_buffers(model)  # e.g. BatchNorm statistics: rank 0's
         seconds = time.perf_counter() - start
         return EpochRecord(epoch, float(loss_sum) / max(rows_seen, 1), None, seconds,
                            rows_seen / max(seconds, 1e-9), steps, rows_seen)
