@@ -111,7 +111,7 @@ def run_experiment_ranks(config: ExperimentConfig, nproc: int, progress: bool = 
     """
     from graphsel.transfer.train.distributed import spawn
 
-    return spawn(_run_rank, nproc, config, progress, run_dir)  # type: ignore[no-any-return]
+    return spawn(_run_rank, nproc, config, progress, run_dir)
 
 
 def _run_rank(config: ExperimentConfig, progress: bool,
