@@ -4,12 +4,16 @@ Each notebook is executed by a Jupyter kernel of this interpreter (checked: the 
 its ``sys.prefix``), in a temporary folder, with its ``parameters`` cell overridden by an
 extra cell so that the synthetic default always runs, and the Taobao head too when
 ``$GRAPHSEL_DATA`` has it. A cell that raises fails the test (nbclient's
-``CellExecutionError``), as does a cell running longer than ``CELL_TIMEOUT_S``.
+``CellExecutionError``), as does a cell running longer than ``CELL_TIMEOUT_S``, and so does
+any output on stderr or any text saying "warning" (a Python warning, tqdm's
+``TqdmWarning: IProgress not found`` when ipywidgets is missing, a log line): a reader of
+the notebook should not have to wonder whether it can be ignored.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +33,7 @@ PROBE = "import sys; print(sys.prefix)"
 KERNEL_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # figures each notebook must display: a figure that silently fails to render is a failure
 MIN_FIGURES = {"01_expansion.ipynb": 4, "02_selection.ipynb": 4, "03_transfer.ipynb": 3}
+WARNING = re.compile(r"warn", re.IGNORECASE)
 
 
 def _parameters_index(notebook) -> int:
@@ -55,7 +60,21 @@ def _outputs(notebook, output_type: str) -> list[dict]:
             for output in cell.outputs if output.output_type == output_type]
 
 
+def _printed(notebook) -> list[str]:
+    """Every text a reader sees: streams, errors and the plain-text form of rich outputs."""
+    texts = [o.text for o in _outputs(notebook, "stream")]
+    texts += [f"{o.ename}: {o.evalue}" for o in _outputs(notebook, "error")]
+    texts += [o.data["text/plain"] for o in _outputs(notebook, "display_data")
+              + _outputs(notebook, "execute_result") if "text/plain" in o.get("data", {})]
+    return texts
+
+
 def _check_run(notebook, name: str) -> None:
+    stderr = [o.text for o in _outputs(notebook, "stream") if o.name == "stderr"]
+    assert stderr == [], f"{name} wrote to stderr: {stderr}"
+    warnings = [line for text in _printed(notebook) for line in text.splitlines()
+                if WARNING.search(line)]
+    assert warnings == [], f"{name} printed warnings: {warnings}"
     probe = notebook.cells[-1].outputs
     assert [o.get("text", "").strip() for o in probe] == [sys.prefix], \
         "the notebook ran in a kernel of another Python environment"
@@ -66,6 +85,34 @@ def _check_run(notebook, name: str) -> None:
 
 def test_every_notebook_is_checked():
     assert [p.name for p in NOTEBOOKS] == sorted(MIN_FIGURES)
+
+
+def _ran(*outputs):
+    """A notebook as ``_execute`` returns it: a cell with ``outputs``, then the probe's."""
+    new = nbformat.v4
+    figure = new.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                  "text/plain": "<Figure size 640x480>"})
+    cell, probe = new.new_code_cell("run()"), new.new_code_cell(PROBE)
+    cell.outputs = [*outputs, figure, figure, figure]
+    probe.outputs = [new.new_output("stream", name="stdout", text=sys.prefix + "\n")]
+    return new.new_notebook(cells=[cell, probe])
+
+
+def test_check_run_refuses_warnings_and_stderr():
+    new = nbformat.v4
+    _check_run(_ran(new.new_output("stream", name="stdout", text="AUC 0.71\n")),
+               "03_transfer.ipynb")
+    tqdm = new.new_output("stream", name="stdout",
+                          text="TqdmWarning: IProgress not found. Please update jupyter\n")
+    with pytest.raises(AssertionError, match="printed warnings: .*IProgress"):
+        _check_run(_ran(tqdm), "03_transfer.ipynb")
+    bar = new.new_output("stream", name="stderr", text="epoch 0: 100%|##########| 3/3\n")
+    with pytest.raises(AssertionError, match="wrote to stderr"):
+        _check_run(_ran(bar), "03_transfer.ipynb")
+    logged = new.new_output("execute_result", execution_count=1,
+                            data={"text/plain": "WARNING | solver did not converge"})
+    with pytest.raises(AssertionError, match="printed warnings"):
+        _check_run(_ran(logged), "03_transfer.ipynb")
 
 
 @pytest.mark.slow
