@@ -63,6 +63,44 @@ def test_console_examples_run(command, tmp_path, monkeypatch):
     assert result.exit_code == 0, f"{command}\n{result.output}"
 
 
+def _readme_text() -> str:
+    """The README with its line breaks and runs of spaces as single spaces."""
+    return " ".join(README.read_text().split())
+
+
+def test_readme_counts_and_defaults_come_from_the_code():
+    from graphsel.data.datasets import list_datasets
+    from graphsel.graph.expansion import MAX_HOPS
+    from graphsel.select.expansion import GraphExpansion
+    from graphsel.select.neighbors import NeighborScorer
+    from graphsel.select.stage import STAGES
+    from graphsel.transfer.config import load_config
+    from graphsel.transfer.protocol.experiment import SYNTHETIC_CONFIG
+
+    text = _readme_text()
+    # `make demo` "ends with a table comparing every registered CTR transfer strategy": the
+    # demo runs the shipped synthetic config, which must name them all
+    assert "ends with a table comparing every registered CTR transfer strategy" in text
+    assert list(load_config(SYNTHETIC_CONFIG).strategies) == strategies.strategy_names()
+    names = set(re.findall(r"`([a-z0-9_-]+)`", text))
+    missing = {"strategy": set(strategies.strategy_names()) - names,
+               "dataset": {dataset.name for dataset in list_datasets()} - names,
+               # graphsel's own stages (the README's example registers one of its own)
+               "stage": {name for name in STAGES.names()
+                         if STAGES.get(name).__module__.startswith("graphsel.")} - names}
+    assert missing == {"strategy": set(), "dataset": set(), "stage": set()}
+    graph, knn = GraphExpansion(), NeighborScorer()
+    threshold = NeighborScorer.DEFAULT_RULE.value
+    for statement in (
+            f"`--hops` takes 0 to {MAX_HOPS}",
+            f"share `--hops` hops (default {graph.num_hops})",
+            f"rows with `knn_score >= --knn-threshold` (default {threshold}) stay",
+            (f"graph: {{num_hops: {graph.num_hops}, max_degree: {graph.max_degree}, "
+             f"max_user_rows: {graph.max_user_rows}"),
+            f"knn: {{index: {knn.index}, k: {knn.k}, threshold: {threshold}}}"):
+        assert statement in text, statement
+
+
 def _prepare_inputs(command: str, tmp_path: Path) -> None:
     """Commands that read ``demo/`` get the synthetic default prepared there first, and
     commands that read ``configs/`` get a copy of the repository's configs."""

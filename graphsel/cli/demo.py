@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from graphsel.cli._common import emit, json_option
+from graphsel._table import round_floats
+from graphsel.cli._common import (
+    emit,
+    examples,
+    json_option,
+    show_progress,
+    terminal_options,
+)
 from graphsel.cli.datasets import prepared_text
 from graphsel.data.datasets import TRUTH_FILE, prepare, read_truth
 from graphsel.data.datasets._registry import PREPARED_FILES
@@ -52,7 +59,7 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
     selection = selector.fit(source, target, truth).selection_
     assert selection.report is not None  # a fitted selector always reports
     selection.write(source, out_dir / SELECTED_FILE)
-    write_json(selection.report.to_json(), out_dir / REPORT_FILE)
+    write_json(round_floats(selection.report.to_json()), out_dir / REPORT_FILE)
     results = None
     if transfer:
         # torch is imported when the transfer runs, not whenever the CLI starts.
@@ -68,7 +75,10 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
             "transfer_table": None if results is None else results.table()}
 
 
-@click.command("demo")
+@click.command("demo", epilog=examples(
+    "graphsel demo",
+    "graphsel demo --scale 0.1 --no-transfer",
+    "graphsel demo --seed 1 --out demo-files --quiet"))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path),
               help="Keep the demo's files in this folder (default: a temporary folder, "
                    "removed at the end).")
@@ -77,22 +87,30 @@ def run_demo(out_dir: Path, seed: int = 0, scale: float = 1.0, progress: bool = 
               help="Size multiplier of the synthetic data.")
 @click.option("--no-transfer", is_flag=True,
               help="Stop after the selection: no training of the strategies.")
+@terminal_options
 @json_option
 def command(out_dir: Path | None, seed: int, scale: float, no_transfer: bool,
-            as_json: bool) -> None:
-    """Run the embedded synthetic default end to end: needs nothing but the repository."""
+            progress: bool | None, quiet: bool, as_json: bool) -> None:
+    """Run the whole pipeline on the embedded synthetic data.
+
+    Needs nothing but the repository: prepares the synthetic default, prints its card,
+    selects and weights its source rows (the funnel, with precision and recall against the
+    planted truth), then compares every registered transfer strategy on a time split of
+    the target (the settings of configs/synthetic.yaml).
+    """
     check_paths({}, folders={"--out": None if out_dir is None else OutputFolder(
         out_dir, (*PREPARED_FILES, SELECTED_FILE, REPORT_FILE))})
     check_real("--scale", scale, 0.0, math.inf, low_open=True)
     check_integer("--seed", seed, 0)
+    show = show_progress(progress, quiet, as_json)
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="graphsel-demo-") as tmp:
-            result = {**run_demo(Path(tmp), seed, scale, not as_json, not no_transfer),
+            result = {**run_demo(Path(tmp), seed, scale, show, not no_transfer),
                       "out_dir": None}
     else:
         # the demo's files appear together when it ends, or not at all
         with atomic_outputs() as outputs:
-            result = {**run_demo(outputs.folder(out_dir), seed, scale, not as_json,
+            result = {**run_demo(outputs.folder(out_dir), seed, scale, show,
                                  not no_transfer), "out_dir": str(out_dir)}
     for warning in result["selection"].warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -100,4 +118,4 @@ def command(out_dir: Path | None, seed: int, scale: float, no_transfer: bool,
     table = result.pop("transfer_table")
     if table is not None:
         parts.append(table)
-    emit(as_json, result, "\n\n".join(parts))
+    emit(as_json, result, "\n\n".join(parts), quiet)

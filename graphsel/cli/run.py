@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from graphsel.cli._common import emit, json_option, to_jsonable
+from graphsel._table import round_floats
+from graphsel.cli._common import (
+    echo_note,
+    emit,
+    examples,
+    json_option,
+    show_progress,
+    terminal_options,
+    to_jsonable,
+)
 from graphsel.data.io import OutputFolder, atomic_outputs, check_paths, write_json
 from graphsel.errors import InputError, check_integer
 
@@ -25,7 +34,11 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
     return None if value is None else [s.strip() for s in value.split(",") if s.strip()]
 
 
-@click.command("run")
+@click.command("run", epilog=examples(
+    "graphsel run --config configs/synthetic.yaml --seeds 1 --epochs 1 "
+    "--strategies target_only,selected_weighted",
+    "graphsel run --config configs/ml1m-documentary.yaml --out results.json --plots plots",
+    "graphsel run --config configs/taobao.yaml --quiet --json"))
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="Experiment YAML (see configs/ for examples).")
 @click.option("--seeds", type=int, help="Runs with seeds 0..N-1 (overrides the config).")
@@ -39,6 +52,9 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Also write the figures (PNG) into this folder: AUC per period per "
                    "strategy, and each strategy's calibration on the test set.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="Also write one self-contained HTML page: the tables, the selection "
+                   "funnel, the figures and the configuration used.")
 @click.option("--run-dir", "runs_dir", type=click.Path(path_type=Path),
               help="Keep the fitted selection and each finished (strategy, seed) under "
                    "DIR/<key of the config and data>/, and resume from them when run again. "
@@ -49,12 +65,14 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
                    "its ranks.")
 @click.option("--fresh", is_flag=True,
               help="Discard the kept work of this config and data, and start over.")
+@terminal_options
 @json_option
 def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             periods: int | None, mode: str | None, epochs: int | None, out: Path | None,
-            plots_dir: Path | None, runs_dir: Path | None, nproc: int | None, fresh: bool,
-            as_json: bool) -> None:
-    """Compare transfer strategies on a time split of the target domain.
+            plots_dir: Path | None, html_path: Path | None, runs_dir: Path | None,
+            nproc: int | None, fresh: bool,
+            progress: bool | None, quiet: bool, as_json: bool) -> None:
+    """Compare transfer strategies on a time split of the target.
 
     Every strategy uses the same model and training options (the baselines train the base
     model on their rows; ctnet, ctnet_linear, ecat, diit and ecdctr build theirs from its
@@ -69,14 +87,15 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
                         ("--nproc", nproc)):
         if value is not None:
             check_integer(flag, value, 1)
+    show = show_progress(progress, quiet, as_json)
     task, raw = read_config(config_path)
     if task == "next_item":
         for flag, given in (("--run-dir", runs_dir), ("--fresh", fresh or None),
-                            ("--nproc", nproc)):
+                            ("--nproc", nproc), ("--html", html_path)):
             if given is not None:
                 raise InputError(f"{flag} does not apply to task: next_item ({config_path})")
         _run_next_item(raw, config_path, seeds, strategies, periods, mode, epochs, out,
-                       plots_dir, as_json)
+                       plots_dir, as_json, show, quiet)
         return
     from graphsel.transfer.protocol.checkpoints import (
         RunStore,
@@ -88,12 +107,13 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     config = override(config_from_dict(raw, str(config_path)), seeds=seeds,
                       strategies=strategies, periods=periods, mode=mode, epochs=epochs)
     run_dir = runs_root(runs_dir) / experiment_key(config)
-    check_paths({"--config": config_path, **config.input_paths()}, files={"--out": out},
+    check_paths({"--config": config_path, **config.input_paths()},
+                files={"--out": out, "--html": html_path},
                 folders={"--plots": OutputFolder(plots_dir, PLOT_FILES)
                          if plots_dir is not None else None,
                          "--run-dir": run_dir})
     rank = _torchrun_rank()
-    store = RunStore(run_dir, on_warning=lambda line: click.echo(f"warning: {line}", err=True),
+    store = RunStore(run_dir, on_warning=lambda line: echo_note(f"warning: {line}"),
                      read_only=rank > 0)
     if rank >= 0 and nproc is not None:
         raise InputError("--nproc does not apply under torchrun (its ranks are the processes)")
@@ -106,17 +126,17 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     if nproc is not None and nproc > 1:
         from graphsel.transfer.protocol.experiment import run_experiment_ranks
 
-        results, loaded_units = run_experiment_ranks(config, nproc, progress=not as_json,
+        results, loaded_units = run_experiment_ranks(config, nproc, progress=show,
                                                      run_dir=run_dir)
     else:
-        results = run_experiment(config, progress=not as_json and rank <= 0, store=store)
+        results = run_experiment(config, progress=show and rank <= 0, store=store)
         loaded_units = store.loaded_units
     if rank > 0:
         return  # rank 0 of the torchrun group reports
-    if loaded_units and not as_json:
-        click.echo(f"resumed {loaded_units} finished (strategy, seed) unit(s) from "
+    if loaded_units and not as_json and not quiet:
+        click.echo(f"resumed {loaded_units:,} finished (strategy, seed) unit(s) from "
                    f"{run_dir}", err=True)
-    payload = to_jsonable(results.to_json())
+    payload = round_floats(to_jsonable(results.to_json()))
     text = results.table()
     # the figures and the JSON are written as one unit: all of them or none
     with atomic_outputs() as outputs:
@@ -128,14 +148,21 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
             staged = save_transfer_plots(results, outputs.folder(plots_dir))
             payload["plots"] = [str(plots_dir / path.name) for path in staged]
             text += "\n\nplots: " + ", ".join(payload["plots"])
+        if html_path is not None:
+            from graphsel.viz.report import run_page, write_html
+
+            write_html(run_page(results, config), outputs.file(html_path))
+            payload["html"] = str(html_path)
+            text += f"\n\nhtml: {html_path}"
         if out is not None:
             write_json(payload, outputs.file(out))
-    emit(as_json, payload, text)
+    emit(as_json, payload, text, quiet)
 
 
 def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[str] | None,
                    periods: int | None, mode: str | None, epochs: int | None,
-                   out: Path | None, plots_dir: Path | None, as_json: bool) -> None:
+                   out: Path | None, plots_dir: Path | None, as_json: bool, show: bool,
+                   quiet: bool) -> None:
     """``task: next_item``: SyNCRec and its baselines (graphsel.transfer.sequential)."""
     from graphsel.transfer.sequential.options import next_item_config_from_dict
 
@@ -151,11 +178,11 @@ def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[
                 files={"--out": out})
     from graphsel.transfer.sequential.runner import run_next_item
 
-    results = run_next_item(config, progress=not as_json)
-    payload = to_jsonable(results.to_json())
+    results = run_next_item(config, progress=show)
+    payload = round_floats(to_jsonable(results.to_json()))
     if out is not None:
         write_json(payload, out)
-    emit(as_json, payload, results.table())
+    emit(as_json, payload, results.table(), quiet)
 
 
 def _torchrun_rank() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from graphsel.cli._common import emit, json_option
+from graphsel.cli._common import emit, examples, json_option
 from graphsel.data.card import DatasetCard
 from graphsel.data.io import check_paths, write_json
 from graphsel.data.log import TS_UNITS, check_pair, read_log, read_pair
@@ -13,7 +13,10 @@ from graphsel.select.config import SelectionConfig
 __all__ = ["command"]
 
 
-@click.command("validate")
+@click.command("validate", epilog=examples(
+    "graphsel validate demo/source.parquet demo/target.parquet",
+    "graphsel validate demo/source.parquet --json",
+    "graphsel validate logs/clicks.csv --ts-unit ms --card card.json"))
 @click.argument("source", type=click.Path(path_type=str))
 @click.argument("target", type=click.Path(path_type=str), required=False)
 @click.option("--card", "card_path", type=click.Path(path_type=str),
@@ -23,7 +26,7 @@ __all__ = ["command"]
 @json_option
 def command(source: str, target: str | None, card_path: str | None, ts_unit: str,
             as_json: bool) -> None:
-    """Check SOURCE (and TARGET) against the log schema and print their card.
+    """Check SOURCE (and TARGET) against the schema; print their card.
 
     SOURCE and TARGET are Parquet files, directories of Parquet files, or CSV files with the
     columns user_id, item_id, ts, label, domain (and optionally behavior and side features).

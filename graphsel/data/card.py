@@ -33,6 +33,7 @@ start         1970-01-01 00:00  1970-01-01 00:02
 end           1970-01-02 00:00  1970-01-01 00:02
 shared users  1
 shared items  0
+no item is shared: the target's items are disjoint from the source's
 >>> DatasetCard.from_json(card.to_json()) == card
 True
 """
@@ -48,7 +49,7 @@ import numpy as np
 from graphsel._table import format_table
 from graphsel.data.log import InteractionLog, Overlap, overlap
 
-__all__ = ["DatasetCard", "DomainCard", "TruthSummary"]
+__all__ = ["DatasetCard", "DomainCard", "TruthSummary", "disjoint_line"]
 
 _TABLE_KEYS = ("rows", "users", "items", "label_rate", "start", "end")
 
@@ -224,10 +225,27 @@ class DatasetCard:
             rows.append(["shared items", self.shared.items, *padding])
         title = f"dataset: {self.dataset}" if self.dataset is not None else ""
         text = format_table(["", *domains], rows, title=title)
+        if self.shared is not None:
+            for what, count in (("user", self.shared.users), ("item", self.shared.items)):
+                if count == 0:
+                    text += "\n" + disjoint_line(what)
         if self.truth is not None:
             text += (f"\ntruth: {self.truth.in_target_community:,} of {self.truth.rows:,} "
                      f"source rows are in the target communities")
         return text
+
+
+def disjoint_line(what: str, source: str = "the source's") -> str:
+    """The line that explains a shared count of 0 (and the coverage of 0 it implies).
+
+    Args:
+        what: ``"user"`` or ``"item"``.
+        source: whose ``what``s the target's were compared with (default the source's).
+
+    >>> disjoint_line("item")
+    "no item is shared: the target's items are disjoint from the source's"
+    """
+    return f"no {what} is shared: the target's {what}s are disjoint from {source}"
 
 
 def _date(ts: int) -> str:

@@ -43,10 +43,11 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
 from graphsel._table import format_table
+from graphsel.data.card import disjoint_line
 from graphsel.data.log import InteractionLog, write_log
 from graphsel.errors import InputError
 from graphsel.select.domain import DomainClassifier
-from graphsel.select.expansion import GraphExpansion
+from graphsel.select.expansion import GraphExpansion, GraphReport
 from graphsel.select.neighbors import NeighborScorer
 from graphsel.select.stage import (
     STAGES,
@@ -184,8 +185,7 @@ class SelectionReport:
                          title="selection funnel"),
             (f"selected {self.selected:,} of {self.source_rows:,} source rows "
             f"(target: {self.target_rows:,} rows)"),
-            (f"coverage of target users {self.target_user_coverage:.1%}, "
-            f"items {self.target_item_coverage:.1%}"),
+            *self._coverage_lines(),
             (f"label rate: target {self.target_label_rate:.3f}, selected {selected_rate}, "
             f"source {self.source_label_rate:.3f}"),
         ]
@@ -193,6 +193,26 @@ class SelectionReport:
             lines.append(f"planted truth: precision {self.truth.precision:.3f}, "
                          f"recall {self.truth.recall:.3f}")
         return "\n".join(lines)
+
+    def _coverage_lines(self) -> list[str]:
+        """The coverage line, and why a coverage is 0 when the graph stage found the logs
+        share no user (item): no selected row can then touch one of the target's."""
+        lines = [(f"coverage of target users {self.target_user_coverage:.1%}, "
+                  f"items {self.target_item_coverage:.1%}")]
+        graph = next(((position, stage.details) for position, stage in enumerate(self.stages)
+                      if isinstance(stage.details, GraphReport)), None)
+        if graph is None:
+            return lines
+        position, details = graph
+        # the graph stage's seeds are what its candidates share with the target: all the
+        # source's rows when it runs first
+        source = ("the source's" if position == 0 else
+                  f"those of the rows the {self.stages[position - 1].name} stage kept")
+        for what, seeds in (("user", details.seed_users), ("item", details.seed_items)):
+            if seeds == 0:
+                lines.append(
+                    f"{disjoint_line(what, source)}, so the selection covers none of them")
+        return lines
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,9 +396,9 @@ class SampleSelector(BaseEstimator):
         weight = np.ones(n, dtype=np.float32)
         reports: list[StageReport] = []
         part = source
-        # the bar is drawn on a terminal only (disable=None), and closed (its line cleared)
-        # before an error leaves the loop, so the error starts a clean line
-        with tqdm(stages, desc="select", unit="stage", disable=None if self.progress else True,
+        # the bar is drawn when asked for (the CLI asks on a terminal or with --progress), and
+        # closed (its line cleared) before an error leaves the loop: the error starts a clean line
+        with tqdm(stages, desc="select", unit="stage", disable=not self.progress,
                   leave=False) as bar:
             for position, stage in enumerate(bar):
                 bar.set_postfix_str(stage.name)

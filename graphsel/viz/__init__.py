@@ -4,7 +4,9 @@
 - :mod:`graphsel.viz.selection`: the funnel, score histograms, calibration, the plot files of
   ``graphsel select --plots``;
 - :mod:`graphsel.viz.transfer`: metrics per period and calibration per strategy, the plot files
-  of ``graphsel run --plots``.
+  of ``graphsel run --plots``;
+- :mod:`graphsel.viz.report`: the self-contained HTML page of ``graphsel select --html`` and
+  ``graphsel run --html`` (imported on its own: ``from graphsel.viz.report import ...``).
 """
 
 from graphsel.viz.expansion import (
@@ -23,7 +25,10 @@ from graphsel.viz.selection import (
     plot_funnel,
     plot_scores,
     plot_selected_hops,
+    SELECTION_FIGURES,
     save_selection_plots,
+    selection_figures,
+    stage_cutoff,
 )
 from graphsel.viz.transfer import (
     average_over_seeds,
@@ -31,6 +36,8 @@ from graphsel.viz.transfer import (
     plot_periods,
     plot_transfer_periods,
     save_transfer_plots,
+    TRANSFER_FIGURES,
+    transfer_figures,
 )
 
 __all__ = [
@@ -44,13 +51,18 @@ __all__ = [
     "plot_funnel",
     "plot_scores",
     "plot_selected_hops",
+    "stage_cutoff",
     "CalibrationBins",
     "calibration_bins",
     "plot_calibration",
+    "SELECTION_FIGURES",
+    "selection_figures",
     "save_selection_plots",
     "plot_periods",
     "average_over_seeds",
     "plot_transfer_periods",
     "plot_calibrations",
+    "TRANSFER_FIGURES",
+    "transfer_figures",
     "save_transfer_plots",
 ]

@@ -4,8 +4,7 @@ classifier's calibration, and :func:`save_selection_plots`, which writes them al
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,12 @@ from graphsel.graph.bipartite import BipartiteGraph
 from graphsel.select.domain import DomainClassifier
 from graphsel.select.expansion import GraphExpansion
 from graphsel.select.pipeline import SampleSelector, Selection, SelectionReport
+from graphsel.select.stage import RuleMixin, SelectionRule, SelectionStage
+from graphsel.transfer.train.metrics import (
+    CalibrationBins,
+    calibration_bins,
+    expected_calibration_error,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -35,10 +40,13 @@ from graphsel.viz.expansion import (
 __all__ = [
     "plot_funnel",
     "plot_scores",
+    "stage_cutoff",
     "plot_selected_hops",
     "CalibrationBins",
     "calibration_bins",
     "plot_calibration",
+    "SELECTION_FIGURES",
+    "selection_figures",
     "save_selection_plots",
 ]
 
@@ -58,7 +66,9 @@ def plot_funnel(report: SelectionReport, ax: Axes | None = None) -> Figure:
     if not isinstance(report, SelectionReport):
         raise InputError(f"plot_funnel needs a SelectionReport (selection.report), got "
                          f"{type(report).__name__}")
-    figure, ax = _figure(ax, (6.0, 1.2 + 0.55 * (len(report.stages) + 1)))
+    from matplotlib.ticker import StrMethodFormatter
+
+    figure, ax = _figure(ax, (8.0, 1.2 + 0.55 * (len(report.stages) + 1)))
     source = report.source_rows
     names = ["source"] + [stage.name for stage in report.stages]
     kept = [source] + [stage.kept for stage in report.stages]
@@ -66,11 +76,15 @@ def plot_funnel(report: SelectionReport, ax: Axes | None = None) -> Figure:
     bars = ax.barh(positions, kept, color=[USER_COLOR] + [hop_color(2)] * len(report.stages))
     notes = [""] + [f", {note}" if (note := stage.details.note()) else ""
                     for stage in report.stages]
-    _annotate_bars(ax, bars, [f"{n:,} ({n / max(source, 1):.1%}){note}"
-                              for n, note in zip(kept, notes)])
+    labels = [f"{n:,} ({n / max(source, 1):.1%}){note}" for n, note in zip(kept, notes)]
+    _annotate_bars(ax, bars, labels)
     ax.set_yticks(positions, names)
     ax.invert_yaxis()
-    ax.margins(x=0.35)
+    # room right of each bar for its label (a character takes about 0.85 % of the axes at
+    # this size), and counts in full: no "1e6" offset
+    ax.set_xlim(0, max(max(n / (1 - min(0.8, 0.0085 * len(label)))
+                           for n, label in zip(kept, labels)), 1))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.set_xlabel("source rows kept")
     ax.set_title(f"selection funnel (target: {report.target_rows:,} rows)", fontsize=10)
     return figure
@@ -91,9 +105,43 @@ def _histograms(ax: Axes, groups: Sequence[tuple[str, np.ndarray, str]], bins: n
     ax.legend(frameon=False, fontsize=8)
 
 
+def stage_cutoff(stage: SelectionStage) -> float | None:
+    """The cut-off of a fitted scoring stage: the score from which it keeps a row.
+
+    The threshold of its keep rule (given, or its ``DEFAULT_RULE``), else (``keep_quantile``,
+    ``budget``) the lowest score it kept; None when the stage cut nothing (e.g. the domain classifier's default, whose
+    weights are its output), kept nothing, or has no keep rule (the graph stage).
+
+    >>> from graphsel.select.neighbors import NeighborScorer
+    >>> stage = NeighborScorer(budget=2)
+    >>> stage.knn_score_, stage.support_ = np.array([0.2, 0.9, 0.7]), np.array([False, True, True])
+    >>> stage_cutoff(stage)
+    0.7
+    """
+    if not isinstance(stage, RuleMixin) or not stage.SCORES:
+        return None
+    kept = np.asarray(stage.support_, dtype=bool)
+    if kept.all() or not kept.any():
+        return None
+    rule = SelectionRule.from_params(stage.threshold, stage.keep_quantile, stage.budget,
+                                     default=stage.DEFAULT_RULE)
+    if rule.kind == "threshold":
+        return float(rule.value)
+    return float(np.asarray(getattr(stage, stage.SCORES[0].attribute))[kept].min())
+
+
+def _mark_cutoff(ax: Axes, cutoff: float | None) -> None:
+    if cutoff is None:
+        return
+    ax.axvline(cutoff, color="black", ls="--", lw=1.2, label=f"cut-off {cutoff:.3g}: kept at or "
+                                                              f"above")
+    ax.legend(frameon=False, fontsize=8)
+
+
 def plot_scores(selection: Selection, target_p: Any = None, truth: Any = None,
-                bins: int = 30) -> Figure:
-    """Score histograms: ``p_target`` of candidates vs target rows, ``knn_score`` vs truth.
+                bins: int = 30, cutoffs: dict[str, float | None] | None = None) -> Figure:
+    """Score histograms: ``p_target`` of candidates vs target rows, ``knn_score`` vs truth,
+    each with its stage's cut-off.
 
     Each histogram is normalised to shares (its bars sum to 1), so groups of very different
     sizes compare.
@@ -106,9 +154,13 @@ def plot_scores(selection: Selection, target_p: Any = None, truth: Any = None,
         truth: ``(N_src,)`` bool, the rows known to be target-like (default None: the
             ``knn_score`` panel shows all scored rows as one group).
         bins: bins per histogram (default 30).
+        cutoffs: per score (``"p_target"``, ``"knn_score"``), the cut-off to mark as a dashed
+            vertical line (:func:`stage_cutoff`); None or a missing key: none drawn. Default
+            None.
 
     Returns:
-        A figure with two axes: ``p_target``, then ``knn_score``.
+        A figure with two axes: ``p_target``, then ``knn_score``; a cut-off is a line
+        labelled ``"cut-off ..."``.
     """
     from matplotlib.figure import Figure
 
@@ -125,7 +177,10 @@ def plot_scores(selection: Selection, target_p: Any = None, truth: Any = None,
         if target_p is not None:
             groups.append(("target rows", np.asarray(target_p, dtype=float), TARGET_COLOR))
         _histograms(p_axes, groups, np.linspace(0.0, 1.0, bins + 1), "p_target (out of fold)")
-        p_axes.set_title("domain classifier", fontsize=10)
+        cutoff = (cutoffs or {}).get("p_target")
+        p_axes.set_title("domain classifier" + ("" if cutoff is not None
+                                                else ": no cut (weights only)"), fontsize=10)
+        _mark_cutoff(p_axes, cutoff)
     else:
         _no_data(p_axes, "no p_target: the selection ran without the 'da' stage")
     scored = ~np.isnan(selection.knn_score)
@@ -138,7 +193,10 @@ def plot_scores(selection: Selection, target_p: Any = None, truth: Any = None,
             groups = [("target-like (truth)", selection.knn_score[scored & truth], TARGET_COLOR),
                       ("other", selection.knn_score[scored & ~truth], USER_COLOR)]
         _histograms(knn_axes, groups, edges, "knn_score")
-        knn_axes.set_title("neighbour scorer", fontsize=10)
+        cutoff = (cutoffs or {}).get("knn_score")
+        knn_axes.set_title("neighbour scorer" + ("" if cutoff is not None else ": no cut"),
+                           fontsize=10)
+        _mark_cutoff(knn_axes, cutoff)
     else:
         _no_data(knn_axes, "no knn_score: the selection ran without the 'knn' stage")
     return figure
@@ -176,92 +234,62 @@ def plot_selected_hops(selection: Selection, ax: Axes | None = None) -> Figure:
     return figure
 
 
-@dataclass(frozen=True)
-class CalibrationBins:
-    """A reliability diagram's bins.
+def _compact(count: int) -> str:
+    """``"950"``, ``"12k"``, ``"1.2M"``: a count short enough to sit on a narrow bar.
 
-    Attributes:
-        edges: ``(n_bins + 1,)`` bin edges over [0, 1].
-        count: ``(n_bins,)`` predictions per bin.
-        mean_pred: ``(n_bins,)`` mean prediction per bin, NaN where empty.
-        frac_pos: ``(n_bins,)`` share of positive labels per bin, NaN where empty.
+    >>> _compact(950), _compact(12_345), _compact(1_234_567)
+    ('950', '12k', '1.2M')
     """
-
-    edges: np.ndarray
-    count: np.ndarray
-    mean_pred: np.ndarray
-    frac_pos: np.ndarray
-
-
-def calibration_bins(y_true: Any, p_pred: Any, n_bins: int = 10) -> CalibrationBins:
-    """Bins predictions into ``n_bins`` equal-width bins of [0, 1].
-
-    Bin ``b`` holds ``edges[b] < p <= edges[b + 1]`` (the first bin also holds 0), the rule of
-    ``sklearn.calibration.calibration_curve``, whose output equals the non-empty bins here.
-
-    >>> bins = calibration_bins([0, 1, 1, 0], [0.25, 0.5, 0.75, 1.0], n_bins=2)
-    >>> bins.count.tolist(), bins.mean_pred.tolist(), bins.frac_pos.tolist()
-    ([2, 2], [0.375, 0.875], [0.5, 0.5])
-
-    Args:
-        y_true: ``(N,)`` labels, 0 or 1.
-        p_pred: ``(N,)`` predicted probabilities in [0, 1].
-        n_bins: number of bins, >= 1 (default 10).
-
-    Raises:
-        InputError: for mismatched lengths, no rows, labels outside {0, 1} or probabilities
-            outside [0, 1].
-    """
-    n_bins = _check_count("n_bins", n_bins, 1)
-    y_true = np.asarray(y_true, dtype=float).reshape(-1)
-    p_pred = np.asarray(p_pred, dtype=float).reshape(-1)
-    if y_true.shape != p_pred.shape or len(y_true) == 0:
-        raise InputError(f"y_true and p_pred must be non-empty and of one length, got "
-                         f"{len(y_true)} and {len(p_pred)}")
-    if not np.isin(y_true, (0.0, 1.0)).all():
-        raise InputError(f"y_true must hold 0 or 1, got {y_true[~np.isin(y_true, (0, 1))][0]}")
-    if not ((p_pred >= 0) & (p_pred <= 1)).all():
-        raise InputError(f"p_pred must lie in [0, 1], got "
-                         f"{p_pred[~((p_pred >= 0) & (p_pred <= 1))][0]}")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.searchsorted(edges[1:-1], p_pred)
-    count = np.bincount(which, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pred = np.bincount(which, weights=p_pred, minlength=n_bins) / count
-        frac_pos = np.bincount(which, weights=y_true, minlength=n_bins) / count
-    return CalibrationBins(edges, count, mean_pred, frac_pos)
+    if count >= 1_000_000:
+        return f"{count / 1_000_000:.1f}M"
+    return f"{count / 1000:.0f}k" if count >= 10_000 else f"{count:,}"
 
 
 def plot_calibration(y_true: Any, p_pred: Any, n_bins: int = 10,
-                     ax: Axes | None = None) -> Figure:
-    """Reliability diagram: share of positives against the mean prediction of each bin.
+                     ax: Axes | None = None, *, title: str | None = None,
+                     xlabel: str = "mean predicted probability in the bin",
+                     ylabel: str = "observed share of label 1 in the bin") -> Figure:
+    """Reliability diagram: the observed share of label 1 against the mean prediction of
+    each bin, with the expected calibration error in the legend.
 
     Args:
         y_true, p_pred, n_bins: as for :func:`calibration_bins`.
         ax: axes to draw on (default None: a new figure).
+        title: the axes' title (default None: none).
+        xlabel: the x axis's label (default: the mean prediction of the bin).
+        ylabel: the y axis's label (default: the share of label 1 in the bin).
 
     Returns:
-        The figure; its line labelled ``"model"`` goes through the non-empty bins'
-        ``(mean_pred, frac_pos)``, and bars on a second y axis count each bin's rows.
+        The figure; its line labelled ``"model (ECE ...)"`` goes through the non-empty bins'
+        ``(mean_pred, frac_pos)``, and bars on a second y axis count each bin's rows, each
+        labelled with its count (no axis offset such as ``1e6``: counts print in full).
     """
+    from matplotlib.ticker import StrMethodFormatter
+
     bins = calibration_bins(y_true, p_pred, n_bins)
     figure, ax = _figure(ax, (5.0, 4.5))
     counts = ax.twinx()
-    counts.bar(bins.edges[:-1], bins.count, width=np.diff(bins.edges), align="edge",
-               color="#DDDDDD", zorder=0)
+    bars = counts.bar(bins.edges[:-1], bins.count, width=np.diff(bins.edges), align="edge",
+                      color="#DDDDDD", zorder=0)
+    _annotate_bars(counts, bars, [_compact(int(n)) if n else "" for n in bins.count],
+                   color="gray")
     counts.set_ylim(0, 3 * max(int(bins.count.max()), 1))  # keep the bars in the lower third
-    counts.set_ylabel("rows per bin", color="gray")
+    counts.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    counts.set_ylabel("rows per bin (grey bars)", color="gray")
     ax.set_zorder(counts.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.plot([0, 1], [0, 1], ls=":", color="gray", label="perfectly calibrated")
     filled = bins.count > 0
+    ece = expected_calibration_error(y_true, p_pred, n_bins)
     ax.plot(bins.mean_pred[filled], bins.frac_pos[filled], marker="o", color=USER_COLOR,
-            label="model")
+            label=f"model (ECE {ece:.3f}, {n_bins} bins)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("share of positives")
-    ax.legend(frameon=False, loc="upper left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, loc="upper left", fontsize=8)
     return figure
 
 
@@ -275,12 +303,13 @@ def save_selection_plots(
     """Writes the figures of a fitted selector as PNG files into ``out_dir`` (made if needed).
 
     Files (each written to a temporary file and renamed, so none is ever partial):
-    ``funnel.png`` (:func:`plot_funnel`), ``scores.png`` (:func:`plot_scores`) and, with a
+    ``funnel.png`` (:func:`plot_funnel`), ``scores.png`` (:func:`plot_scores`, each
+    stage's cut-off marked: :func:`stage_cutoff`) and, with a
     ``"graph"`` stage, ``hops.png`` (:func:`plot_hops`), ``selected_hops.png``
     (:func:`plot_selected_hops`) and ``expansion.png`` (:func:`draw_expansion` around a seed
     user at the 90th degree percentile, edges of selected rows solid); with a ``"da"``
-    stage, ``calibration.png`` (:func:`plot_calibration` of the domain classifier:
-    candidates 0, target rows 1).
+    stage, ``calibration.png`` (:func:`plot_calibration` of the domain classifier's
+    out-of-fold ``p_target``: candidates 0, target rows 1).
 
     Args:
         selector: a fitted :class:`~graphsel.select.pipeline.SampleSelector`.
@@ -296,15 +325,49 @@ def save_selection_plots(
     """
     out_dir = check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    return [_save(make(), out_dir / name, dpi)
+            for name, make in selection_figures(selector, truth=truth)]
+
+
+SELECTION_FIGURES: dict[str, str] = {
+    "funnel.png": "Source rows kept by each stage, with the share of the source.",
+    "scores.png": "Histograms of p_target (candidates vs target rows) and knn_score, each "
+                  "stage's cut-off dashed.",
+    "hops.png": "Users and items first reached at each hop of the expansion, capped hubs "
+                "counted.",
+    "selected_hops.png": "Rows per hop: graph candidates vs finally selected.",
+    "expansion.png": "One seed user's neighbourhood, ring d = d hops away, at most 12 nodes "
+                     "per ring (hubs, then by degree), hubs outlined, edges of selected rows "
+                     "solid.",
+    "calibration.png": "Reliability diagram of the domain classifier's out-of-fold p_target "
+                       "(target rows 1, candidates 0), with its ECE.",
+}
+"""The files of :func:`save_selection_plots`, each with the one line that says what it shows
+(the captions of the HTML report)."""
+
+
+def selection_figures(selector: SampleSelector,
+                      truth: Any = None) -> list[tuple[str, Callable[[], Figure]]]:
+    """The figures of a fitted selector, each as ``(file name, function that draws it)``:
+    those of :data:`SELECTION_FIGURES` that its stages allow, in that order (see
+    :func:`save_selection_plots`).
+
+    Args:
+        selector: a fitted :class:`~graphsel.select.pipeline.SampleSelector`.
+        truth: ``(N_src,)`` bool planted truth (default None).
+    """
     selection = selector.selection_
     report = selection.report
     graph_stage = next((s for s in selector.stages_ if isinstance(s, GraphExpansion)), None)
     classifier = next((s for s in selector.stages_ if isinstance(s, DomainClassifier)), None)
     target_p = None if classifier is None else classifier.p_target_in_target_
-    figures: list[tuple[str, Any]] = []
+    figures: list[tuple[str, Callable[[], Figure]]] = []
     if report is not None:
         figures.append(("funnel.png", lambda: plot_funnel(report)))
-    figures.append(("scores.png", lambda: plot_scores(selection, target_p, truth)))
+    cutoffs = {stage.SCORES[0].column: stage_cutoff(stage) for stage in selector.stages_
+               if stage.SCORES}
+    figures.append(("scores.png", lambda: plot_scores(selection, target_p, truth,
+                                                      cutoffs=cutoffs)))
     if graph_stage is not None:
         graph, expansion = graph_stage.graph_, graph_stage.expansion_
         figures.append(("hops.png", lambda: plot_hops(expansion)))
@@ -317,8 +380,11 @@ def save_selection_plots(
     if target_p is not None:
         scored = selection.p_target[~np.isnan(selection.p_target)]
         figures.append(("calibration.png", lambda: plot_calibration(
-            np.r_[np.zeros(len(scored)), np.ones(len(target_p))], np.r_[scored, target_p])))
-    return [_save(make(), out_dir / name, dpi) for name, make in figures]
+            np.r_[np.zeros(len(scored)), np.ones(len(target_p))], np.r_[scored, target_p],
+            title="Calibration of the domain classifier (out-of-fold p_target)",
+            xlabel="mean predicted p_target in the bin",
+            ylabel="share of target rows in the bin")))
+    return figures
 
 
 def _row_mask(graph: BipartiteGraph, selection: Selection) -> np.ndarray | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from graphsel.data.io import check_output_dir
 from graphsel.errors import InputError
 from graphsel.transfer.protocol.results import PeriodRecord, Results
+from graphsel.transfer.train.metrics import expected_calibration_error
 from graphsel.viz._common import _check_count, _figure, _save
 from graphsel.viz.expansion import HOP_COLORS
 from graphsel.viz.selection import plot_calibration
@@ -31,6 +32,8 @@ __all__ = [
     "average_over_seeds",
     "plot_transfer_periods",
     "plot_calibrations",
+    "TRANSFER_FIGURES",
+    "transfer_figures",
     "save_transfer_plots",
 ]
 
@@ -186,7 +189,8 @@ def plot_calibrations(y_true: Any, predictions: Mapping[str, Any], n_bins: int =
 
     Returns:
         The figure; panel ``i`` (``figure.axes``, the count axes excepted) is titled with the
-        ``i``-th name, the mean prediction and the share of positives.
+        ``i``-th name, the predicted CTR (mean prediction), the actual CTR (share of
+        positives) and the ECE.
 
     Raises:
         InputError: for no predictions, or as :func:`calibration_bins`.
@@ -202,8 +206,10 @@ def plot_calibrations(y_true: Any, predictions: Mapping[str, Any], n_bins: int =
     y = np.asarray(y_true, dtype=float).reshape(-1)
     for number, (ax, (name, p)) in enumerate(zip(panels, predictions.items())):
         p = np.asarray(p, dtype=float).reshape(-1)
-        plot_calibration(y, p, n_bins, ax=ax)
-        ax.set_title(f"{name}\nmean prediction {p.mean():.3f} · positives {y.mean():.3f}",
+        plot_calibration(y, p, n_bins, ax=ax, xlabel="mean predicted CTR in the bin",
+                         ylabel="observed CTR (share of clicks) in the bin")
+        ax.set_title(f"{name}\npredicted CTR {p.mean():.3f} · actual CTR {y.mean():.3f} · "
+                     f"ECE {expected_calibration_error(y, p, n_bins):.3f}",
                      fontsize=9)
         if number:
             ax.get_legend().remove()
@@ -212,8 +218,34 @@ def plot_calibrations(y_true: Any, predictions: Mapping[str, Any], n_bins: int =
     return figure
 
 
-PLOT_FILES: tuple[str, ...] = ("periods.png", "calibration.png")
+TRANSFER_FIGURES: dict[str, str] = {
+    "periods.png": "AUC per period per strategy, the mean over seeds with a min-max band; the "
+                   "last period is the test set.",
+    "calibration.png": "One reliability diagram per strategy of its seed-averaged test "
+                       "predictions: predicted vs actual CTR per bin, with its ECE.",
+}
+"""The files :func:`save_transfer_plots` may write, each with the one line that says what it
+shows (the captions of the HTML report)."""
+PLOT_FILES: tuple[str, ...] = tuple(TRANSFER_FIGURES)
 """The files :func:`save_transfer_plots` may write."""
+
+
+def transfer_figures(results: Results,
+                     metric: str = "auc") -> list[tuple[str, Callable[[], Figure]]]:
+    """The figures of a strategy comparison, each as ``(file name, function that draws it)``
+    (see :func:`save_transfer_plots`).
+
+    Raises:
+        InputError: if no record has a defined ``metric``.
+    """
+    records, labels, predictions = results.records, results.test_labels, results.test_predictions
+    if not average_over_seeds(records, metric):
+        raise InputError(f"no record with a defined {metric!r} to plot")
+    figures: list[tuple[str, Callable[[], Figure]]] = [
+        (PLOT_FILES[0], lambda: plot_transfer_periods(records, metric))]
+    if labels is not None and predictions:
+        figures.append((PLOT_FILES[1], lambda: plot_calibrations(labels, predictions)))
+    return figures
 
 
 def save_transfer_plots(results: Results, out_dir: str | os.PathLike, *, metric: str = "auc",
@@ -241,12 +273,9 @@ def save_transfer_plots(results: Results, out_dir: str | os.PathLike, *, metric:
         InputError: if ``out_dir`` is a file, or no record has a defined ``metric``.
     """
     out_dir = check_output_dir(out_dir)
-    records, labels, predictions = results.records, results.test_labels, results.test_predictions
-    if not average_over_seeds(records, metric):  # fail before making the folder
-        raise InputError(f"save_transfer_plots: no record with a defined {metric!r}")
-    figures: list[tuple[str, Any]] = [
-        (PLOT_FILES[0], lambda: plot_transfer_periods(records, metric))]
-    if labels is not None and predictions:
-        figures.append((PLOT_FILES[1], lambda: plot_calibrations(labels, predictions)))
+    try:
+        figures = transfer_figures(results, metric)  # fails before making the folder
+    except InputError as exc:
+        raise InputError(f"save_transfer_plots: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     return [_save(make(), out_dir / name, dpi) for name, make in figures]

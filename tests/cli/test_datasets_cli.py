@@ -126,7 +126,8 @@ def test_every_loader_parameter_is_a_flag_with_its_type_and_docstring_help():
     assert list(params) == [
         "out_dir", "seed", "scale", "num_users", "num_items", "num_communities",
         "num_target_communities", "source_rows", "target_rows", "within_community",
-        "target_only", "days", "path", "target_genre", "target_categories", "label", "as_json"]
+        "target_only", "days", "path", "target_genre", "target_categories", "label",
+        "progress", "quiet", "as_json"]
     assert params["num_users"].opts == ["--num-users"]
     assert params["num_users"].type is click.INT and params["num_users"].default is None
     assert params["within_community"].type is click.FLOAT

@@ -48,9 +48,13 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     assert len(headers) == 2 and "lr" in lines[headers[0]].split()
     strategies = [line.split()[0] for line in lines[headers[0] + 2:headers[1]]]
     assert strategies == strategy_names()  # every registered strategy, in order
-    against_merge = [line.split()[0] for line in lines[headers[1] + 2:-2]]
+    picked = next(i for i, line in enumerate(lines) if line.startswith("auto picked "))
+    against_merge = [line.split()[0] for line in lines[headers[1] + 2:picked]]
     assert against_merge == [name for name in strategy_names() if name != "merge_all"]
-    assert lines[-2].startswith("auto picked (best validation AUC): seed 0: ")
+    assert lines[picked].startswith("auto picked (best validation AUC): seed 0: ")
+    # then the learners' details (subdomain_gap's gaps), then the selection
+    assert "subdomain_gap: validation log-loss gap of each source sub-domain" in "\n".join(
+        lines[picked:])
     assert lines[-1].startswith("selection: ")
     # (torch may leave its own cache folder in the temporary directory; the demo leaves none)
     assert list(tmp_path.glob("graphsel-demo-*")) == []

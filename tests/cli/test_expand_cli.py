@@ -109,3 +109,38 @@ def test_missing_output_folder_exits_2(logs, tmp_path):
     result = _run([*logs, "--out", str(tmp_path / "missing" / "nodes.parquet")])
     assert result.exit_code == 2
     assert "parent directory" in result.output
+
+
+def test_expand_prints_the_hops_that_reached_something(logs, tmp_path):
+    out = tmp_path / "nodes.parquet"
+    result = _run([*logs, "--out", str(out), "--hops", "100"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # hops 0, 1, 2 reach nodes; the 98 empty hops after them are one line
+    assert [line.split()[0] for line in lines[3:6]] == ["0", "1", "2"]
+    assert lines[6] == "the expansion stopped at hop 2 of 100: hop 3 reached no new user or item"
+    assert len(lines) == 10
+    payload = json.loads(_run([*logs, "--out", str(out), "--hops", "100", "--json"]).output)
+    assert len(payload["hops"]) == 101  # the JSON keeps every hop asked for
+    exact = _run([*logs, "--out", str(out), "--hops", "2"]).output
+    assert "stopped" not in exact
+
+
+def test_expand_counts_have_thousands_separators(tmp_path):
+    """1,500 users click hub x; the target shares user u0."""
+    users = [f"u{i}" for i in range(1500)]
+    source = InteractionLog.from_columns(users, ["x"] * 1500, list(range(1500)), [1] * 1500,
+                                         "source")
+    target = InteractionLog.from_columns(["u0", "v"], ["y", "y"], [0, 1], [1, 0], "target")
+    write_log(source, tmp_path / "source.parquet")
+    write_log(target, tmp_path / "target.parquet")
+    out = tmp_path / "nodes.parquet"
+    result = _run(["--source", str(tmp_path / "source.parquet"), "--target",
+                   str(tmp_path / "target.parquet"), "--out", str(out), "--max-degree", "none"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "expansion over click (1,500 source rows)"
+    assert [line.split() for line in lines[3:6]] == [
+        ["0", "1", "0", "0", "0"], ["1", "0", "1", "1", "1"],
+        ["2", "1,499", "0", "1,499", "1,500"]]
+    assert lines[-1] == f"wrote 1,501 nodes to {out}"

@@ -45,7 +45,7 @@ def test_json_schema(json_run):
     assert payload == json.loads(out.read_text())
     assert list(payload["strategies"]) == ["target_only", "selected_weighted"]
     for metrics in payload["strategies"].values():
-        assert set(metrics) == {"auc", "gauc", "logloss"}
+        assert set(metrics) == {"auc", "gauc", "logloss", "ece", "pred_ctr", "ctr"}
         for value in metrics.values():
             assert set(value) == {"mean", "std"}
             assert isinstance(value["mean"], float) and value["std"] >= 0.0

@@ -79,3 +79,19 @@ def test_the_table_has_a_title_a_column_per_domain_and_the_truth_line():
         "shared items  1",
         "truth: 1,234 of 4,000 source rows are in the target communities",
     ]
+
+
+def test_a_shared_count_of_zero_is_explained():
+    # ML-1M's genre splits share users but no movie: "shared items 0" says why
+    source = InteractionLog.from_columns(["u1", "u2"], ["i1", "i2"], [0, 60], [1, 0], "source")
+    same_users = InteractionLog.from_columns(["u1"], ["i9"], [120], [1], "target")
+    lines = DatasetCard.of(*read_pair(source, same_users)).format().splitlines()
+    assert lines[-2:] == [
+        "shared items  0",
+        "no item is shared: the target's items are disjoint from the source's"]
+    same_items = InteractionLog.from_columns(["u9"], ["i1"], [120], [1], "target")
+    lines = DatasetCard.of(*read_pair(source, same_items)).format().splitlines()
+    assert lines[-3:] == [
+        "shared users  0",
+        "shared items  1",
+        "no user is shared: the target's users are disjoint from the source's"]

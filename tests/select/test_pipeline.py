@@ -176,7 +176,7 @@ def test_report_json_keeps_the_keys_of_graphsel_select():
         "name", "seeds", "max_degree", "hops", "capped", "user_rows", "kept", "users", "items",
         "seconds"]
     lines = report.format().splitlines()
-    assert "1 hops, capped 0 users / 1 items" in lines[4] and "AUC 0.750" in lines[5]
+    assert "1 hop, capped 0 users / 1 items" in lines[4] and "AUC 0.750" in lines[5]
     assert lines[-1] == "planted truth: precision 0.800, recall 1.000"
 
 
@@ -217,3 +217,26 @@ def test_full_chain_weights_are_density_ratios(synthetic):
                                   selector.named_stages_["da"].weight_[
                                       np.searchsorted(scored, np.flatnonzero(kept))]
                                   .astype(np.float32))
+
+
+def test_coverage_of_domains_that_share_no_item_is_explained():
+    # the target shares user a but no item with the source: items 0.0%, and why
+    source, _ = _pair()
+    target = InteractionLog.from_columns(["a", "a", "z"], [70, 71, 70], [200, 201, 202],
+                                         [1, 0, 1], "target", name="target")
+    source, target = read_pair(source, target)
+    report = SampleSelector([GraphExpansion(max_degree=None)]).fit(
+        source, target).selection_.report
+    assert report.format().splitlines()[-3:-1] == [
+        "coverage of target users 50.0%, items 0.0%",
+        ("no item is shared: the target's items are disjoint from the source's, so the "
+         "selection covers none of them")]
+
+
+def test_graph_note_counts_with_separators_and_says_where_the_expansion_stopped():
+    hops = (HopCount(0, 1, 2), HopCount(1, 2, 0), HopCount(2, 0, 0), HopCount(3, 0, 0))
+    note = GraphReport(1, 2, 50.0, hops, 1234, 1, max_user_rows=50, row_capped_users=1500,
+                       dropped_rows=123456).note()
+    assert note == ("3 hops (none new after hop 1), capped 1,234 users / 1 items, "
+                    "123,456 rows of 1,500 users")
+    assert GraphReport(1, 2, None, hops[:2], 0, 0).note() == "1 hop, capped 0 users / 0 items"

@@ -23,14 +23,15 @@ from graphsel.graph.build import CLICK  # noqa: E402
 from graphsel.graph.expansion import expand, shared_seeds  # noqa: E402
 from graphsel.select.domain import DomainClassifier  # noqa: E402
 from graphsel.select.neighbors import NeighborReport  # noqa: E402
+from graphsel.select.neighbors import NeighborScorer  # noqa: E402
 from graphsel.select.pipeline import (  # noqa: E402
-    SampleSelector,
     Selection,
     SelectionReport,
     StageReport,
 )
 from graphsel.select.stage import StageDetails  # noqa: E402
 from graphsel.transfer.protocol.results import Scores  # noqa: E402
+from graphsel.transfer.train.metrics import expected_calibration_error  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -75,17 +76,6 @@ def capped_expansion(synthetic, synthetic_graph):
     return expand(synthetic_graph, users, items, num_hops=2, max_degree=50)
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    # A quarter of the default and the logistic classifier: these tests check the figures,
-    # not the selection, and the default's gradient boosting takes seconds per fold.
-    split = get_dataset("synthetic")(scale=0.25)
-    truth = split.truth.column("in_target_community").to_numpy()
-    selector = SampleSelector(["graph", DomainClassifier("logistic", cv=3), "knn"])
-    selector.fit(split.source, split.target, truth)
-    return selector, truth, selector.named_stages_["graph"].graph_
-
-
 def _node_collections(figure: Figure) -> dict[str, PathCollection]:
     (ax,) = figure.axes
     return {c.get_gid(): c for c in ax.collections if isinstance(c, PathCollection)}
@@ -115,8 +105,9 @@ def test_subgraph_nodes_are_the_expansion_within_the_radius(radius, expected):
     assert {n: sub.nodes[n]["hop"] for n in sub} == {
         n: int((expansion.user_hop if n[0] == "user" else expansion.item_hop)[n[1]])
         for n in sub}
+    within = [1, 2, 3][:radius + 1]  # u0; i0, i1; u1, u2, u3
     assert sub.graph == {"radius": radius, "num_nodes_within_radius": len(expected),
-                         "sampled": False}
+                         "within_by_distance": within, "per_hop": 12, "sampled": False}
 
 
 def test_radius_defaults_to_the_expansion_hops_and_item_2_is_not_reached():
@@ -170,7 +161,8 @@ def test_sampling_keeps_the_nearest_layers_whole_and_is_deterministic():
     expansion = expand(graph, seed_users=0, num_hops=2)
     nearest = viz.expansion_subgraph(graph, expansion, max_nodes=3)
     assert set(nearest.nodes) == _nodes("u0", "i0", "i1")
-    assert nearest.graph == {"radius": 2, "num_nodes_within_radius": 6, "sampled": True}
+    assert nearest.graph == {"radius": 2, "num_nodes_within_radius": 6,
+                             "within_by_distance": [1, 2, 3], "per_hop": 12, "sampled": True}
     four = [set(viz.expansion_subgraph(graph, expansion, max_nodes=4, seed=s).nodes)
             for s in range(8)]
     for nodes in four:
@@ -200,7 +192,7 @@ def test_selected_edges_from_a_row_mask_or_edge_masks():
 def test_subgraph_on_the_synthetic_default_is_the_expansion_within_the_radius(
         synthetic_graph, capped_expansion, radius):
     sub = viz.expansion_subgraph(synthetic_graph, capped_expansion, radius=radius,
-                                 max_nodes=10**6)
+                                 max_nodes=10**6, per_hop=None)
     assert set(sub.nodes) == _within(capped_expansion, radius)
     assert all(d["hop"] == d["distance"] for _, d in sub.nodes(data=True))
 
@@ -208,7 +200,8 @@ def test_subgraph_on_the_synthetic_default_is_the_expansion_within_the_radius(
 def test_uncapped_synthetic_subgraph_matches_too(synthetic, synthetic_graph):
     users, items = shared_seeds(synthetic.source, synthetic.target)
     expansion = expand(synthetic_graph, users, items, num_hops=2)
-    sub = viz.expansion_subgraph(synthetic_graph, expansion, radius=1, max_nodes=10**6)
+    sub = viz.expansion_subgraph(synthetic_graph, expansion, radius=1, max_nodes=10**6,
+                                 per_hop=None)
     assert set(sub.nodes) == _within(expansion, 1)
 
 
@@ -264,6 +257,70 @@ def test_drawing_one_seed_of_the_synthetic_default(synthetic_graph, capped_expan
     assert len(sub) <= 40 and ("user", seed_user) in sub
     assert set(sub.nodes) <= _within(capped_expansion, 2)
     _check_drawn_colours(figure, sub)
+
+
+def _fan_graph() -> BipartiteGraph:
+    """User 0 has items 0-3. Item 0 is a hub (users 0-4, capped at max_degree 4); item 1 has
+    users 0, 5, 6; item 2 users 0, 7; item 3 user 0 only (it leads nowhere). User 5 also has
+    items 4 and 5 (degree 3), user 7 item 4 (degree 2), user 6 nothing else (degree 1)."""
+    rows = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (0, 1), (5, 1), (6, 1), (0, 2), (7, 2),
+            (0, 3), (5, 4), (5, 5), (7, 4)]
+    return BipartiteGraph.from_arrays([u for u, _ in rows], [i for _, i in rows])
+
+
+def test_per_hop_keeps_hubs_first_then_goes_round_the_parents():
+    graph = _fan_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2, max_degree=4)
+    assert expansion.capped_items.tolist() == [0]
+    # ring 1: the hub (a quarter of 2 places, at least one), then the item that leads on with
+    # the highest degree; ring 2: item 1's users by degree
+    two = viz.expansion_subgraph(graph, expansion, per_hop=2)
+    assert set(two.nodes) == _nodes("u0", "i0", "i1", "u5", "u6")
+    assert {n: d["parent"] for n, d in two.nodes(data=True)} == {
+        ("user", 0): None, ("item", 0): ("user", 0), ("item", 1): ("user", 0),
+        ("user", 5): ("item", 1), ("user", 6): ("item", 1)}
+    assert two.graph["within_by_distance"] == [1, 4, 3] and two.graph["sampled"]
+    # three places: item 2 joins ring 1, and ring 2 goes round items 1 and 2 in turn
+    three = viz.expansion_subgraph(graph, expansion, per_hop=3)
+    assert set(three.nodes) == _nodes("u0", "i0", "i1", "i2", "u5", "u7", "u6")
+    assert three.nodes[("user", 7)]["parent"] == ("item", 2)
+    everything = viz.expansion_subgraph(graph, expansion, per_hop=None)
+    assert set(everything.nodes) == _within(expansion, 2)
+    assert all(d["parent"] is None for _, d in everything.nodes(data=True))
+    with pytest.raises(InputError, match="per_hop must be an integer >= 1"):
+        viz.expansion_subgraph(graph, expansion, per_hop=0)
+
+
+def test_drawing_shows_a_tree_of_the_kept_nodes_and_says_what_it_shows():
+    graph = _fan_graph()
+    expansion = expand(graph, seed_users=0, num_hops=2, max_degree=4)
+    figure = viz.draw_expansion(graph, expansion, seed_users=0, per_hop=2)
+    (ax,) = figure.axes
+    assert ax.get_title().splitlines() == [
+        "Expansion around user 0: ring d = d hops away",
+        "nodes shown per ring: 1 of 1 · 2 of 4 · 2 of 3 (at most 2: hubs, then by degree)",
+        "one edge per node to a parent; 0 other edges among them not drawn"]
+    assert _edge_segments(figure, "selected") == 4  # one per node past the seed
+    labels = sorted(text.get_text() for text in ax.texts)
+    assert labels == ["5 edges", "user 0"]  # the hub's degree, the seed's id
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend[:2] == ["a seed of the expansion", "reached at hop 1"]
+    assert "capped hub (not expanded)" in legend and "edge of a selected row" in legend
+
+
+def test_bounded_drawing_of_the_synthetic_default_reaches_hop_2(synthetic_graph,
+                                                                capped_expansion):
+    seed_user = viz.typical_seed(synthetic_graph, capped_expansion)
+    sub = viz.expansion_subgraph(synthetic_graph, capped_expansion, seed_users=seed_user)
+    distances = [d["distance"] for _, d in sub.nodes(data=True)]
+    within = sub.graph["within_by_distance"]
+    assert within[2] > 12  # a hairball of 100+ nodes without the bound
+    assert np.bincount(distances).tolist() == [1, min(within[1], 12), 12]
+    for node, data in sub.nodes(data=True):
+        if node != ("user", seed_user):
+            parent = data["parent"]
+            assert sub.nodes[parent]["distance"] == data["distance"] - 1
+            assert sub.has_edge(node, parent) and not sub.nodes[parent]["capped"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,6 +396,22 @@ def test_funnel_on_a_hand_report():
     assert viz.plot_funnel(noted).axes[0].texts[1].get_text() == "20 (20.0%), index Flat"
 
 
+def test_funnel_labels_fit_and_counts_print_in_full():
+    # ML-1M's shape: a million source rows, the graph stage keeps nearly all, with a long note
+    report = _hand_report(992_299, 7_910, [("graph", 990_013), ("knn", 14_357)],
+                          NeighborReport("IVF64,Flat, and a note as long as the graph stage's"))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = viz.plot_funnel(report)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    (ax,) = figure.axes
+    assert ax.xaxis.get_offset_text().get_text() == ""
+    assert "1,000,000" in [tick.get_text() for tick in ax.get_xticklabels()]
+    right = ax.get_window_extent().x1
+    assert all(text.get_window_extent(canvas.get_renderer()).x1 <= right for text in ax.texts)
+
+
 def test_plot_scores_groups_and_missing_stages(fitted):
     selector, truth, _ = fitted
     selection = selector.selection_
@@ -359,6 +432,31 @@ def test_plot_scores_groups_and_missing_stages(fitted):
     p_axes, knn_axes = viz.plot_scores(bare).axes
     assert "without the 'da' stage" in p_axes.texts[0].get_text()
     assert "without the 'knn' stage" in knn_axes.texts[0].get_text()
+
+
+def test_stage_cutoff_is_the_threshold_or_the_lowest_kept_score():
+    scores = np.array([0.1, 0.8, 0.4, 0.6])
+    by_quantile = DomainClassifier(keep_quantile=0.5)
+    by_quantile.p_target_ = scores
+    by_quantile.support_ = np.array([False, True, False, True])
+    assert viz.stage_cutoff(by_quantile) == 0.6
+    by_threshold = NeighborScorer(threshold=0.5)
+    by_threshold.knn_score_ = scores
+    by_threshold.support_ = scores >= 0.5
+    assert viz.stage_cutoff(by_threshold) == 0.5
+    by_threshold.support_ = np.ones(4, dtype=bool)  # nothing cut: nothing to mark
+    assert viz.stage_cutoff(by_threshold) is None
+
+
+def test_scores_figure_marks_the_cutoffs(fitted):
+    selector, truth, _ = fitted
+    figures = dict(viz.selection_figures(selector, truth))
+    p_axes, knn_axes = figures["scores.png"]().axes
+    assert p_axes.get_title() == "domain classifier: no cut (weights only)"
+    (cut,) = [line for line in knn_axes.get_lines() if line.get_label().startswith("cut-off")]
+    assert cut.get_xdata()[0] == 0.9 and cut.get_label() == "cut-off 0.9: kept at or above"
+    assert "cut-off 0.9: kept at or above" in [t.get_text()
+                                               for t in knn_axes.get_legend().get_texts()]
 
 
 def test_plot_selected_hops_counts_rows_per_hop():
@@ -406,11 +504,31 @@ def test_plot_calibration_draws_the_filled_bins():
     y, p = [0, 0, 1, 1, 1, 0], [0.0, 0.25, 0.2, 0.6, 1.0, 0.7]
     figure = viz.plot_calibration(y, p, n_bins=4)
     ax = figure.axes[0]
-    (model,) = [line for line in ax.get_lines() if line.get_label() == "model"]
+    (model,) = [line for line in ax.get_lines() if line.get_label().startswith("model")]
+    # ECE: (3 * |0.15 - 1/3| + 2 * |0.65 - 0.5| + 1 * 0) / 6 = 0.141667
+    assert model.get_label() == "model (ECE 0.142, 4 bins)"
     np.testing.assert_allclose(model.get_xdata(), [0.15, 0.65, 1.0])
     np.testing.assert_allclose(model.get_ydata(), [1 / 3, 0.5, 1.0])
     counts = figure.axes[1]
     assert [patch.get_height() for patch in counts.patches] == [3, 0, 2, 1]
+
+
+def test_domain_classifier_calibration_is_titled_and_labelled(fitted):
+    selector, truth, _ = fitted
+    ax = dict(viz.selection_figures(selector, truth))["calibration.png"]().axes[0]
+    assert ax.get_title() == "Calibration of the domain classifier (out-of-fold p_target)"
+    assert ax.get_xlabel() == "mean predicted p_target in the bin"
+    assert ax.get_ylabel() == "share of target rows in the bin"
+
+
+def test_calibration_counts_print_in_full_without_an_axis_offset():
+    rows = 1_200_000  # the default formatter would print "1e6" above the axis
+    figure = viz.plot_calibration(np.zeros(rows), np.full(rows, 0.05))
+    figure.draw_without_rendering()
+    counts = figure.axes[1]
+    assert counts.yaxis.get_offset_text().get_text() == ""
+    assert "1,000,000" in [tick.get_text() for tick in counts.get_yticklabels()]
+    assert [text.get_text() for text in counts.texts if text.get_text()] == ["1.2M"]
 
 
 @pytest.mark.parametrize("y, p, match", [
@@ -442,22 +560,6 @@ def test_plot_periods_one_line_per_strategy_in_period_order():
         viz.plot_periods(results + [results[0]])
     with pytest.raises(InputError, match="'auc'"):
         viz.plot_periods([{"strategy": "a", "period": 0}])
-
-
-@pytest.fixture(scope="module")
-def transfer_results():
-    """A real comparison, as small as it gets: 2 strategies x 2 seeds x 2 periods, 1 epoch."""
-    from graphsel.transfer.models.base import ModelConfig
-    from graphsel.transfer.protocol.runner import compare_strategies
-    from graphsel.transfer.protocol.split import ProtocolConfig
-    from graphsel.transfer.train.trainer import TrainConfig
-
-    split = get_dataset("synthetic")(scale=0.05)
-    return compare_strategies(
-        split.source, split.target, ["target_only", "merge_all"],
-        model=ModelConfig(embed_dim=4, hidden=(16,)),
-        train=TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False),
-        protocol=ProtocolConfig(periods=2, n_boot=20), seeds=[0, 1])
 
 
 def test_plot_periods_of_real_results_averaged_over_seeds(transfer_results):
@@ -522,9 +624,15 @@ def test_plot_calibrations_one_panel_per_strategy(transfer_results):
     figure = viz.plot_calibrations(labels, predictions, n_bins=5)
     panels = [ax for ax in figure.axes if ax.get_title()]
     assert [ax.get_title().splitlines()[0] for ax in panels] == ["target_only", "merge_all"]
+    assert panels[0].get_title().splitlines()[1] == (
+        f"predicted CTR {np.mean(predictions['target_only']):.3f} · actual CTR "
+        f"{np.mean(labels):.3f} · ECE "
+        f"{expected_calibration_error(labels, predictions['target_only'], 5):.3f}")
+    assert panels[0].get_ylabel() == "observed CTR (share of clicks) in the bin"
     for ax, p in zip(panels, predictions.values()):
         bins = viz.calibration_bins(labels, p, n_bins=5)
-        (model,) = [line for line in ax.get_lines() if line.get_label() == "model"]
+        (model,) = [line for line in ax.get_lines() if line.get_label().startswith("model")]
+        assert f"ECE {expected_calibration_error(labels, p, 5):.3f}" in model.get_label()
         np.testing.assert_allclose(model.get_xdata(), bins.mean_pred[bins.count > 0])
         np.testing.assert_allclose(model.get_ydata(), bins.frac_pos[bins.count > 0])
     with pytest.raises(InputError, match="no predictions"):

@@ -63,8 +63,9 @@ RUNS_DIR = ".graphsel-runs"
 """The default folder of run directories, in the working directory."""
 RUNS_ENV = "GRAPHSEL_RUNS"
 """The environment variable that, when set, replaces :data:`RUNS_DIR`."""
-_FORMAT = 1
-"""The layout version of a saved file; a file of another version is recomputed."""
+_FORMAT = 2
+"""The layout version of a saved file; a file of another version is recomputed (2: the
+records carry ECE and the predicted and actual CTR)."""
 _META = "meta"
 
 

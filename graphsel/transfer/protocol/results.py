@@ -6,7 +6,8 @@ Every part is a small frozen dataclass with ``to_json()``; :meth:`Results.to_jso
 ``--json``.
 
 ==========================  ==================================================================
-:class:`Scores`             AUC, GAUC and LogLoss of one set of predictions
+:class:`Scores`             AUC, GAUC, LogLoss, ECE, predicted and actual CTR of one set of
+                            predictions
 :class:`PeriodRecord`       one (strategy, seed, period): its scores and row counts
 :class:`MetricSummary`      mean and std over seeds of one metric on the test set
 :class:`StrategySummary`    the three :class:`MetricSummary` of one strategy
@@ -20,12 +21,13 @@ Every part is a small frozen dataclass with ``to_json()``; :meth:`Results.to_jso
 ==========================  ==================================================================
 
 >>> score_predictions(np.array([1, 0]), np.array([0.8, 0.4]), np.array([0, 0])).to_json()
-{'auc': 1.0, 'gauc': 1.0, 'logloss': 0.366985}
+{'auc': 1.0, 'gauc': 1.0, 'logloss': 0.366985, 'ece': 0.3, 'pred_ctr': 0.6, 'ctr': 0.5}
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,9 @@ from graphsel.errors import InputError
 from graphsel.select.pipeline import SelectionReport
 from graphsel.transfer.protocol.split import SplitSummary
 from graphsel.transfer.train.metrics import (
+    ECE_BINS,
     auc,
+    expected_calibration_error,
     gauc,
     logloss,
     mean_auc,
@@ -50,6 +54,7 @@ __all__ = [
     "Trial",
     "Effort",
     "EffortRecord",
+    "details_table",
     "METRIC_NAMES",
     "Scores",
     "score_predictions",
@@ -71,7 +76,8 @@ MERGE_BASELINE = "merge_all"
 VERDICTS: tuple[str, ...] = ("win", "tie", "loss")
 """A :class:`Comparison`'s verdict: its 95 % interval above 0, around 0, or below 0."""
 
-METRIC_NAMES: tuple[str, ...] = ("auc", "gauc", "logloss")
+METRIC_NAMES: tuple[str, ...] = ("auc", "gauc", "logloss", "ece", "pred_ctr", "ctr")
+"""The fields of :class:`Scores` and :class:`StrategySummary`, in order."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,23 +87,44 @@ METRIC_NAMES: tuple[str, ...] = ("auc", "gauc", "logloss")
 
 @dataclass(frozen=True)
 class Scores:
-    """AUC, GAUC (per user) and LogLoss of one set of predictions, rounded to 6 digits; None
-    where a metric is undefined on the rows (e.g. one class only)."""
+    """The scores of one set of predictions, rounded to 6 digits; None where a metric is
+    undefined on the rows (e.g. AUC with one class only) or was not recorded (records
+    written before ECE and CTR were).
+
+    Attributes:
+        auc: AUC.
+        gauc: per-user AUC weighted by impressions.
+        logloss: mean binary cross-entropy.
+        ece: expected calibration error over :data:`~graphsel.transfer.train.metrics.ECE_BINS`
+            (10) equal-width bins.
+        pred_ctr: the mean prediction (the CTR the model predicts).
+        ctr: the share of positive labels (the actual CTR).
+    """
 
     auc: float | None
     gauc: float | None
     logloss: float | None
+    ece: float | None = None
+    pred_ctr: float | None = None
+    ctr: float | None = None
 
     def to_json(self) -> dict[str, float | None]:
-        """``{"auc", "gauc", "logloss"}``."""
+        """``{"auc", "gauc", "logloss", "ece", "pred_ctr", "ctr"}``."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scores:
+        """The scores named in ``data`` (a missing one is None)."""
+        return cls(*(data.get(name) for name in METRIC_NAMES))
 
 
 def score_predictions(y: np.ndarray, p: np.ndarray, users: np.ndarray) -> Scores:
     """The :class:`Scores` of click probabilities ``p`` ``(N,)`` against labels ``y`` ``(N,)``,
-    GAUC grouped by ``users`` ``(N,)``."""
+    GAUC grouped by ``users`` ``(N,)``, ECE over :data:`ECE_BINS` bins."""
     values: list[float | None] = []
-    for compute in (lambda: auc(y, p), lambda: gauc(y, p, users), lambda: logloss(y, p)):
+    for compute in (lambda: auc(y, p), lambda: gauc(y, p, users), lambda: logloss(y, p),
+                    lambda: expected_calibration_error(y, p, ECE_BINS),
+                    lambda: float(np.mean(p)), lambda: float(np.mean(y))):
         try:
             values.append(round(float(compute()), 6))
         except InputError:
@@ -135,8 +162,8 @@ class PeriodRecord:
         return self.to_json()[name]
 
     def to_json(self) -> dict[str, Any]:
-        """``{"strategy", "seed", "period", "auc", "gauc", "logloss", "n_train", "n_source",
-        "n_eval", "seconds"}``."""
+        """``{"strategy", "seed", "period", "auc", "gauc", "logloss", "ece", "pred_ctr", "ctr",
+        "n_train", "n_source", "n_eval", "seconds"}``."""
         return {"strategy": self.strategy, "seed": self.seed, "period": self.period,
                 **self.scores.to_json(), "n_train": self.n_train, "n_source": self.n_source,
                 "n_eval": self.n_eval, "seconds": self.seconds}
@@ -145,7 +172,7 @@ class PeriodRecord:
     def from_json(cls, data: dict[str, Any]) -> PeriodRecord:
         """The record whose :meth:`to_json` is ``data``."""
         return cls(data["strategy"], data["seed"], data["period"],
-                   Scores(data["auc"], data["gauc"], data["logloss"]), data["n_train"],
+                   Scores.from_json(data), data["n_train"],
                    data["n_source"], data["n_eval"], data["seconds"])
 
 
@@ -193,16 +220,19 @@ class MetricSummary:
 
 @dataclass(frozen=True)
 class StrategySummary:
-    """A strategy's test-set metrics over the seeds."""
+    """A strategy's test-set metrics over the seeds (the fields of :class:`Scores`)."""
 
     auc: MetricSummary
     gauc: MetricSummary
     logloss: MetricSummary
+    ece: MetricSummary
+    pred_ctr: MetricSummary
+    ctr: MetricSummary
 
     def to_json(self) -> dict[str, dict[str, float | None]]:
-        """``{"auc": {"mean", "std"}, "gauc": ..., "logloss": ...}``."""
-        return {"auc": self.auc.to_json(), "gauc": self.gauc.to_json(),
-                "logloss": self.logloss.to_json()}
+        """``{"auc": {"mean", "std"}, "gauc": ..., "logloss": ..., "ece": ..., "pred_ctr":
+        ..., "ctr": ...}``."""
+        return {name: getattr(self, name).to_json() for name in METRIC_NAMES}
 
 
 @dataclass(frozen=True)
@@ -341,6 +371,9 @@ class EffortRecord:
             the seed reused the first seed's choice).
         tuning_seconds: training seconds of all trials (the price of tuning).
         picked: for ``auto``, the strategy whose model it took at this seed; else None.
+        details: what the scored model's learner chose or measured
+            (:meth:`~graphsel.transfer.protocol.learners.Learner.details`, e.g.
+            ``subdomain_gap``'s per-sub-domain gaps); empty for most. Default empty.
     """
 
     strategy: str
@@ -351,16 +384,19 @@ class EffortRecord:
     trials: tuple[Trial, ...] = ()
     tuning_seconds: float = 0.0
     picked: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """``{"strategy", "seed", "choice", "valid_auc", "effort", "trials",
-        "tuning_seconds"}``, and ``"picked"`` for ``auto``."""
+        "tuning_seconds"}``, ``"picked"`` for ``auto`` and ``"details"`` when there are."""
         data = {"strategy": self.strategy, "seed": self.seed, "choice": self.choice.to_json(),
                 "valid_auc": self.valid_auc, "effort": self.effort.to_json(),
                 "trials": [trial.to_json() for trial in self.trials],
                 "tuning_seconds": self.tuning_seconds}
         if self.picked is not None:
             data["picked"] = self.picked
+        if self.details:
+            data["details"] = self.details
         return data
 
     @classmethod
@@ -370,7 +406,38 @@ class EffortRecord:
                              t["valid_auc"]) for t in data["trials"])
         return cls(data["strategy"], data["seed"], GridPoint(**data["choice"]),
                    data["valid_auc"], Effort(**data["effort"]), trials, data["tuning_seconds"],
-                   data.get("picked"))
+                   data.get("picked"), data.get("details", {}))
+
+
+def details_table(name: str, records: Sequence[EffortRecord]) -> str:
+    """A strategy's learner details over seeds: per sub-domain its gap at each seed (and at
+    how many seeds it was kept) for ``subdomain_gap``; else each seed's scalar details.
+
+    >>> gaps = {"subdomains": [{"name": "Drama", "rows": 9, "gap": 0.0012, "kept": False}]}
+    >>> point = GridPoint(0.001, 0.0, False)
+    >>> print(details_table("subdomain_gap", [EffortRecord("subdomain_gap", 0, point, 0.6,
+    ...                                                    Effort(), details=gaps)]))
+    subdomain_gap: validation log-loss gap of each source sub-domain (with it minus without it; + hurts)
+    sub-domain  rows  seed 0   kept
+    ----------  ----  -------  ----
+    Drama          9  +0.0012  0/1
+    """
+    if not any("subdomains" in r.details for r in records):
+        return "\n".join(f"{name} seed {r.seed}: " + ", ".join(
+            f"{key} {value}" for key, value in r.details.items() if not isinstance(value, list))
+            for r in records if r.details)
+    order: list[str] = []
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        by_seed[r.seed] = {g["name"]: g for g in r.details.get("subdomains", [])}
+        order += [g for g in by_seed[r.seed] if g not in order]
+    rows = [[sub, max(by_seed[s][sub]["rows"] for s in by_seed if sub in by_seed[s])]
+            + [f"{by_seed[s][sub]['gap']:+.4f}" if sub in by_seed[s] else "" for s in by_seed]
+            + [f"{sum(by_seed[s].get(sub, {}).get('kept', False) for s in by_seed)}"
+               f"/{len(by_seed)}"] for sub in order]
+    return format_table(["sub-domain", "rows"] + [f"seed {s}" for s in by_seed] + ["kept"],
+                        rows, title=f"{name}: validation log-loss gap of each source "
+                                    f"sub-domain (with it minus without it; + hurts)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,8 +583,10 @@ class Results:
                 "seeds": self.seeds}
 
     def table(self) -> str:
-        """The strategy x (AUC, GAUC, LogLoss) table, mean +- std over seeds (the mean alone
-        for one seed), and the AUC difference from ``target_only`` with its 95 % interval."""
+        """The strategy x (AUC, GAUC, LogLoss, ECE, predicted CTR) table, mean +- std over
+        seeds (the mean alone for one seed), and the AUC difference from ``target_only`` with
+        its 95 % interval; the title gives the test set's actual CTR, which the predicted CTR
+        of a calibrated model matches."""
         summary = self.summary()
         n_train = {r.strategy: r.n_train for r in self.test_records()}
         rows = []
@@ -526,12 +595,17 @@ class Results:
             comparison = self.vs_target_only.get(name)
             metrics = summary[name]
             rows.append([name, metrics.auc.format(spread), metrics.gauc.format(spread),
-                         metrics.logloss.format(spread), n_train.get(name, ""),
+                         metrics.logloss.format(spread), metrics.ece.format(spread),
+                         metrics.pred_ctr.format(spread), n_train.get(name, ""),
                          "" if comparison is None else comparison.format()]
                         + self._effort_cells(name))
-        title = (f"test set: {self.split.target_test} target rows; "
-                 f"{len(self.seeds)} seed(s), {self.periods} period(s)")
-        lines = [format_table(["strategy", "AUC", "GAUC", "LogLoss", "train rows",
+        actual = [r.scores.ctr for r in self.test_records() if r.scores.ctr is not None]
+        title = (f"test set: {self.split.target_test:,} target rows"
+                 + (f", actual CTR {actual[0]:.4f}" if actual else "")
+                 + f"; {len(self.seeds)} seed(s), {self.periods} period(s); "
+                   f"ECE over {ECE_BINS} equal-width bins")
+        lines = [format_table(["strategy", "AUC", "GAUC", "LogLoss", "ECE", "pred CTR",
+                               "train rows",
                                "AUC - target_only [95% CI]", "lr", "domain", "epochs",
                                "steps", "train s"], rows, title=title)]
         if self.vs_merge_all:
@@ -542,6 +616,8 @@ class Results:
         if picks:
             lines.append("auto picked (best validation AUC): " + ", ".join(
                 f"seed {seed}: {name}" for seed, name in picks))
+        lines += [details_table(name, self.effort_of(name)) for name in self.strategies
+                  if any(r.details for r in self.effort_of(name))]
         if self.selection is not None:
             lines.append(self.selection.format())
         if self.periods > 1:

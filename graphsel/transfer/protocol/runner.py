@@ -311,6 +311,7 @@ class _StrategyRun:
     test_predictions: np.ndarray
     valid_auc: float | None
     effort: Effort
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -426,7 +427,7 @@ def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _Enco
                     target.label[valid], learner.predict(encoded.target.subset(valid)),
                     target.user[valid]).auc
                 run = _StrategyRun(progress.records, progress.predictions, valid_auc,
-                                   learner.context.effort())
+                                   learner.context.effort(), learner.details())
                 progress.trials.append((Trial(point, run.valid_auc), run.effort.seconds))
                 if _better(run, progress.best):
                     progress.best, progress.best_point = run, point
@@ -440,7 +441,8 @@ def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _Enco
     assert best is not None and best_point is not None  # the grid holds at least one point
     effort = EffortRecord(strategy.name, seed, best_point, best.valid_auc, best.effort,
                           tuple(trial for trial, _ in trials) if reused_choice is None else (),
-                          round(sum(seconds for _, seconds in trials), 3))
+                          round(sum(seconds for _, seconds in trials), 3),
+                          details=best.details)
     return UnitResult(tuple(best.records), best.test_predictions, effort, reused_choice)
 
 
@@ -546,8 +548,10 @@ def compare_strategies(
     test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names if name != AUTO}
     efforts: list[EffortRecord] = []
     choices: dict[str, GridPoint] = {}
-    run_train = replace(train, progress=train.progress and progress)
-    with tqdm(desc="run", unit="period", disable=None if progress else True) as bar:
+    # the epochs' bars follow the run's (the caller decided: graphsel run draws them on a
+    # terminal or with --progress), unless the train config turns them off
+    run_train = replace(train, progress=progress and train.progress is not False)
+    with tqdm(desc="run", unit="period", disable=not progress) as bar:
         for seed in map(int, seeds):
             for strategy in chosen:
                 reused = (None if protocol.tune_every_seed or strategy.name not in choices
@@ -555,7 +559,8 @@ def compare_strategies(
                 unit = (None if store is None else
                         store.load_unit(strategy.name, seed, reused, len(split.target_test)))
                 if unit is None:
-                    plan = strategy.plan(StrategyContext(split.source_rows, selection, seed))
+                    plan = strategy.plan(StrategyContext(split.source_rows, selection, seed,
+                                                         source, target[split.target_train]))
                     unit = _train_unit(strategy, options.get(strategy.name), plan, cache,
                                        source, split, target, model, run_train, protocol,
                                        seed, reused, bar, store)

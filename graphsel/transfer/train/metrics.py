@@ -1,4 +1,5 @@
-"""CTR metrics (AUC, GAUC, LogLoss) and a paired bootstrap to compare two strategies.
+"""CTR metrics (AUC, GAUC, LogLoss, calibration) and a paired bootstrap to compare two
+strategies.
 
 All functions take numpy-compatible ``(N,)`` arrays: ``y`` labels 0/1, ``p`` scores (any
 monotone score for AUC / GAUC; probabilities for LogLoss).
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from graphsel.errors import InputError, choice_error
+from graphsel.errors import InputError, check_integer, choice_error
 
-__all__ = ["auc", "mean_auc", "gauc", "logloss", "paired_bootstrap_ci", "METRICS"]
+__all__ = ["auc", "mean_auc", "gauc", "logloss", "CalibrationBins", "calibration_bins",
+           "ECE_BINS", "expected_calibration_error", "paired_bootstrap_ci", "METRICS"]
 
 LOGLOSS_EPS = 1e-7
+ECE_BINS = 10
+"""Equal-width bins of [0, 1] that :func:`expected_calibration_error` uses by default."""
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -118,8 +124,90 @@ def logloss(y: np.ndarray, p: np.ndarray, eps: float = LOGLOSS_EPS) -> float:
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
+@dataclass(frozen=True)
+class CalibrationBins:
+    """A reliability diagram's bins.
+
+    Attributes:
+        edges: ``(n_bins + 1,)`` bin edges over [0, 1].
+        count: ``(n_bins,)`` predictions per bin.
+        mean_pred: ``(n_bins,)`` mean prediction per bin, NaN where empty.
+        frac_pos: ``(n_bins,)`` share of positive labels per bin, NaN where empty.
+    """
+
+    edges: np.ndarray
+    count: np.ndarray
+    mean_pred: np.ndarray
+    frac_pos: np.ndarray
+
+
+def calibration_bins(y_true: Any, p_pred: Any, n_bins: int = ECE_BINS) -> CalibrationBins:
+    """Bins predictions into ``n_bins`` equal-width bins of [0, 1].
+
+    Bin ``b`` holds ``edges[b] < p <= edges[b + 1]`` (the first bin also holds 0), the rule of
+    ``sklearn.calibration.calibration_curve``, whose output equals the non-empty bins here.
+
+    >>> bins = calibration_bins([0, 1, 1, 0], [0.25, 0.5, 0.75, 1.0], n_bins=2)
+    >>> bins.count.tolist(), bins.mean_pred.tolist(), bins.frac_pos.tolist()
+    ([2, 2], [0.375, 0.875], [0.5, 0.5])
+
+    Args:
+        y_true: ``(N,)`` labels, 0 or 1.
+        p_pred: ``(N,)`` predicted probabilities in [0, 1].
+        n_bins: number of bins, >= 1 (default :data:`ECE_BINS`, 10).
+
+    Raises:
+        InputError: for mismatched lengths, no rows, labels outside {0, 1} or probabilities
+            outside [0, 1].
+    """
+    n_bins = check_integer("n_bins", n_bins, 1)
+    y_true = np.asarray(y_true, dtype=float).reshape(-1)
+    p_pred = np.asarray(p_pred, dtype=float).reshape(-1)
+    if y_true.shape != p_pred.shape or len(y_true) == 0:
+        raise InputError(f"y_true and p_pred must be non-empty and of one length, got "
+                         f"{len(y_true)} and {len(p_pred)}")
+    if not np.isin(y_true, (0.0, 1.0)).all():
+        raise InputError(f"y_true must hold 0 or 1, got {y_true[~np.isin(y_true, (0, 1))][0]}")
+    if not ((p_pred >= 0) & (p_pred <= 1)).all():
+        raise InputError(f"p_pred must lie in [0, 1], got "
+                         f"{p_pred[~((p_pred >= 0) & (p_pred <= 1))][0]}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.searchsorted(edges[1:-1], p_pred)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pred = np.bincount(which, weights=p_pred, minlength=n_bins) / count
+        frac_pos = np.bincount(which, weights=y_true, minlength=n_bins) / count
+    return CalibrationBins(edges, count, mean_pred, frac_pos)
+
+
+def expected_calibration_error(y: Any, p: Any, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error: the row-weighted mean gap between the mean prediction
+    and the share of positives over ``n_bins`` equal-width bins of [0, 1]
+    (:func:`calibration_bins`), ``ECE = sum_b n_b / N * |mean_pred_b - frac_pos_b|``.
+
+    0 for a perfectly calibrated model; a model that predicts the base rate everywhere has
+    ECE 0 too (calibration is not discrimination: read it beside AUC).
+
+    >>> expected_calibration_error([0, 1, 1, 0], [0.25, 0.5, 0.75, 1.0], n_bins=2)
+    0.25
+
+    Args:
+        y: ``(N,)`` labels 0/1.
+        p: ``(N,)`` predicted probabilities in [0, 1].
+        n_bins: default :data:`ECE_BINS` (10).
+
+    Raises:
+        InputError: as :func:`calibration_bins`.
+    """
+    bins = calibration_bins(y, p, n_bins)
+    filled = bins.count > 0
+    gaps = np.abs(bins.mean_pred[filled] - bins.frac_pos[filled])
+    return float(np.dot(bins.count[filled], gaps) / bins.count.sum())
+
+
 METRICS: dict[str, Callable[..., float]] = {"auc": auc, "mean_auc": mean_auc, "gauc": gauc,
-                                            "logloss": logloss}
+                                            "logloss": logloss,
+                                            "ece": expected_calibration_error}
 """Metrics by name, for configs and :func:`paired_bootstrap_ci`."""
 
 

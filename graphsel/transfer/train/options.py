@@ -26,7 +26,8 @@ class TrainConfig:
         num_threads: ``torch.set_num_threads`` during training and prediction, restored
             afterwards. Default None: leave torch's setting.
         eval_batch_size: batch size of prediction. Default 65536.
-        progress: show a tqdm progress bar per epoch. Default True.
+        progress: a tqdm progress bar per epoch: True always, False never. Default None:
+            on a terminal only.
         deterministic: ``torch.use_deterministic_algorithms(True)`` during training (CPU
             training is already deterministic at a fixed thread count). Default False.
         device: where the model and batches live. Default ``"cpu"``.
@@ -41,7 +42,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     eval_batch_size: int = 65536
-    progress: bool = True
+    progress: bool | None = None
     deterministic: bool = False
     device: str = "cpu"
 

@@ -269,7 +269,8 @@ class Trainer:
         rank, size = distributed.world()
         start = time.perf_counter()
         with tqdm(total=num_batches, desc=f"epoch {epoch}", leave=False, unit="batch",
-                  disable=None if config.progress else True) as bar:  # a terminal only
+                  disable=(None if config.progress is None  # None: a terminal only
+                                   else not config.progress)) as bar:
             for batch in batches:
                 if len(batch) == 1 < len(train):
                     continue  # BatchNorm cannot normalise a last batch of a single row

@@ -26,7 +26,8 @@ SPLIT = SplitSummary(8, 1, 1, 20, 108, 109, (4, 4))
 
 
 def _record(strategy: str, seed: int, period: int, auc: float | None) -> PeriodRecord:
-    return PeriodRecord(strategy, seed, period, Scores(auc, 0.5, 0.6), 10, 2, 4, 0.25)
+    return PeriodRecord(strategy, seed, period, Scores(auc, 0.5, 0.6, 0.05 + seed / 10, 0.3, 0.25),
+                        10, 2, 4, 0.25)
 
 
 def _results(selection: SelectionSummary | None = None) -> Results:
@@ -55,10 +56,12 @@ def test_to_json_keeps_the_keys_of_graphsel_run():
                              "periods", "split", "selection", "seeds"]
     assert payload["strategies"]["target_only"] == {
         "auc": {"mean": 0.7, "std": 0.141421}, "gauc": {"mean": 0.5, "std": 0.0},
-        "logloss": {"mean": 0.6, "std": 0.0}}
+        "logloss": {"mean": 0.6, "std": 0.0}, "ece": {"mean": 0.1, "std": 0.070711},
+        "pred_ctr": {"mean": 0.3, "std": 0.0}, "ctr": {"mean": 0.25, "std": 0.0}}
     assert payload["vs_target_only"] == {"merge_all": {"auc_diff": 0.05, "ci95": [-0.01, 0.1]}}
     assert payload["periods"][0] == {"strategy": "target_only", "seed": 0, "period": 0,
-                                     "auc": 0.6, "gauc": 0.5, "logloss": 0.6, "n_train": 10,
+                                     "auc": 0.6, "gauc": 0.5, "logloss": 0.6, "ece": 0.05,
+                                     "pred_ctr": 0.3, "ctr": 0.25, "n_train": 10,
                                      "n_source": 2, "n_eval": 4, "seconds": 0.25}
     assert payload["split"] == {"target_train": 8, "target_valid": 1, "target_test": 1,
                                 "source": 20, "valid_start": 108, "test_start": 109,
@@ -84,14 +87,28 @@ def test_selection_summary_reads_the_report_once():
 def test_table_and_period_table():
     selection = SelectionSummary(1234, 5678, (), 0.5, 0.25)
     lines = _results(selection).table().splitlines()
-    assert lines[0] == "test set: 1 target rows; 2 seed(s), 2 period(s)"
+    assert lines[0] == ("test set: 1 target rows, actual CTR 0.2500; 2 seed(s), 2 period(s); "
+                        "ECE over 10 equal-width bins")
+    assert lines[1].split() == ["strategy", "AUC", "GAUC", "LogLoss", "ECE", "pred", "CTR",
+                                "train", "rows", "AUC", "-", "target_only", "[95%", "CI]", "lr",
+                                "domain", "epochs", "steps", "train", "s"]
     target_only = next(line for line in lines if line.startswith("target_only"))
-    assert "0.7000 ± 0.1414" in target_only
+    # AUC, GAUC, LogLoss, ECE (seeds 0.05 and 0.15), predicted CTR
+    assert target_only.split()[1:16] == ["0.7000", "±", "0.1414", "0.5000", "±", "0.0000",
+                                         "0.6000", "±", "0.0000", "0.1000", "±", "0.0707",
+                                         "0.3000", "±", "0.0000"]
     merge_all = next(line for line in lines if line.startswith("merge_all"))
     assert "n/a" in merge_all and "+0.0500 [-0.0100, +0.1000]" in merge_all
     assert "selection: 1,234 of 5,678 source rows (precision 0.500, recall 0.250)" in lines
     assert "AUC per period (evaluated on the next one)" in lines
     assert PeriodRecord.metric(_record("a", 0, 0, 0.6), "auc") == 0.6
+
+
+def test_records_written_before_ece_read_back_with_none():
+    record = _record("a", 0, 0, 0.6)
+    old = {k: v for k, v in record.to_json().items() if k not in ("ece", "pred_ctr", "ctr")}
+    assert PeriodRecord.from_json(old).scores == Scores(0.6, 0.5, 0.6)
+    assert PeriodRecord.from_json(record.to_json()) == record
 
 
 def test_compare_with_baseline_is_empty_without_it_and_brackets_the_difference():

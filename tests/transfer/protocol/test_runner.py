@@ -278,7 +278,7 @@ def test_results_json_and_table(spied_run):
     assert set(payload) >= {"strategies", "vs_target_only", "periods"}
     assert list(payload["strategies"]) == results.strategies
     for metrics in payload["strategies"].values():
-        assert set(metrics) == {"auc", "gauc", "logloss"}
+        assert set(metrics) == {"auc", "gauc", "logloss", "ece", "pred_ctr", "ctr"}
         for value in metrics.values():
             assert set(value) == {"mean", "std"} and value["std"] == 0.0
     assert set(payload["vs_target_only"]) == set(results.strategies) - {"target_only"}

@@ -10,7 +10,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from graphsel.errors import InputError
 from graphsel.transfer.train.metrics import (
+    ECE_BINS,
     auc,
+    expected_calibration_error,
     gauc,
     logloss,
     mean_auc,
@@ -173,3 +175,30 @@ def test_bootstrap_errors(scores):
         paired_bootstrap_ci(y, p_a, p_b, "gauc")
     with pytest.raises(InputError, match="one length"):
         paired_bootstrap_ci(y, p_a[:-1], p_b, "auc")
+
+
+def test_expected_calibration_error_by_hand():
+    # 4 equal-width bins. (0, 0.25]: 0.1, 0.2 with labels 0, 1 -> |0.15 - 0.5| = 0.35, 2 rows;
+    # (0.25, 0.5]: empty; (0.5, 0.75]: 0.7 with label 1 -> |0.7 - 1| = 0.3, 1 row;
+    # (0.75, 1]: 0.8, 0.9, 1.0 with labels 1, 1, 0 -> |0.9 - 2/3| = 0.2333.., 3 rows.
+    y = [0, 1, 1, 1, 1, 0]
+    p = [0.1, 0.2, 0.7, 0.8, 0.9, 1.0]
+    expected = (2 * 0.35 + 1 * 0.3 + 3 * (0.9 - 2 / 3)) / 6
+    assert expected_calibration_error(y, p, n_bins=4) == pytest.approx(expected, abs=1e-12)
+    assert expected_calibration_error([0, 1], [0.5, 0.5]) == 0.0  # the base rate: calibrated
+    assert expected_calibration_error([1, 1], [0.0, 0.0]) == 1.0
+    assert ECE_BINS == 10
+    with pytest.raises(InputError, match="p_pred must lie in"):
+        expected_calibration_error([0, 1], [0.5, 1.5])
+    with pytest.raises(InputError, match="n_bins must be an integer >= 1"):
+        expected_calibration_error([0, 1], [0.5, 0.5], n_bins=0)
+
+
+def test_expected_calibration_error_equals_a_loop_over_rows():
+    rng = np.random.default_rng(3)
+    p = rng.random(500)
+    y = (rng.random(500) < p ** 2).astype(int)
+    bins = np.ceil(p * 10).clip(1, 10) - 1  # bin b holds (b/10, (b+1)/10]
+    slow = sum(np.sum(bins == b) / len(p) * abs(p[bins == b].mean() - y[bins == b].mean())
+               for b in range(10) if np.any(bins == b))
+    assert expected_calibration_error(y, p) == pytest.approx(slow, abs=1e-12)
