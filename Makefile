@@ -43,6 +43,9 @@ bench-graph: $(STAMP)
 bench-select: $(STAMP)
 	$(PY) benchmarks/bench_select.py
 
+bench-scaling: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_scaling.py --plot scaling.png
+
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
@@ -58,6 +61,10 @@ bench-spark: $(STAMP)
 
 bench-syncrec: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_syncrec.py
+
+# no OMP_WAIT_POLICY here: the benchmark compares the thread policies itself
+bench-threads: $(STAMP)
+	$(PY) benchmarks/bench_threads.py
 
 peer-swr: $(STAMP)
 	$(PY) benchmarks/peer_swr.py

@@ -29,6 +29,8 @@ Usage: ``python benchmarks/bench_train.py [--small] [--threads 2]``
 
 from __future__ import annotations
 
+import graphsel  # noqa: F401, I001  (first: the thread policy is set before torch/numpy load)
+
 import argparse
 import os
 import sys

@@ -22,6 +22,8 @@ Usage: ``python benchmarks/bench_transfer.py [--small] [--threads 2]``
 
 from __future__ import annotations
 
+import graphsel  # noqa: F401, I001  (first: the thread policy is set before torch/numpy load)
+
 import os
 import sys
 import time

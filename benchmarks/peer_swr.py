@@ -25,6 +25,8 @@ two epochs) is what the tests run. Set ``OMP_WAIT_POLICY=PASSIVE`` on a shared m
 
 from __future__ import annotations
 
+import graphsel  # noqa: F401, I001  (first: the thread policy is set before torch/numpy load)
+
 import argparse
 import dataclasses
 import json

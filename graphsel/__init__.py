@@ -3,6 +3,10 @@
 The core (this package: logs, graphs, selection) never imports :mod:`graphsel.transfer` or
 :mod:`graphsel.cli`. The graph and selection names load on first use, so ``import graphsel``
 stays light (no torch, FAISS or scikit-learn until they are needed).
+
+Importing it first applies the thread policy of :mod:`graphsel._runtime` (idle OpenMP
+threads sleep instead of spinning; ``GRAPHSEL_THREADS=off`` leaves the libraries' defaults):
+it must be in the environment before numpy, torch or FAISS load their thread pools.
 """
 
 from __future__ import annotations
@@ -10,7 +14,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from graphsel.data.log import (
+from graphsel._runtime import apply_policy, set_threads
+
+apply_policy()  # before the next import loads numpy and its BLAS threads
+
+from graphsel.data.log import (  # noqa: E402
     IdIndex,
     InteractionLog,
     read_log,
@@ -18,7 +26,7 @@ from graphsel.data.log import (
     share_index,
     write_log,
 )
-from graphsel.errors import InputError
+from graphsel.errors import InputError  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,6 +47,7 @@ __all__ = [
     "InteractionLog",
     "read_log",
     "read_pair",
+    "set_threads",
     "share_index",
     "write_log",
     *_LAZY,

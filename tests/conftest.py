@@ -7,6 +7,8 @@ missing dataset is a failure, so CI can never pass by skipping them.
 
 from __future__ import annotations
 
+import graphsel  # noqa: F401, I001  (first: the thread policy is set before torch/numpy load)
+
 import os
 from pathlib import Path
 

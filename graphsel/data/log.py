@@ -119,6 +119,27 @@ class IdIndex:
         return _lookup(self.items, item_ids)
 
 
+def _distinct(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A column as ``(ids, rows)``: its distinct values in order of first appearance and
+    ``(N,)`` int32 positions into them, ``-1`` for a null (like :func:`pandas.factorize`).
+
+    Arrow encodes the column without a Python object per row: only the distinct values
+    become numpy values (ML-1M's source log: read_log's peak RSS 623 -> 348 MB).
+
+    >>> ids, rows = _distinct(pa.chunked_array([["b", "a"], ["b", "c"]]))
+    >>> ids.tolist(), rows.tolist()
+    (['b', 'a', 'c'], [0, 1, 0, 2])
+    """
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    # every chunk carries the dictionary of the whole column (one memo table across chunks)
+    chunks = [chunk for chunk in column.dictionary_encode().chunks if len(chunk)]
+    if not chunks:
+        return _to_numpy(column)[:0], np.empty(0, dtype=np.int32)
+    rows = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy() for chunk in chunks])
+    return _to_numpy(chunks[-1].dictionary), rows.astype(np.int32, copy=False)
+
+
 def _uniques(ids: np.ndarray) -> np.ndarray:
     uniques = pd.unique(pd.Series(ids, copy=False))
     return np.asarray(uniques)
@@ -184,17 +205,20 @@ class InteractionLog:
                 names ``name``, the column and an example value.
         """
         table = validate_table(table, name)
-        user_ids = _column_numpy(table, "user_id")
-        item_ids = _column_numpy(table, "item_id")
+        user_ids, user_rows = _distinct(table.column("user_id"))
+        item_ids, item_rows = _distinct(table.column("item_id"))
         if index is None:
-            index = IdIndex.from_ids(user_ids, item_ids)
-        user = index.user_codes(user_ids)
-        item = index.item_codes(item_ids)
-        if (user < 0).any() or (item < 0).any():
-            col, pos = ("user_id", np.flatnonzero(user < 0)[0]) if (user < 0).any() else (
-                "item_id", np.flatnonzero(item < 0)[0])
-            bad = (user_ids if col == "user_id" else item_ids)[pos]
-            raise InputError(f"{name}: column '{col}' value {bad!r} is not in the id index")
+            index = IdIndex(user_ids, item_ids)  # both in order of first appearance
+        codes = []
+        for col, ids, rows, lookup in (("user_id", user_ids, user_rows, index.user_codes),
+                                       ("item_id", item_ids, item_rows, index.item_codes)):
+            known = lookup(ids)
+            if (known < 0).any():
+                first = int(np.flatnonzero(known[rows] < 0)[0])
+                raise InputError(f"{name}: column '{col}' value {ids[rows[first]]!r} is not in "
+                                 f"the id index")
+            codes.append(known[rows])
+        user, item = codes
         ts = table.column("ts").to_numpy().astype(np.int64, copy=False)
         label = table.column("label").to_numpy().astype(np.int8)
         return cls(table, index, _frozen(user), _frozen(item), _frozen(ts), _frozen(label), name)
@@ -283,18 +307,51 @@ class InteractionLog:
             if name not in self.table.column_names:
                 raise InputError(
                     f"{self.name}: no column '{name}' (has: {', '.join(self.columns)})")
-            self._cache[name] = _frozen(_column_numpy(self.table, name))
+            self._cache[name] = _frozen(_to_numpy(self.table.column(name)))
         return self._cache[name]
+
+    def factorize(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Column ``name`` as :func:`pandas.factorize` gives it: ``(codes, uniques)``, ``(N,)``
+        integer codes into the distinct values in order of first appearance, ``-1`` for
+        null. String columns are encoded by Arrow, without a Python object per row.
+
+        >>> log = InteractionLog.from_columns([1, 2, 3], [1, 1, 1], [0, 0, 0], [1, 0, 1], "s",
+        ...                                   city=["b", None, "b"])
+        >>> codes, uniques = log.factorize("city")
+        >>> codes.tolist(), uniques.tolist()
+        ([0, -1, 0], ['b'])
+        """
+        if name in self.table.column_names and _is_string(self.table.column(name).type):
+            uniques, codes = _distinct(self.table.column(name))
+            return codes, uniques
+        return pd.factorize(self.column(name))
 
     def codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Dictionary codes of a categorical column: ``(codes (N,) int64, categories)``.
 
-        Categories are sorted, so the codes of equal columns agree across logs.
+        Categories are sorted, so the codes of equal columns agree across logs. Only the
+        distinct values are sorted (:meth:`factorize` finds them): sorting a million
+        strings for a handful of behaviours cost more than the graph it labels.
+
+        >>> log = InteractionLog.from_columns([1, 2, 3], [1, 1, 1], [0, 0, 0], [1, 0, 1], "s",
+        ...                                   behavior=["view", "buy", "view"])
+        >>> codes, categories = log.codes("behavior")
+        >>> codes.tolist(), categories.tolist()
+        ([1, 0, 1], ['buy', 'view'])
         """
-        values = self.column(name)
-        categories, codes = np.unique(values.astype(str) if values.dtype == object else values,
-                                      return_inverse=True)
-        return codes.astype(np.int64), categories
+        codes, uniques = self.factorize(name)
+        if (codes < 0).any():  # nulls: categories as np.unique sees them ('None', 'nan')
+            values = self.column(name)
+            categories, codes = np.unique(values.astype(str) if values.dtype == object
+                                          else values, return_inverse=True)
+            return codes.astype(np.int64), categories
+        uniques = np.asarray(uniques)
+        if uniques.dtype == object:
+            uniques = uniques.astype(str)
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank[codes], uniques[order]
 
     @property
     def user_id(self) -> np.ndarray:
@@ -331,8 +388,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
-    column = table.column(name)
+def _to_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

@@ -158,8 +158,13 @@ def sample_vectors(
         if factors.ndim != 2 or factors.shape[0] != rows:
             raise InputError(f"{name} has shape {factors.shape}, expected ({rows}, d) for the "
                              f"id index of {log.name}")
-    halves = [_unit_rows(user_factors)[log.user], _unit_rows(item_factors)[log.item]]
-    return np.hstack(halves) * np.float32(np.sqrt(0.5))
+    # filled in place: stacking the halves and scaling would make three (N, 2d) arrays
+    dim = user_factors.shape[1]
+    vectors = np.empty((len(log), dim + item_factors.shape[1]), dtype=np.float32)
+    np.take(_unit_rows(user_factors), log.user, axis=0, out=vectors[:, :dim])
+    np.take(_unit_rows(item_factors), log.item, axis=0, out=vectors[:, dim:])
+    vectors *= np.float32(np.sqrt(0.5))
+    return vectors
 
 
 def _unit_rows(factors: np.ndarray) -> np.ndarray:

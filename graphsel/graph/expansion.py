@@ -18,7 +18,7 @@ expanded through K of its edges drawn at random).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +38,7 @@ __all__ = [
     "cap_user_rows",
     "expand",
     "graph_select",
+    "last_hop",
     "seed_codes",
     "shared_seeds",
 ]
@@ -131,6 +132,22 @@ class Expansion:
         return int(np.count_nonzero(self.item_mask))
 
 
+def last_hop(hop_counts: Sequence[tuple[int, int]]) -> int:
+    """The last hop that reached a new user or item (0 when only the seeds were reached).
+
+    An expansion stops growing at the first hop that reaches nothing new (its frontier is
+    then empty), so the hops after this one are all empty: reports print hops ``0..last``.
+
+    Args:
+        hop_counts: ``(users, items)`` first reached at hop 0, 1, ... (``Expansion.hop_counts``).
+
+    >>> last_hop([(1, 2), (3, 0), (0, 1), (0, 0), (0, 0)])
+    2
+    """
+    reached = [hop for hop, (users, items) in enumerate(hop_counts) if users or items]
+    return reached[-1] if reached else 0
+
+
 def seed_codes(seeds: Any, size: int, what: str) -> np.ndarray:
     """Normalises seeds (None, int, list, array, boolean mask or tensor) to sorted codes."""
     if seeds is None:
@@ -219,11 +236,16 @@ def _induced_edges(edges: Any, user_reached: np.ndarray, item_reached: np.ndarra
     mask = np.empty(edges.num_edges, dtype=bool)
     middle = int(np.searchsorted(indptr, edges.num_edges // 2))
 
+    # at 2 hops on a power-law graph every item is often reached: the gather of an all-True
+    # table (one random read per edge) is then skipped
+    every_item = bool(item_reached.all())
+
     def part(first: int, last: int) -> None:
         start, stop = int(indptr[first]), int(indptr[last])
         out = mask[start:stop]
         out[:] = np.repeat(user_reached[first:last], degree[first:last])
-        out &= _gather(item_reached, edges.indices[start:stop])
+        if not every_item:
+            out &= _gather(item_reached, edges.indices[start:stop])
         if as_of is not None:
             out &= edges.edge_ts[start:stop] < as_of
 

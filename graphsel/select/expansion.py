@@ -28,6 +28,7 @@ from graphsel.graph.expansion import (
     cap_user_rows,
     expand,
     graph_select,
+    last_hop,
     shared_seeds,
 )
 from graphsel.select.stage import (
@@ -130,10 +131,17 @@ class GraphReport(StageDetails):
                               "dropped": self.dropped_rows}}
 
     def note(self) -> str:
-        note = (f"{len(self.hops) - 1} hops, capped {self.capped_users} users "
-                f"/ {self.capped_items} items")
+        """``2 hops, capped 1 users / 35 items, 1,615 rows of 13 users``: the hops asked
+        for (and the last that reached something, when the expansion stopped before), the
+        capped hubs, and the rows the row cap dropped."""
+        asked = len(self.hops) - 1
+        last = last_hop([(hop.users, hop.items) for hop in self.hops])
+        note = f"{asked} hop{'' if asked == 1 else 's'}"
+        if last < asked:
+            note += f" (none new after hop {last})"
+        note += f", capped {self.capped_users:,} users / {self.capped_items:,} items"
         if self.dropped_rows:
-            note += f", {self.dropped_rows} rows of {self.row_capped_users} users"
+            note += f", {self.dropped_rows:,} rows of {self.row_capped_users:,} users"
         return note
 
     def warnings(self) -> tuple[str, ...]:
@@ -276,7 +284,7 @@ class GraphExpansion(SelectionStage):
         counts = self.expansion_.hop_counts
         if self.num_hops == 0 or any(users or items for users, items in counts[1:]):
             return None
-        seeds = f"{counts[0][0]} seed users and {counts[0][1]} seed items"
+        seeds = f"{counts[0][0]:,} seed users and {counts[0][1]:,} seed items"
         edges = int(graph.degree("user", self.relations, self.as_of).sum())
         if edges == 0 and self.as_of is not None:
             why = (f"no edge is before as_of={self.as_of} (the candidates' first ts is "
@@ -289,5 +297,5 @@ class GraphExpansion(SelectionStage):
     def empty_reason(self) -> str:
         seeds = self.expansion_.hop_counts[0]
         return (f"no row has {'both ends' if self.mode == 'both' else 'its ' + self.mode} "
-                f"within {self.num_hops} hops of the {seeds[0]} seed users and {seeds[1]} "
+                f"within {self.num_hops} hops of the {seeds[0]:,} seed users and {seeds[1]:,} "
                 f"seed items")

@@ -156,3 +156,50 @@ def test_overlap_of_logs_that_share_nothing_is_false_and_zero():
     shared = overlap(_source(), other)
     assert shared == Overlap(users=0, items=0) and not shared
     assert shared.to_json() == {"users": 0, "items": 0}
+
+
+@pytest.mark.parametrize("ids", [
+    [["u3", "u1"], ["u3", "u2", "u1"], ["u9"]],   # strings in several chunks
+    [[7, 5, 7], [], [9, 5]],                      # integers, an empty chunk between
+])
+def test_id_codes_match_the_pandas_oracle(ids):
+    """Arrow's dictionary encoding (no Python object per row) gives the codes and the
+    first-appearance index that pandas.unique / get_indexer give on every row."""
+    column = pa.chunked_array(ids, type=pa.string() if isinstance(ids[0][0], str)
+                              else pa.int64())
+    n = len(column)
+    table = pa.table({"user_id": column, "item_id": column, "ts": pa.array(range(n)),
+                      "label": pa.array([1] * n), "domain": pa.array(["s"] * n)})
+    log = InteractionLog.from_table(table)
+    flat = np.asarray(column.to_pylist(), dtype=object if isinstance(ids[0][0], str) else None)
+    oracle = IdIndex.from_ids(flat, flat)
+    assert log.index.users.tolist() == oracle.users.tolist()
+    assert log.user.tolist() == oracle.user_codes(flat).tolist()
+    assert log.item.tolist() == log.user.tolist()
+    assert log.user.dtype == np.int64
+
+
+def test_unknown_id_names_the_first_row_that_has_one():
+    known = IdIndex.from_ids(np.array(["a", "b"]), np.array(["x"]))
+    table = pa.table({"user_id": ["a", "c", "d"], "item_id": ["x"] * 3, "ts": [1, 2, 3],
+                      "label": [1, 0, 1], "domain": ["s"] * 3})
+    with pytest.raises(InputError, match=r"^t: column 'user_id' value 'c' is not in the id index$"):
+        InteractionLog.from_table(table, name="t", index=known)
+
+
+@pytest.mark.parametrize("values", [
+    ["view", "buy", "view", "fav", "buy"],     # strings: sorted distinct values only
+    ["b", None, "a", "b", None],               # a null: as np.unique sees it ('None')
+    [3, 1, 3, 2, 1],
+    [0.5, 0.1, 0.5, 0.2, 0.1],
+    [True, False, True, True, False],
+])
+def test_codes_match_the_numpy_unique_oracle(values):
+    log = InteractionLog.from_columns([1, 2, 3, 4, 5], [1] * 5, [0] * 5, [1] * 5, "s",
+                                      feature=values)
+    column = log.column("feature")
+    categories, inverse = np.unique(column.astype(str) if column.dtype == object else column,
+                                    return_inverse=True)
+    codes, got = log.codes("feature")
+    assert codes.dtype == np.int64 and codes.tolist() == inverse.tolist()
+    assert got.dtype == categories.dtype and got.tolist() == categories.tolist()

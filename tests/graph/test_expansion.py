@@ -52,6 +52,12 @@ def test_uncapped_hops_on_the_hub_graph():
     assert expand(_hub_graph(), seed_users=[0], num_hops=3).item_hop.tolist() == [1, 1, 3]
 
 
+def test_edge_mask_when_every_item_is_reached():
+    # the every-item shortcut of the edge mask: only the users' side decides
+    result = expand(_hub_graph(), seed_users=1, seed_items=[0, 1, 2], num_hops=0)
+    assert result.edge_mask[CLICK].tolist() == [False, False, True, False, False, False]
+
+
 def test_a_hub_is_reached_but_not_expanded_through():
     result = expand(_hub_graph(), seed_users=0, num_hops=2, max_degree=3)
     assert result.user_hop.tolist() == [0, -1, -1, -1]
