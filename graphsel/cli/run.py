@@ -75,7 +75,7 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
     """Compare transfer strategies on a time split of the target.
 
     Every strategy uses the same model and training options (the baselines train the base
-    model on their rows; ctnet, ctnet_linear, ecat, diit and ecdctr build theirs from its
+    model on their rows; the paper models and their *_cold ablations build theirs from its
     parts); the table shows test AUC, GAUC and LogLoss (mean ± std over seeds) and each
     strategy's AUC minus target_only's with a paired bootstrap 95% CI. Precedence:
     defaults < the YAML file < these flags. A run killed at any point resumes from its

@@ -15,8 +15,17 @@ freshly built CTNet computes what the target model alone computes: the well-trai
 model is not knocked out of its optimum on the first step. :class:`LinearAdapter` is the
 ablation. The towers and adapters are shared parts (:mod:`graphsel.transfer.models.towers`).
 
-This module also holds the method's learner (:class:`CTNetLearner`) and registers the
-strategies ``ctnet`` and ``ctnet_linear`` (declared in
+The paper's target tower starts from the production target model, "continually well-trained
+for a very long time", and never from scratch: that reuse is what it credits for CTNet's
+success online. A small target domain has no such model, so ``ctnet`` (:class:`CTNetLearner`)
+starts the target tower from a model of the entire space (the base model trained on the first
+period's target and source rows, as ``merge_all`` trains it:
+:class:`~graphsel.transfer.protocol.learners.EntireSpaceStart`); ``ctnet_cold``
+(:class:`ColdCTNetLearner`) is the ablation that starts it from a fresh base model, as graphsel
+did before.
+
+This module also holds the method's learners and registers the strategies ``ctnet``,
+``ctnet_linear`` (warm-started, linear adapters) and ``ctnet_cold`` (declared in
 :mod:`graphsel.transfer.protocol.strategies`, with their
 :class:`~graphsel.transfer.models.options.AdapterOptions`).
 
@@ -49,13 +58,19 @@ from graphsel.transfer.models.towers import (
     LinearAdapter,
     layer_adapters,
 )
-from graphsel.transfer.protocol.learners import Learner, LearnerContext, PeriodData
+from graphsel.transfer.protocol.learners import (
+    EntireSpaceStart,
+    Learner,
+    LearnerContext,
+    PeriodData,
+)
 from graphsel.transfer.protocol.strategies import merge_all, register_strategy
 
 __all__ = [
     "CTNet",
     "build_ctnet",
     "CTNetLearner",
+    "ColdCTNetLearner",
     "GLUAdapter",  # the parts live in graphsel.transfer.models.towers
     "LinearAdapter",
 ]
@@ -126,12 +141,13 @@ def build_ctnet(vocab_sizes: Sequence[int], num_numeric: int = 0,
                  build_base_model(vocab_sizes, num_numeric, config), adapter)
 
 
-class CTNetLearner(Learner):
-    """CTNet: a frozen, per-period refreshed source tower feeding the target tower.
+class ColdCTNetLearner(Learner):
+    """CTNet with a cold target tower (the ablation ``ctnet_cold``).
 
     At each transfer period the source model (warm-started) trains on the window's source
     rows and is copied into CTNet's frozen source tower; CTNet (target tower + adapters,
-    warm-started) then trains on the period's target rows only.
+    warm-started from the previous period; from a fresh base model at the first) then trains
+    on the period's target rows only.
 
     Args:
         context: the run's context.
@@ -148,14 +164,48 @@ class CTNetLearner(Learner):
         self.trainer = context.trainer()
 
     def fit_period(self, data: PeriodData) -> None:
+        self.refresh_source(data)
+        self.trainer.fit(self.ctnet, data.target, data.valid)
+
+    def refresh_source(self, data: PeriodData) -> None:
+        """At a transfer period with source rows: trains the source model on them and copies
+        it into the frozen source tower."""
         if data.transfer and len(data.source):
             self.trainer.fit(self.source_model, data.source, data.valid)
             self.ctnet.refresh_source(self.source_model)
-        self.trainer.fit(self.ctnet, data.target, data.valid)
 
 
-# The strategies' default options (GLU for ctnet, linear for ctnet_linear) are declared with
-# their names in graphsel.transfer.protocol.strategies.
+class CTNetLearner(ColdCTNetLearner):
+    """CTNet as the paper runs it: the target tower starts from a trained model.
+
+    As :class:`ColdCTNetLearner`, but before the first period's CTNet fit the target tower is
+    loaded with a model of the entire space (the base model trained on that period's target
+    and source rows: :class:`~graphsel.transfer.protocol.learners.EntireSpaceStart`). Every
+    CTNet fit keeps its starting weights when no epoch beats them on validation
+    (``keep_start``): the paper's point is not to knock the well-trained target model out of
+    its optimum. That model mixes domains, so the domain feature is tuned like
+    ``merge_all``'s (:attr:`mixes_domains`).
+
+    Args:
+        context: the run's context.
+        options: the adapters. Default ``AdapterOptions()`` (GLU).
+    """
+
+    mixes_domains = True
+
+    def __init__(self, context: LearnerContext, options: AdapterOptions | None = None) -> None:
+        super().__init__(context, options)
+        self.entire_space = EntireSpaceStart(context)
+
+    def fit_period(self, data: PeriodData) -> None:
+        self.refresh_source(data)
+        self.entire_space.start(self.ctnet.target, data)
+        self.trainer.fit(self.ctnet, data.target, data.valid, keep_start=True)
+
+
+# The strategies' default options (GLU for ctnet and ctnet_cold, linear for ctnet_linear) are
+# declared with their names in graphsel.transfer.protocol.strategies.
 register_strategy("ctnet", learner=CTNetLearner)(merge_all)
 register_strategy("ctnet_linear", learner=CTNetLearner)(merge_all)
+register_strategy("ctnet_cold", learner=ColdCTNetLearner)(merge_all)
 

@@ -14,16 +14,23 @@ a category) and transfers what they share into the target model:
   at several layers plus the logit (:func:`~graphsel.transfer.train.losses.distillation_terms`).
 
 Warm start is the caller's: pass the previous period's target model as ``target_model`` and
-the sources retrained on their latest data (or :meth:`DIIT.refresh_sources`).
+the sources retrained on their latest data (or :meth:`DIIT.refresh_sources`). The paper's
+warm-start module initialises the models of incremental training from their trained
+versions; a small target domain has no trained target model, so the ``diit`` learner
+(:class:`DIITLearner`) starts the target model from a model of the entire space (the base
+model trained on the first period's target and source rows, as ``merge_all`` trains it:
+:class:`~graphsel.transfer.protocol.learners.EntireSpaceStart`); ``diit_cold``
+(:class:`ColdDIITLearner`) is the ablation that starts it from a fresh base model.
 
 Inference uses the target model alone: :meth:`DIIT.forward` is ``self.target(cat, num)`` in
 both modes and never calls a source model, the gate or the discriminator; only
 :meth:`DIIT.forward_train` (called by :func:`diit_loss`) does. This is where the inference
 time saving over CTNet (which runs the source tower at every prediction) comes from.
 
-This module also holds the method's learner (:class:`DIITLearner`, with the source
-sub-domains it trains one source model on each, :func:`source_sub_domains`) and registers the
-strategy ``diit`` (declared in :mod:`graphsel.transfer.protocol.strategies` with its
+This module also holds the method's learners (:class:`DIITLearner`, :class:`ColdDIITLearner`,
+with the source sub-domains they train one source model on each, :func:`source_sub_domains`)
+and registers the strategies ``diit`` and ``diit_cold`` (declared in
+:mod:`graphsel.transfer.protocol.strategies` with their
 :class:`~graphsel.transfer.models.options.DIITOptions`).
 """
 
@@ -55,6 +62,7 @@ from graphsel.transfer.models.base import (
 from graphsel.transfer.models.options import DIITConfig, DIITLossConfig, DIITOptions
 from graphsel.transfer.models.towers import FrozenTower
 from graphsel.transfer.protocol.learners import (
+    EntireSpaceStart,
     Learner,
     LearnerContext,
     PeriodData,
@@ -81,6 +89,7 @@ __all__ = [
     "build_diit",
     "source_sub_domains",
     "DIITLearner",
+    "ColdDIITLearner",
 ]
 
 
@@ -312,14 +321,16 @@ def source_sub_domains(source: InteractionLog, num_groups: int, seed: int = 0,
     return rank[row_cluster]
 
 
-class DIITLearner(Learner):
-    """DIIT: several source models, gated, aligned and distilled into the target model.
+class ColdDIITLearner(Learner):
+    """DIIT with a cold target model (the ablation ``diit_cold``): several source models,
+    gated, aligned and distilled into the target model.
 
     The plan's source rows are split into ``options.num_sources`` sub-domains
     (:func:`source_sub_domains`); at each transfer period every source model (warm-started)
     trains on its sub-domain's rows of the window and is copied into DIIT's frozen sources.
-    DIIT then trains on the period's target rows with :func:`diit_loss`; prediction runs the
-    target model alone.
+    DIIT then trains on the period's target rows with :func:`diit_loss` (its target model
+    warm-started from the previous period; from a fresh base model at the first); prediction
+    runs the target model alone.
 
     Args:
         context: the run's context.
@@ -338,6 +349,12 @@ class DIITLearner(Learner):
         self.trainer = context.trainer(diit_loss(options.loss))
 
     def fit_period(self, data: PeriodData) -> None:
+        self.refresh_sources(data)
+        self.trainer.fit(self.diit, data.target, data.valid)
+
+    def refresh_sources(self, data: PeriodData) -> None:
+        """At a transfer period: trains every source model on its sub-domain's rows of the
+        window and copies them into DIIT's frozen sources."""
         if data.transfer:
             groups = self.groups[data.source_positions]
             for k, source_model in enumerate(self.source_models):
@@ -345,7 +362,33 @@ class DIITLearner(Learner):
                 fit_if_any(self.source_trainer, source_model, data.source.subset(rows),
                            data.valid)
             self.diit.refresh_sources(self.source_models)
-        self.trainer.fit(self.diit, data.target, data.valid)
+
+
+class DIITLearner(ColdDIITLearner):
+    """DIIT with a warm-started target model (``diit``).
+
+    As :class:`ColdDIITLearner`, but before the first period's DIIT fit the target model is
+    loaded with a model of the entire space
+    (:class:`~graphsel.transfer.protocol.learners.EntireSpaceStart`), and every DIIT fit keeps
+    its starting weights when no epoch beats them on validation (``keep_start``). That model
+    mixes domains, so the domain feature is tuned like ``merge_all``'s.
+
+    Args:
+        context: the run's context.
+        options: sub-domains, extractors and loss weights. Default ``DIITOptions()``.
+    """
+
+    mixes_domains = True
+
+    def __init__(self, context: LearnerContext, options: DIITOptions | None = None) -> None:
+        super().__init__(context, options)
+        self.entire_space = EntireSpaceStart(context)
+
+    def fit_period(self, data: PeriodData) -> None:
+        self.refresh_sources(data)
+        self.entire_space.start(self.diit.target, data)
+        self.trainer.fit(self.diit, data.target, data.valid, keep_start=True)
 
 
 register_strategy("diit", learner=DIITLearner)(merge_all)
+register_strategy("diit_cold", learner=ColdDIITLearner)(merge_all)

@@ -26,14 +26,19 @@ import numpy as np
 
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.options import FinetuneOptions
-from graphsel.transfer.protocol.learners import LearnerContext, PeriodData, PlanLearner
+from graphsel.transfer.protocol.learners import (
+    LearnerContext,
+    PeriodData,
+    PlanLearner,
+    focus_rows,
+)
 from graphsel.transfer.protocol.strategies import (
     SourcePlan,
     StrategyContext,
     merge_all,
     random_same_size_mask,
     register_strategy,
-    selection_of,
+    selected_focus,
 )
 
 __all__ = ["FinetuneLearner", "FinetuneOptions", "merge_finetune", "merge_finetune_random",
@@ -60,11 +65,7 @@ class FinetuneLearner(PlanLearner):
 
     def finetune_rows(self, data: PeriodData) -> CTRDataset:
         """The period's target rows, plus the focus rows of its source window."""
-        focus = self.context.plan.focus
-        if focus is None or not len(data.source):
-            return data.target
-        chosen = np.flatnonzero(focus[data.source_positions])
-        return CTRDataset.concat([data.target, data.source.subset(chosen)])
+        return focus_rows(data, self.context.plan.focus)
 
 
 @register_strategy("merge_finetune", learner=FinetuneLearner, options=FinetuneOptions())
@@ -78,9 +79,7 @@ def merge_finetune(context: StrategyContext) -> SourcePlan:
 def merge_finetune_selected(context: StrategyContext) -> SourcePlan:
     """Every source row, then fine-tuning on the target's rows and the selected rows (the
     plan's ``focus``)."""
-    mask = selection_of(context).mask
-    rows = np.asarray(context.source_rows, dtype=np.int64)
-    return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint", focus=mask.copy())
+    return selected_focus(context)
 
 
 @register_strategy("merge_finetune_random", needs_selection=True, learner=FinetuneLearner,

@@ -10,6 +10,8 @@ default is written once, here; the models, losses and learners take these object
 :class:`ECATOptions`     ``strategy_options: {ecat: ...}``: adapters, distillation weight and terms
 :class:`DIITOptions`     ``strategy_options: {diit: ...}``: sub-domains, extractors, loss weights
 :class:`FinetuneOptions` ``strategy_options: {merge_finetune: ...}``: the fine-tuning step
+:class:`WeightedOptions` ``strategy_options: {weighted_all: ...}``: the tempering grid
+:class:`SubdomainOptions` ``strategy_options: {subdomain_gap: ...}``: sub-domains and gap probes
 =======================  ==========================================================================
 
 >>> DIITOptions().num_sources, AdapterOptions(adapter="linear").adapter
@@ -18,9 +20,10 @@ default is written once, here; the models, losses and learners take these object
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from graphsel.errors import InputError, check_choice
+from graphsel.errors import InputError, check_choice, check_integer
 
 __all__ = [
     "ModelConfig",
@@ -33,6 +36,9 @@ __all__ = [
     "DIITLossConfig",
     "DIITOptions",
     "FinetuneOptions",
+    "WeightedOptions",
+    "SUBDOMAIN_COLUMNS",
+    "SubdomainOptions",
 ]
 
 
@@ -78,7 +84,8 @@ ADAPTER_KINDS: tuple[str, ...] = ("glu", "linear")
 @dataclass(frozen=True)
 class AdapterOptions:
     """Adapters from a frozen source model into a target model: the options of the ``ctnet``
-    learner (and of ``ctnet_linear``, whose default adapter is ``"linear"``) and ECAT's.
+    learner (and of ``ctnet_cold``, and of ``ctnet_linear``, whose default adapter is
+    ``"linear"``) and ECAT's.
 
     Attributes:
         adapter: ``"glu"`` (CTNet eq. 5) or ``"linear"`` (the ablation). Default ``"glu"``.
@@ -123,7 +130,8 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class ECATOptions:
-    """Options of the ``ecat`` learner and of :func:`~graphsel.transfer.models.ecat.ecat_loss`.
+    """Options of the ``ecat`` and ``ecat_cold`` learners and of
+    :func:`~graphsel.transfer.models.ecat.ecat_loss`.
 
     Attributes:
         adapters: the gated adapters from the frozen source model. Default ``AdapterOptions()``.
@@ -194,7 +202,7 @@ class DIITLossConfig:
 
 @dataclass(frozen=True)
 class DIITOptions:
-    """Options of the ``diit`` learner.
+    """Options of the ``diit`` and ``diit_cold`` learners.
 
     Attributes:
         num_sources: ``K``, source sub-domains, one frozen source model each (fewer when the
@@ -229,3 +237,78 @@ class FinetuneOptions:
     def __post_init__(self) -> None:
         if not (isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor <= 10):
             raise InputError(f"lr_factor must be a number in (0, 10], got {self.lr_factor!r}")
+
+
+def _grid(name: str, values: object, low: float, low_open: bool) -> tuple[float, ...]:
+    """``values`` as a non-empty tuple of finite numbers above ``low`` (or at it)."""
+    grid: tuple[object, ...] = tuple(values) if isinstance(values, (list, tuple)) else ()
+    bound = f"> {low}" if low_open else f">= {low}"
+    numbers = [float(v) for v in grid if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not grid or len(numbers) < len(grid) or not all(
+            math.isfinite(v) and (v > low if low_open else v >= low) for v in numbers):
+        raise InputError(f"{name} must be a non-empty list of numbers {bound}, got {values!r}")
+    return tuple(numbers)
+
+
+@dataclass(frozen=True)
+class WeightedOptions:
+    """Options of ``weighted_all``: every source row, weighted by its tempered density ratio.
+
+    A source row of density ratio ``w`` (the ``da`` stage's clipped ``p / (1 - p) * N_src /
+    N_tgt``) trains with weight ``lambda * w**alpha / mean(w**alpha)`` (mean over the
+    period's source rows), a target row with weight 1. Every ``(alpha, lambda)`` of the grid
+    trains its own model; the one with the best validation AUC predicts. ``alpha = 0,
+    lambda = 1`` is ``merge_all``.
+
+    Attributes:
+        alphas: the tempering exponents tried. Default ``(0.0, 0.5, 1.0)`` (a probe on ML-1M
+            Documentary, #13: alpha 0.5 and 1 alone were below ``merge_all``, so 0 stays in).
+        lambdas: the source loss scales tried. Default ``(0.5, 1.0)``.
+    """
+
+    alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    lambdas: tuple[float, ...] = (0.5, 1.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alphas", _grid("alphas", self.alphas, 0.0, False))
+        object.__setattr__(self, "lambdas", _grid("lambdas", self.lambdas, 0.0, True))
+
+
+SUBDOMAIN_COLUMNS: tuple[str, ...] = ("first_genre", "category_id", "category")
+"""Source columns ``SubdomainOptions(column="auto")`` looks for, in order: MovieLens' first
+genre, Taobao's category, the synthetic default's item category."""
+
+
+@dataclass(frozen=True)
+class SubdomainOptions:
+    """Options of ``subdomain_gap``: per source sub-domain, its transfer gap on validation.
+
+    Attributes:
+        column: the source column whose values are the sub-domains; ``"auto"`` takes the
+            first of :data:`SUBDOMAIN_COLUMNS` the source has, else ``"clusters"``;
+            ``"clusters"`` uses k-means communities of items (DIIT's sub-domains). Default
+            ``"auto"``.
+        max_subdomains: sub-domains at most: the ``max_subdomains - 1`` largest values of
+            the column, the rest pooled as ``"other"`` (the number of clusters). Default 8.
+        probe_epochs: epochs of each probe fine-tuning that measures a gap. Default 1.
+        max_gap: sub-domains whose gap (validation log-loss with them minus without them)
+            is above this are dropped from the fine-tuning step. Default 0.0: keep those
+            that help or do not hurt.
+        finetune: the fine-tuning step on the target's rows and the kept sub-domains.
+            Default ``FinetuneOptions()``.
+    """
+
+    column: str = "auto"
+    max_subdomains: int = 8
+    probe_epochs: int = 1
+    max_gap: float = 0.0
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.column, str) or not self.column:
+            raise InputError(f"column must be 'auto', 'clusters' or a source column, "
+                             f"got {self.column!r}")
+        check_integer("max_subdomains", self.max_subdomains, 1)
+        check_integer("probe_epochs", self.probe_epochs, 1)
+        if not (isinstance(self.max_gap, (int, float)) and math.isfinite(self.max_gap)):
+            raise InputError(f"max_gap must be a finite number, got {self.max_gap!r}")

@@ -4,7 +4,9 @@ CTNet, ECAT and DIIT all keep trained source models frozen (:class:`FrozenTower`
 ECAT feed the source's hidden states into the target's MLP layers through one adapter per
 layer (:func:`layer_adapters`), a GLU (:class:`GLUAdapter`, CTNet eq. 5) or a linear map
 (:class:`LinearAdapter`, the ablation), initialised near zero so that a fresh transfer model
-computes what its target model alone computes.
+computes what its target model alone computes. :func:`warm_start` starts a model from another
+one's weights (the warm-started ``ctnet``, ``diit`` and ``ecat`` start their target model from a
+model of the entire space).
 
 >>> adapter = GLUAdapter(3, 2, init_std=0.0)
 >>> adapter(torch.ones(4, 3)).abs().sum().item()
@@ -29,6 +31,7 @@ __all__ = [
     "make_adapter",
     "FrozenTower",
     "layer_adapters",
+    "warm_start",
 ]
 
 
@@ -128,13 +131,27 @@ class FrozenTower(nn.Module):
     def load_from(self, model: CTRModel) -> None:
         """Copies ``model``'s parameters and buffers into the tower (strictly: same
         architecture); the tower stays frozen and shares no storage with ``model``."""
-        with torch.no_grad():
-            self.model.load_state_dict(model.state_dict())
+        warm_start(self.model, model)
 
     @property
     def layer_widths(self) -> list[tuple[int, int]]:
         """``(in, out)`` width of every MLP layer."""
         return _layer_widths(self.model)
+
+
+def warm_start(model: nn.Module, start: nn.Module) -> None:
+    """Copies ``start``'s parameters and buffers into ``model`` (strictly: same architecture).
+
+    ``model`` then computes what ``start`` computes, keeps its own storage (training either
+    one later never moves the other) and its own ``requires_grad`` flags.
+
+    >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
+    >>> warm_start(a, b)
+    >>> torch.equal(a.weight, b.weight), a.weight.data_ptr() != b.weight.data_ptr()
+    (True, True)
+    """
+    with torch.no_grad():
+        model.load_state_dict(start.state_dict())
 
 
 def _layer_widths(model: CTRModel) -> list[tuple[int, int]]:

@@ -13,10 +13,17 @@ method, each taking its options dataclass (:mod:`graphsel.transfer.models.option
 
 ===========================================================  =================================
 :class:`~graphsel.transfer.models.ctnet.CTNetLearner`        ``ctnet`` / ``ctnet_linear``
+:class:`~graphsel.transfer.models.ctnet.ColdCTNetLearner`    ``ctnet_cold``
 :class:`~graphsel.transfer.models.ecat.ECATLearner`          ``ecat``
+:class:`~graphsel.transfer.models.ecat.ColdECATLearner`      ``ecat_cold``
 :class:`~graphsel.transfer.models.diit.DIITLearner`          ``diit``
+:class:`~graphsel.transfer.models.diit.ColdDIITLearner`      ``diit_cold``
 :class:`~graphsel.transfer.models.ecdctr.ECDCTRLearner`      ``ecdctr``
 ===========================================================  =================================
+
+The warm-started learners (``ctnet``, ``diit``, ``ecat``) start their target model from a
+model of the entire space (:class:`EntireSpaceStart`), as the papers start from a trained
+model; the ``*_cold`` ablations start it from a fresh base model.
 
 In ``mode="once"`` :attr:`PeriodData.transfer` is False after the first period: the
 learners then keep the source models of the first period (no refresh) and train on the
@@ -30,7 +37,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
@@ -39,6 +46,7 @@ from graphsel.data.log import InteractionLog
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureSpec
 from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
+from graphsel.transfer.models.towers import warm_start
 from graphsel.transfer.protocol.results import Effort
 from graphsel.transfer.protocol.strategies import SourcePlan
 from graphsel.transfer.train.losses import LossFn
@@ -51,6 +59,9 @@ __all__ = [
     "Learner",
     "PlanLearner",
     "fit_if_any",
+    "joint_rows",
+    "focus_rows",
+    "EntireSpaceStart",
 ]
 
 
@@ -95,13 +106,17 @@ class LearnerContext:
         return build_base_model(self.spec.vocab_sizes, len(self.spec.numeric) + extra_numeric,
                                 self.model)
 
-    def trainer(self, loss_fn: LossFn | None = None, *, lr_factor: float = 1.0) -> Trainer:
+    def trainer(self, loss_fn: LossFn | None = None, *, lr_factor: float = 1.0,
+                epochs: int | None = None) -> Trainer:
         """A :class:`Trainer` with the run's options (and ``loss_fn``; its learning rates
-        times ``lr_factor``, default 1.0), counted in :meth:`effort`."""
+        times ``lr_factor``, default 1.0; ``epochs`` instead of the run's cap, default None:
+        the run's), counted in :meth:`effort`."""
         config = self.train
         if lr_factor != 1.0:
             config = replace(config, lr=config.lr * lr_factor, embedding_lr=(
                 None if config.embedding_lr is None else config.embedding_lr * lr_factor))
+        if epochs is not None:
+            config = replace(config, epochs=epochs)
         trainer = Trainer(config, loss_fn)
         self.trainers.append(trainer)
         return trainer
@@ -174,6 +189,11 @@ class Learner(ABC):
         """``data`` as :attr:`model` reads it (learners that add features override this)."""
         return data
 
+    def details(self) -> dict[str, Any]:
+        """What the learner chose or measured that a reader of the results should see
+        (JSON-ready, e.g. ``subdomain_gap``'s per-sub-domain gaps); empty by default."""
+        return {}
+
 
 def fit_if_any(trainer: Trainer, model: nn.Module, train: CTRDataset,
                valid: CTRDataset) -> None:
@@ -181,6 +201,58 @@ def fit_if_any(trainer: Trainer, model: nn.Module, train: CTRDataset,
     hold no source row)."""
     if len(train):
         trainer.fit(model, train, valid)
+
+
+def joint_rows(data: PeriodData) -> CTRDataset:
+    """The period's target rows and its source rows together (what ``merge_all`` trains on)."""
+    return CTRDataset.concat([data.target, data.source])
+
+
+def focus_rows(data: PeriodData, focus: np.ndarray | None) -> CTRDataset:
+    """The period's target rows plus its source rows that ``focus`` singles out.
+
+    Args:
+        data: the period.
+        focus: ``(K,)`` bool over the plan's rows
+            (:attr:`~graphsel.transfer.protocol.strategies.SourcePlan.focus`), or None: the
+            target rows alone.
+    """
+    if focus is None or not len(data.source):
+        return data.target
+    chosen = np.flatnonzero(focus[data.source_positions])
+    return CTRDataset.concat([data.target, data.source.subset(chosen)])
+
+
+class EntireSpaceStart:
+    """Where a warm-started learner's target model starts: a model of the entire space.
+
+    CTNet starts its target tower from the well-trained target model, DIIT warm-starts its
+    models, ECAT's student starts from its teacher: none starts cold. A small target domain
+    has no well-trained model of its own, so the base model trained on the first period's
+    target rows and source rows together (:func:`joint_rows`, as ``merge_all`` trains it)
+    stands in for it: :meth:`start` trains it once and copies its weights into the target
+    model before that model's first fit; in later periods the target model continues from
+    its previous period.
+
+    Args:
+        context: the learner's context; the model is its base model, trained by one of its
+            trainers (so counted in its effort).
+    """
+
+    def __init__(self, context: LearnerContext) -> None:
+        self.model = context.base_model()
+        self.trainer = context.trainer()
+        self.started = False
+
+    def start(self, target: nn.Module, data: PeriodData) -> None:
+        """On the first call, trains :attr:`model` on ``data``'s target and source rows and
+        copies its parameters and buffers into ``target`` (the base model's architecture,
+        e.g. a CTNet's target tower); later calls do nothing."""
+        if self.started:
+            return
+        self.trainer.fit(self.model, joint_rows(data), data.valid)
+        warm_start(target, self.model)
+        self.started = True
 
 
 class PlanLearner(Learner):
@@ -202,5 +274,4 @@ class PlanLearner(Learner):
             fit_if_any(self.trainer, self.model, data.source, data.valid)
             self.trainer.fit(self.model, data.target, data.valid)
         else:
-            self.trainer.fit(self.model, CTRDataset.concat([data.target, data.source]),
-                             data.valid)
+            self.trainer.fit(self.model, joint_rows(data), data.valid)

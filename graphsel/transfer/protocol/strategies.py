@@ -25,7 +25,8 @@ dataclass of :mod:`graphsel.transfer.models.options`, set per strategy in a conf
 (:class:`~graphsel.transfer.protocol.learners.PlanLearner`).
 
 The transfer models of the seed papers (``ctnet``, ``ctnet_linear``, ``ecat``, ``diit``,
-``ecdctr``) need torch, so they are *declared* here, by name, module and default options
+``ecdctr``, and the ablations ``ctnet_cold``, ``ecat_cold``, ``diit_cold`` whose target model
+starts cold) need torch, so they are *declared* here, by name, module and default options
 (:func:`declare_strategy`), and registered by their method modules
 (:mod:`graphsel.transfer.models.ctnet`, ...) when a run first asks for them: listing and
 checking strategy names and options imports no torch. :data:`STRATEGIES` keeps the order of
@@ -52,9 +53,12 @@ from graphsel.transfer.models.options import (
     DIITOptions,
     ECATOptions,
     FinetuneOptions,
+    SubdomainOptions,
+    WeightedOptions,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from graphsel.data.log import InteractionLog
     from graphsel.select.pipeline import Selection
     from graphsel.transfer.protocol.learners import Learner, LearnerContext
 
@@ -62,6 +66,7 @@ __all__ = [
     "random_same_size_mask",
     "AUTO",
     "selection_of",
+    "selected_focus",
     "SCHEDULES",
     "SourcePlan",
     "StrategyContext",
@@ -89,11 +94,17 @@ class StrategyContext:
             ``source[source_rows]`` (its arrays are aligned with ``source_rows``), or None
             when no strategy of the run needs one.
         seed: the run's seed (random strategies draw from it).
+        source: the whole source log (``source_rows`` are row numbers of it), for strategies
+            that score the source themselves (``weighted_all``). Default None.
+        target: the target's training rows (those the selection is fitted on: no
+            validation or test row). Default None.
     """
 
     source_rows: np.ndarray
     selection: Selection | None
     seed: int
+    source: InteractionLog | None = None
+    target: InteractionLog | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,6 +317,14 @@ def selected(context: StrategyContext) -> SourcePlan:
     return _unit(context.source_rows[selection_of(context).mask])
 
 
+def selected_focus(context: StrategyContext) -> SourcePlan:
+    """Every source row, weight 1, the selected ones as the plan's ``focus``: the plan of
+    learners that train one model on every row and another on the selected ones (``ecat``)."""
+    plan = _unit(context.source_rows)
+    return SourcePlan(plan.rows, plan.weight, plan.schedule,
+                      focus=selection_of(context).mask.copy())
+
+
 @register_strategy("selected_weighted", needs_selection=True)
 def selected_weighted(context: StrategyContext) -> SourcePlan:
     """The selected source rows with the selection's weights (the DA density ratios)."""
@@ -326,14 +345,19 @@ def pretrain_finetune(context: StrategyContext) -> SourcePlan:
 
 declare_strategy("ctnet", "graphsel.transfer.models.ctnet", AdapterOptions())
 declare_strategy("ctnet_linear", "graphsel.transfer.models.ctnet", AdapterOptions("linear"))
+declare_strategy("ctnet_cold", "graphsel.transfer.models.ctnet", AdapterOptions())
 declare_strategy("ecat", "graphsel.transfer.models.ecat", ECATOptions())
+declare_strategy("ecat_cold", "graphsel.transfer.models.ecat", ECATOptions())
 declare_strategy("diit", "graphsel.transfer.models.diit", DIITOptions())
+declare_strategy("diit_cold", "graphsel.transfer.models.diit", DIITOptions())
 declare_strategy("ecdctr", "graphsel.transfer.models.ecdctr")
 declare_strategy("merge_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
 declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
 declare_strategy("merge_finetune_random", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
+declare_strategy("weighted_all", "graphsel.transfer.models.weighted", WeightedOptions())
+declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", SubdomainOptions())
 for _name, _options in MULTI_DOMAIN_MODELS.items():
     declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
 

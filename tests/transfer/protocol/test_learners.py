@@ -22,11 +22,12 @@ from graphsel.transfer.protocol.runner import compare_strategies, fit_selection
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import SourcePlan, get_strategy
 from graphsel.transfer.train.trainer import TrainConfig, Trainer
-from tests.transfer.tiny import synthetic_pair, tiny_selector
+from tests.transfer.tiny import snapshot, synthetic_pair, tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(16, 8))
 QUICK = TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False)
-MODELS = ["ctnet", "ctnet_linear", "ecat", "diit", "ecdctr"]
+MODELS = ["ctnet", "ctnet_linear", "ctnet_cold", "ecat", "ecat_cold", "diit", "diit_cold",
+          "ecdctr"]
 
 
 
@@ -41,11 +42,12 @@ def _spied_run(data, mode: str):
     fits, refreshes = [], []
     trainer_fit = Trainer.fit
 
-    def spy_fit(self, model, train, valid=None):
-        fits.append((type(model).__name__, len(train)))
-        return trainer_fit(self, model, train, valid)
+    def spy_fit(self, model, train, valid=None, *, keep_start=False):
+        fits.append((type(model).__name__, len(train), keep_start))
+        return trainer_fit(self, model, train, valid, keep_start=keep_start)
 
-    protocol = ProtocolConfig(periods=3, mode=mode, n_boot=20)
+    # One grid point each (the warm learners would also try the domain feature on).
+    protocol = ProtocolConfig(periods=3, mode=mode, n_boot=20, domain_feature="off")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "fit", spy_fit)
         for cls, method in ((CTNet, "refresh_source"), (ECAT, "refresh_source"),
@@ -62,8 +64,9 @@ def _spied_run(data, mode: str):
     return results, fits, refreshes
 
 
-def _expected_fits(data, mode: str) -> list[tuple[str, int]]:
-    """Every (model class, training rows) the learners must fit, in order, from the split."""
+def _expected_fits(data, mode: str) -> list[tuple[str, int, bool]]:
+    """Every (model class, training rows, keep_start) the learners must fit, in order, from
+    the split: the cold ablations' are those of the learners before the warm start."""
     source, target = data
     protocol = ProtocolConfig(periods=3, mode=mode)
     split = split_by_time(source, target, protocol)
@@ -78,21 +81,29 @@ def _expected_fits(data, mode: str) -> list[tuple[str, int]]:
 
     w, s = windows(plans["all"]), windows(plans["selected"])
     groups = source_sub_domains(source[plans["all"]], DIITOptions().num_sources, seed=0)
+    entire_space = [("CTRModel", t[0] + len(w[0]), False)]  # the warm start, once
     expected = []
-    for _ in ("ctnet", "ctnet_linear"):
+    for warm in (True, True, False):  # ctnet, ctnet_linear, ctnet_cold
         for p in range(3):
-            expected += [("CTRModel", len(w[p]))] * bool(len(w[p])) + [("CTNet", t[p])]
-    for p in range(3):
+            expected += [("CTRModel", len(w[p]), False)] * bool(len(w[p]))
+            expected += entire_space * (warm and p == 0) + [("CTNet", t[p], warm)]
+    for p in range(3):  # ecat: the teacher on every row, the student on the selected rows
         transfer = mode == "continual" or p == 0
-        expected += [("CTRModel", t[p] + len(s[p]))] * transfer + [("ECAT", t[p] + len(s[p]))]
+        expected += [("CTRModel", t[p] + len(w[p]), False)] * transfer
+        expected += [("ECAT", t[p] + len(s[p]), True)]
+    for p in range(3):  # ecat_cold: both on the selected rows
+        transfer = mode == "continual" or p == 0
+        expected += [("CTRModel", t[p] + len(s[p]), False)] * transfer
+        expected += [("ECAT", t[p] + len(s[p]), False)]
+    for warm in (True, False):  # diit, diit_cold
+        for p in range(3):
+            sizes = np.bincount(groups[w[p]], minlength=groups.max() + 1)
+            expected += [("CTRModel", int(n), False) for n in sizes if n]
+            expected += entire_space * (warm and p == 0) + [("DIIT", t[p], warm)]
     for p in range(3):
-        sizes = np.bincount(groups[w[p]], minlength=groups.max() + 1)
-        expected += [("CTRModel", int(n)) for n in sizes if n]
-        expected += [("DIIT", t[p])]
-    for p in range(3):
-        expected += [("TinyPretrainModel", len(w[p]))] * bool(len(w[p]))
-        expected += [("CTRModel", len(w[p]))] * (p == 0)
-        expected += [("CTRModel", t[p])]
+        expected += [("TinyPretrainModel", len(w[p]), False)] * bool(len(w[p]))
+        expected += [("CTRModel", len(w[p]), False)] * (p == 0)
+        expected += [("CTRModel", t[p], False)]
     return expected
 
 
@@ -101,8 +112,8 @@ def test_each_transfer_model_trains_exactly_its_rows_each_period(data, mode):
     results, fits, refreshes = _spied_run(data, mode)
     assert fits == _expected_fits(data, mode)
     refreshed_periods = 3 if mode == "continual" else 1
-    assert refreshes == (["CTNet"] * refreshed_periods * 2 + ["ECAT"] * refreshed_periods
-                         + ["DIIT"] * refreshed_periods)
+    assert refreshes == (["CTNet"] * refreshed_periods * 3 + ["ECAT"] * refreshed_periods * 2
+                         + ["DIIT"] * refreshed_periods * 2)
     assert [(r.strategy, r.period) for r in results.records] == [
         (name, p) for name in MODELS for p in range(3)]
     for record in results.test_records():
@@ -113,14 +124,19 @@ def test_each_transfer_model_trains_exactly_its_rows_each_period(data, mode):
 def test_transfer_models_are_registered_strategies_with_learners():
     for name in MODELS:
         assert get_strategy(name).learner is not None
-    assert get_strategy("ecat").needs_selection
+    assert get_strategy("ecat").needs_selection and get_strategy("ecat_cold").needs_selection
     assert get_strategy("merge_all").learner is None
+    warm = {name: get_strategy(name).learner for name in ("ctnet", "ecat", "diit")}
+    for name, learner in warm.items():  # the cold ablation: the same method, started cold
+        cold = get_strategy(f"{name}_cold").learner
+        assert learner.mixes_domains and not cold.mixes_domains and issubclass(learner, cold)
 
 
 def test_same_seed_gives_the_same_transfer_scores(data):
     source, target = data
+    protocol = ProtocolConfig(n_boot=10, domain_feature="off")
     runs = [compare_strategies(source, target, ["ctnet", "diit", "ecdctr"], model=TINY,
-                               train=QUICK, protocol=ProtocolConfig(n_boot=10))
+                               train=QUICK, protocol=protocol)
             for _ in range(2)]
     assert runs[0].records[0].scores.auc == runs[1].records[0].scores.auc
     assert [r.scores for r in runs[0].records] == [r.scores for r in runs[1].records]
@@ -204,6 +220,32 @@ def test_ecdctr_resets_batchnorm_before_fine_tuning(monkeypatch):
     assert seen == [(1, [0.0])]
     learner.fit_period(_period(data, 1))
     assert len(seen) == 1  # only before the first fine-tuning
+
+
+@pytest.mark.parametrize("name", ["ctnet", "diit", "ecat"])
+def test_warm_target_starts_exactly_from_the_entire_space_model_then_continues(name,
+                                                                              monkeypatch):
+    context, data = _tiny_context()
+    learner = get_strategy(name).make_learner(context)
+    starts = []
+    fit = Trainer.fit
+
+    def spy_fit(self, model, train, valid=None, *, keep_start=False):
+        if keep_start:  # the transfer model's fit: its target model as the fit receives it
+            starts.append(snapshot(model.target))
+        return fit(self, model, train, valid, keep_start=keep_start)
+
+    monkeypatch.setattr(Trainer, "fit", spy_fit)
+    learner.fit_period(_period(data, 0))
+    # ECAT's student starts from its teacher, which is the entire-space model
+    start = learner.source_model if name == "ecat" else learner.entire_space.model
+    expected = start.state_dict()
+    assert len(starts) == 1 and starts[0].keys() == expected.keys()
+    assert all(torch.equal(starts[0][key], value) for key, value in expected.items())
+    after_first = snapshot(learner.model if name == "diit" else learner.model.target)
+    learner.fit_period(_period(data, 1))
+    # the second period continues from the first period's target model, not from the start
+    assert all(torch.equal(starts[1][key], value) for key, value in after_first.items())
 
 
 def test_diit_learner_predicts_with_the_target_model_alone():

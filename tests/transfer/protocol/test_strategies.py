@@ -38,8 +38,10 @@ def _plan(name: str, seed: int = 0, candidates: np.ndarray = CANDIDATES,
 def test_registry_lists_the_builtins_then_the_seed_papers_then_the_recipes_in_order():
     assert strategy_names() == ["target_only", "merge_all", "random_same_size", "selected",
                                 "selected_weighted", "pretrain_finetune", "ctnet",
-                                "ctnet_linear", "ecat", "diit", "ecdctr", "merge_finetune",
+                                "ctnet_linear", "ctnet_cold", "ecat", "ecat_cold", "diit",
+                                "diit_cold", "ecdctr", "merge_finetune",
                                 "merge_finetune_selected", "merge_finetune_random",
+                                "weighted_all", "subdomain_gap",
                                 "shared_bottom", "mmoe", "ple", "star", "pepnet", "auto"]
 
 
@@ -54,7 +56,7 @@ def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
             "s.get_strategy('ctnet_linear').options.adapter)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert out.split() == ["20", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
+    assert out.split() == ["25", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
 
 
 def test_default_options_are_declared_with_the_names():
@@ -66,8 +68,9 @@ def test_default_options_are_declared_with_the_names():
 
     assert default_options("ctnet") == AdapterOptions("glu")
     assert default_options("ctnet_linear") == AdapterOptions("linear")
-    assert default_options("ecat") == ECATOptions()
-    assert default_options("diit") == DIITOptions(num_sources=3)
+    assert default_options("ctnet_cold") == AdapterOptions("glu")
+    assert default_options("ecat") == default_options("ecat_cold") == ECATOptions()
+    assert default_options("diit") == default_options("diit_cold") == DIITOptions(num_sources=3)
     assert default_options("ecdctr") is None and default_options("selected") is None
     with pytest.raises(InputError, match="Could not resolve strategy 'nope'"):
         default_options("nope")
@@ -108,6 +111,16 @@ def test_selected_weighted_keeps_the_selection_weights():
     assert plan.rows.tolist() == [10, 14, 26]
     np.testing.assert_array_equal(plan.weight, WEIGHT[MASK])
     assert plan.weight.tolist() != [1.0, 1.0, 1.0]
+
+
+def test_ecat_holds_every_candidate_and_focuses_on_the_selection():
+    plan = _plan("ecat")  # the teacher trains on every row, the student on the selected ones
+    assert plan.rows.tolist() == CANDIDATES.tolist() and plan.schedule == "joint"
+    assert plan.weight.tolist() == [1.0] * len(CANDIDATES)
+    assert plan.focus.tolist() == MASK.tolist()
+    cold = _plan("ecat_cold")  # the ablation: the selected rows alone
+    assert cold.rows.tolist() == [10, 14, 26] and cold.focus is None
+    assert len(_plan("ctnet")) == len(_plan("diit_cold")) == len(CANDIDATES)
 
 
 def test_pretrain_finetune_pretrains_on_every_candidate():

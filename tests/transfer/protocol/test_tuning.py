@@ -22,7 +22,8 @@ TINY = ModelConfig(embed_dim=4, hidden=(16,))
 CAP = 40
 TRAIN = TrainConfig(epochs=CAP, patience=3, batch_size=256, num_threads=1, progress=False)
 GRID = ProtocolConfig(lr_grid=(0.001, 0.01), n_boot=30)
-STRATEGIES = ["target_only", "merge_all", "selected_weighted", "ctnet"]
+# ctnet_cold: a learner whose models never mix domains (so it never tries the domain feature)
+STRATEGIES = ["target_only", "merge_all", "selected_weighted", "ctnet_cold"]
 
 
 
