@@ -5,7 +5,7 @@ vectors against ``N_tgt`` target vectors (default 1,000,000 against 50,000, d = 
 every index type. Flat (exact) runs first in the same process and is the baseline: each
 row reports its time (index build + all searches), its speed-up over Flat and its recall@10
 against Flat's neighbours, plus how far its ``knn_score`` is from Flat's. The goal for the
-default index (``"auto"``) is <= 20 s at recall@10 >= 0.95. Wall seconds depend on what else
+default index (``"auto"``) is <= 6 s at recall@10 >= 0.95 (issue #18). Wall seconds depend on what else
 runs on the machine; the CPU seconds (all threads of this process) and the ratios to Flat
 measured in the same run are what to compare across machines and runs. ``--flat-sample N``
 runs the Flat baseline on a seeded sample of ``N`` candidates only (exact search of just those
@@ -15,7 +15,7 @@ sample, an honest estimate, and Flat's seconds are scaled to all candidates; the
 Section ``select``: ``graphsel select`` end to end, as a separate process, on MovieLens-1M
 with target genre Documentary (read from ``$GRAPHSEL_DATA``; ``--small``: the synthetic
 default at scale 0.1). Prints seconds per stage, the whole command's wall time and its peak
-RSS. The goal on ML-1M is <= 15 s.
+RSS. The goal on ML-1M is <= 4 s and <= 600 MB peak RSS (issue #18).
 
 Section ``truth``: precision and recall of the default selector against the synthetic
 default's planted truth, next to the graph stage alone (the baseline, same run). The goal

@@ -1,17 +1,21 @@
-"""Benchmark: the graph stage in memory vs on Spark local (``make bench-spark``).
+"""Benchmark: the selection in memory vs on Spark local (``make bench-spark``).
 
 For each size (default 1M and 5M source rows of the synthetic default, ``scale`` = rows /
 200,000) the logs are written as Parquet once, then each engine runs in a process of its own
-what ``graphsel select --stages graph --max-user-rows none --engine local|spark`` runs, from
-the Parquet files to the selection written as Parquet, with the graph stage's defaults
-(:class:`graphsel.select.expansion.GraphExpansion`; the per-user cap off, as Spark requires):
+what ``graphsel select --stages graph --max-user-rows none --engine local|spark`` runs (or
+``--stages graph,da,knn``: ``--stages``), from the Parquet files to the selection written as
+Parquet, with the stages' defaults (the per-user cap off, as Spark requires):
 
-- **local**: :func:`graphsel.data.log.read_pair`, then a
-  :class:`~graphsel.select.pipeline.SampleSelector` of the graph stage, then
+- **local**: :func:`graphsel.data.log.read_pair`, then the
+  :class:`~graphsel.select.pipeline.SampleSelector` of the stages, then
   :meth:`~graphsel.select.pipeline.Selection.write`;
 - **spark**: :func:`graphsel.engines.spark.spark_session` (``--master``, default
   ``local[2]``, and ``--driver-memory``), then
-  :func:`~graphsel.engines.spark.run_selection`.
+  :func:`graphsel.engines.spark_select.run_selection`.
+
+``--spark-only`` runs the Spark engine alone (a log larger than the in-memory engine holds);
+``--chunks N`` writes the source as N files of the synthetic default with seeds 0..N-1, so
+that a log of 30M rows is generated 30 / N million rows at a time.
 
 The table gives each phase's wall seconds, the total (without the Spark session's start,
 given apart) and its ratio to the local engine measured in the same run, each process's peak
@@ -71,22 +75,22 @@ def _jvm_peak_mb(spark: Any) -> float | None:
     return _high_water_mb(int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()))
 
 
-def graph_stage() -> Any:
-    """The stage both engines run: the graph stage's defaults, the per-user cap off."""
-    from graphsel.select.expansion import GraphExpansion
+def selection_config(stages: list[str]) -> Any:
+    """What both engines run: the stages' defaults, the per-user cap off."""
+    from graphsel.select.config import SelectionConfig
 
-    return GraphExpansion(max_user_rows=None)
+    return SelectionConfig(tuple(stages), {"graph": {"max_user_rows": None}}
+                           if "graph" in stages else {})
 
 
-def run_local(source: str, target: str, out: str) -> dict[str, Any]:
+def run_local(source: str, target: str, out: str, stages: list[str]) -> dict[str, Any]:
     """The in-memory engine, Parquet to Parquet; seconds per phase and peak RSS."""
     from graphsel.data.log import read_pair
-    from graphsel.select.pipeline import SampleSelector
 
     start = time.perf_counter()
     source_log, target_log = read_pair(source, target)
     read = time.perf_counter()
-    selection = SampleSelector([graph_stage()]).fit(source_log, target_log).selection_
+    selection = selection_config(stages).build().fit(source_log, target_log).selection_
     graph = time.perf_counter()
     selection.write(source_log, out)
     end = time.perf_counter()
@@ -97,7 +101,7 @@ def run_local(source: str, target: str, out: str) -> dict[str, Any]:
 
 
 def run_spark(source: str, target: str, out: str, master: str,
-              conf: dict[str, str]) -> dict[str, Any]:
+              conf: dict[str, str], stages: list[str]) -> dict[str, Any]:
     """The Spark engine, Parquet to Parquet; seconds per phase and both processes' peaks.
 
     With ``spark.eventLog.dir`` in ``conf``, every phase's jobs run in a job group of its
@@ -107,6 +111,7 @@ def run_spark(source: str, target: str, out: str, master: str,
     import warnings
 
     from graphsel.engines import spark as engine
+    from graphsel.engines import spark_select
 
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     begin = time.perf_counter()
@@ -119,11 +124,14 @@ def run_spark(source: str, target: str, out: str, master: str,
         phases.append((name, time.perf_counter()))
 
     start = time.perf_counter()
-    report = engine.run_selection(spark, source, target, graph_stage(), out, progress=phase)
+    config = selection_config(stages)
+    report = spark_select.run_selection(spark, source, target,
+                                        [config.stage(name) for name in stages], out,
+                                        progress=phase)
     end = time.perf_counter()
     phases.append(("end", end))
     seconds = {name: later - at for (name, at), (_, later) in itertools.pairwise(phases)}
-    # read: until the first graph phase; graph: the expansion and its report; write: the rest
+    # read: until the first stage's phase; graph: the stages; write: the rest
     read = phases[1][1]
     graph = next(at for name, at in phases if name == "write")
     selected = report.selected
@@ -179,12 +187,12 @@ def _phase_nodes(spark: dict[str, Any], name: str) -> str:
 
 
 def _worker(argv: list[str]) -> None:
-    engine, source, target, out = argv[:4]
+    engine, source, target, out, stages = *argv[:4], argv[4].split(",")
     if engine == "local":
-        result = run_local(source, target, out)
+        result = run_local(source, target, out, stages)
     else:
-        master, conf = argv[4], json.loads(argv[5])
-        result = run_spark(source, target, out, master, conf)
+        master, conf = argv[5], json.loads(argv[6])
+        result = run_spark(source, target, out, master, conf, stages)
     print("RESULT " + json.dumps(result))
 
 
@@ -202,26 +210,44 @@ def _seconds(result: dict[str, Any]) -> list[str]:
     return [f"{result[key]:.2f}" for key in ("read", "graph", "write", "total")]
 
 
-def prepare(rows: int, folder: Path) -> tuple[str, str]:
-    """Writes the synthetic default with ``rows`` source rows; returns the two paths."""
+def prepare(rows: int, folder: Path, chunks: int = 1) -> tuple[str, str]:
+    """Writes the synthetic default with ``rows`` source rows; returns the two paths.
+
+    With ``chunks`` > 1 the source is a directory of ``chunks`` files, each the synthetic
+    default at ``rows / chunks`` rows with seed ``0, 1, ...`` (one file in memory at a time);
+    the target is seed 0's.
+    """
     from graphsel.data.datasets import get_dataset
     from graphsel.data.log import write_log
 
-    split = get_dataset("synthetic")(scale=rows / ROWS_AT_SCALE_1, seed=0)
-    source = write_log(split.source, folder / "source.parquet")
-    target = write_log(split.target, folder / "target.parquet")
-    return str(source), str(target)
+    if chunks == 1:
+        split = get_dataset("synthetic")(scale=rows / ROWS_AT_SCALE_1, seed=0)
+        source = write_log(split.source, folder / "source.parquet")
+        return str(source), str(write_log(split.target, folder / "target.parquet"))
+    (folder / "source").mkdir()
+    target = ""
+    for chunk in range(chunks):
+        split = get_dataset("synthetic")(scale=rows / chunks / ROWS_AT_SCALE_1, seed=chunk)
+        write_log(split.source, folder / "source" / f"part-{chunk:04d}.parquet")
+        if chunk == 0:
+            target = str(write_log(split.target, folder / "target.parquet"))
+        del split
+    return str(folder / "source"), target
 
 
 def same_rows(local_out: str, spark_out: str) -> bool:
     """Whether two selections hold the same rows in the same order (graphsel's reader; NaN
-    scores equal)."""
+    scores equal; ``weight`` and ``p_target`` within 1e-6, ``knn_score`` within 1e-5)."""
     import numpy as np
 
     from graphsel.data.log import read_log
 
+    tolerance = {"weight": 1e-6, "p_target": 1e-6, "knn_score": 1e-5}
     local, spark = read_log(local_out).table, read_log(spark_out).table
     return local.schema.remove_metadata() == spark.schema.remove_metadata() and all(
+        np.allclose(local.column(c).to_numpy(zero_copy_only=False),
+                    spark.column(c).to_numpy(zero_copy_only=False), rtol=0,
+                    atol=tolerance[c], equal_nan=True) if c in tolerance else
         np.array_equal(local.column(c).to_numpy(zero_copy_only=False),
                        spark.column(c).to_numpy(zero_copy_only=False),
                        equal_nan=local.schema.field(c).type in (pa.float32(), pa.float64()))
@@ -238,7 +264,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--driver-memory", default="1g", help="spark.driver.memory (default 1g)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="more Spark settings, repeatable")
+    parser.add_argument("--stages", default="graph",
+                        help="comma-separated stages both engines run (default graph)")
+    parser.add_argument("--spark-only", action="store_true",
+                        help="run the Spark engine alone (a log too large for the local one)")
+    parser.add_argument("--chunks", type=int, default=1,
+                        help="write the source as this many synthetic files (default 1)")
     args = parser.parse_args(argv)
+    stages = args.stages
 
     from graphsel._table import format_table
     from graphsel.engines.spark import SMALL_CONF
@@ -253,37 +286,42 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
             folder = Path(tmp)
-            source, target = prepare(size, folder)
-            local = _run_worker(["local", source, target, str(folder / "local.parquet")])
+            source, target = prepare(size, folder, args.chunks)
+            local = (None if args.spark_only else
+                     _run_worker(["local", source, target, str(folder / "local.parquet"),
+                                  stages]))
             events = folder / "events"
             events.mkdir()
             spark_conf = {**conf, "spark.eventLog.enabled": "true",
                           "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false"}
-            spark = _run_worker(["spark", source, target, str(folder / "spark.parquet"), master,
-                                 json.dumps(spark_conf)])
+            spark = _run_worker(["spark", source, target, str(folder / "spark.parquet"),
+                                 stages, master, json.dumps(spark_conf)])
             shuffle = shuffle_by_phase(events)
-            equal = "yes" if same_rows(str(folder / "local.parquet"),
-                                       str(folder / "spark.parquet")) else "NO"
+            equal = "-" if local is None else "yes" if same_rows(
+                str(folder / "local.parquet"), str(folder / "spark.parquet")) else "NO"
         phase_rows += [[f"{size:,}", name, f"{spark['phase_seconds'][name]:.2f}",
                         f"{shuffle.get(name, (0, 0))[0] / 2**20:.1f}",
                         shuffle.get(name, (0, 0))[1], _phase_nodes(spark, name)]
                        for name in spark["phase_seconds"]]
         spark_mb = spark["peak_mb"] + (spark["jvm_peak_mb"] or 0.0)
-        rows.append([f"{size:,}", "local", "-", *_seconds(local), "1.00",
-                     round(local["peak_mb"]), "-", "1.00", local["selected"], "-"])
+        if local is not None:
+            rows.append([f"{size:,}", "local", "-", *_seconds(local), "1.00",
+                         round(local["peak_mb"]), "-", "1.00", local["selected"], "-"])
         rows.append([f"{size:,}", f"spark {master}", f"{spark['session']:.2f}",
-                     *_seconds(spark), f"{spark['total'] / local['total']:.2f}",
+                     *_seconds(spark),
+                     "-" if local is None else f"{spark['total'] / local['total']:.2f}",
                      round(spark["peak_mb"]),
                      "-" if spark["jvm_peak_mb"] is None else round(spark["jvm_peak_mb"]),
-                     f"{spark_mb / local['peak_mb']:.2f}", spark["selected"], equal])
+                     "-" if local is None else f"{spark_mb / local['peak_mb']:.2f}",
+                     spark["selected"], equal])
     load_after = os.getloadavg()
     settings = ", ".join(f"{k}={v}" for k, v in conf.items())
     print(format_table(
         ["source rows", "engine", "session s", "read s", "graph s", "write s", "total s",
          "x local", "peak MB", "JVM peak MB", "x local mem", "selected", "equal"],
         rows,
-        title=f"graph stage, Parquet to Parquet, synthetic default ({os.cpu_count()} cores; "
-              f"Spark: {settings})"))
+        title=f"{'graph stage' if stages == 'graph' else 'stages ' + stages}, Parquet to "
+              f"Parquet, synthetic default ({os.cpu_count()} cores; Spark: {settings})"))
     print()
     print(format_table(["source rows", "Spark phase", "seconds", "shuffle MB", "shuffle records",
                         "new users / items"], phase_rows,

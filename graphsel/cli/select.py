@@ -2,18 +2,27 @@
 
 Options come from the stage classes' defaults, then ``--config FILE``, then the flags: every
 flag defaults to None and only replaces the value it names (:class:`SelectionConfig`).
-``--engine spark`` runs the same graph stage on Spark (:mod:`graphsel.engines.spark`;
-pyspark is imported only then) and writes what the in-memory engine writes.
+``--engine spark`` (or ``engine: spark`` in the config) runs the same stages on Spark
+(:mod:`graphsel.engines.spark_select`; pyspark is imported only then) and writes what the
+in-memory engine writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import click
 
-from graphsel.cli._common import emit, json_option
+from graphsel._table import round_floats
+from graphsel.cli._common import (
+    emit,
+    examples,
+    json_option,
+    show_progress,
+    terminal_options,
+)
 from graphsel.data.datasets import TRUTH_FILE, read_truth
 from graphsel.data.io import atomic_outputs, check_paths, write_json
 from graphsel.data.log import check_pair, read_pair
@@ -196,7 +205,23 @@ def save_plots(selector: Any, out_dir: str | Path, truth: Any = None) -> list[Pa
     return save_selection_plots(selector, out_dir, truth=truth)
 
 
-@click.command("select")
+def write_html_page(selector: Any, path: str | Path, truth: Any = None) -> Path:
+    """Writes the HTML page of a fitted selector to ``path`` (see graphsel.viz.report)."""
+    from graphsel.viz.report import (  # matplotlib only when a page is asked for
+        selection_page,
+        write_html,
+    )
+
+    return write_html(selection_page(selector, truth=truth), path)
+
+
+@click.command("select", epilog=examples(
+    "graphsel select --source demo/source.parquet --target demo/target.parquet "
+    "--out selected.parquet --report report.json",
+    "graphsel select --source demo/source.parquet --target demo/target.parquet "
+    "--stages graph,da --keep-quantile 0.5 --out selected.parquet --plots plots",
+    "graphsel select --engine spark --max-user-rows none "
+    "--source table:logs.feed --target table:logs.miniapp --out hdfs:///selections/today"))
 @click.option("--source", required=True, type=click.Path(path_type=str), help="Source log.")
 @click.option("--target", required=True, type=click.Path(path_type=str), help="Target log.")
 @click.option("--out", required=True, type=click.Path(path_type=str),
@@ -220,14 +245,19 @@ def save_plots(selector: Any, out_dir: str | Path, truth: Any = None) -> list[Pa
               help=f"Planted truth (default: {TRUTH_FILE} beside the source, if present).")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=str),
               help="Also write the selection's figures (PNG) into this folder.")
-@click.option("--engine", default="local", show_default=True,
-              help=f"Where to run: {' or '.join(ENGINES)}. spark runs the graph stage only "
-                   f"(--stages graph --max-user-rows none) and reads Parquet paths or "
-                   f"table:db.name; --out is then a directory of Parquet files.")
+@click.option("--html", "html_path", type=click.Path(path_type=str),
+              help="Also write one self-contained HTML page: the report, every figure and "
+                   "the stages' options as used.")
+@click.option("--engine",
+              help=f"Where to run: {' or '.join(ENGINES)} [default: the config's engine:, "
+                   f"else local]. spark runs the stages graph, da, knn (--max-user-rows none) "
+                   f"and reads Parquet paths or table:db.name; --out is then a directory of "
+                   f"Parquet files.")
 @click.option("--master", help="Spark master, e.g. local[4], yarn, spark://host:7077 [default: "
                                "spark-submit's, else local[*]].")
 @click.option("--conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
               help="A Spark setting, e.g. spark.driver.memory=4g (repeatable).")
+@terminal_options
 @json_option
 def command(source: str, target: str, out: str, report_path: str | None, stages: str | None,
             num_hops: int | None, max_degree: str | None, fanout: int | None,
@@ -235,9 +265,11 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
             relations: str | None, as_of: int | None, config_path: str | None,
             seed: int | None, da_threshold: float | None, keep_quantile: float | None, budget: int | None, knn_index: str | None,
             knn_threshold: float | None, knn_k: int | None, truth_path: str | None,
-            plots_dir: str | None, engine: str, master: str | None,
-            spark_conf: tuple[str, ...], as_json: bool) -> None:
-    """Select and weight the source rows that look like the target domain.
+            plots_dir: str | None, html_path: str | None, engine: str | None,
+            master: str | None,
+            spark_conf: tuple[str, ...], progress: bool | None, quiet: bool,
+            as_json: bool) -> None:
+    """Select and weight the source rows that look like the target.
 
     Stages run in the order given: the graph expansion from the users and items both logs
     share (hubs capped), the domain classifier (out-of-fold p_target and density-ratio
@@ -245,12 +277,13 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     FAISS neighbour score of each row against the target rows (kept at --knn-threshold).
     A summary table ends the output; --json prints the report instead.
     """
-    check_choice("--engine", engine, ENGINES)
+    engine = _engine(engine, config_path)
     if engine != "spark" and (master is not None or spark_conf):
         raise InputError(f"--{'master' if master is not None else 'conf'} is a setting of "
                          f"--engine spark; the engine is {engine}")
     if engine == "spark":
-        for flag, value in (("--truth", truth_path), ("--plots", plots_dir)):
+        for flag, value in (("--truth", truth_path), ("--plots", plots_dir),
+                            ("--html", html_path)):
             if value is not None:
                 raise InputError(f"{flag} is not supported with --engine spark; use --engine "
                                  f"local")
@@ -258,7 +291,8 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
         if truth_path is None and (Path(source).parent / TRUTH_FILE).is_file():
             truth_path = str(Path(source).parent / TRUTH_FILE)
         check_paths({"--source": source, "--target": target, "--config": config_path,
-                     "--truth": truth_path}, files={"--report": report_path},
+                     "--truth": truth_path}, files={"--report": report_path,
+                                                   "--html": html_path},
                     folders={"--plots": plots_dir}, logs={"--out": out})
     flags = {
         "graph": graph_flags(num_hops, max_degree, fanout, max_user_rows, mode, edges,
@@ -268,12 +302,13 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
                    if value is not None}, **_rule(knn_threshold, None, None)},
     }
     check_flags(flags)
+    show = show_progress(progress, quiet, as_json)
     if engine == "spark":
         _select_on_spark(source, target, out, report_path, stages, flags, config_path, seed,
-                         master, parse_conf(spark_conf), as_json)
+                         master, parse_conf(spark_conf), as_json, quiet)
         return
-    config = _config(config_path, stages, flags, seed)
-    selector = config.build(progress=not as_json)  # bad options fail before the logs are read
+    config = _config(config_path, stages, flags, seed).merged(engine=engine)
+    selector = config.build(progress=show)  # bad options fail before the logs are read
     source_log, target_log = read_pair(source, target)
     check_pair(source_log, target_log, min_rows=selector.min_target_rows(), both_labels=False)
     try:
@@ -283,19 +318,32 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
     truth = None if truth_path is None else read_truth(truth_path, len(source_log))
     selection = selector.fit(source_log, target_log, truth=truth).selection_
     assert selection.report is not None  # a fitted selection has one
-    report = {**selection.report.to_json(), "out": out}
+    report = round_floats({**selection.report.to_json(), "out": out})
     # the rows, the figures and the report are written as one unit: all of them or none
     with atomic_outputs() as outputs:
         selection.write(source_log, outputs.file(out))
         if plots_dir is not None:
             staged = save_plots(selector, outputs.folder(plots_dir), truth)
             report["plots"] = [str(Path(plots_dir) / path.name) for path in staged]
+        if html_path is not None:
+            write_html_page(selector, outputs.file(html_path), truth)
+            report["html"] = html_path
         if report_path is not None:
             write_json(report, outputs.file(report_path))
     for warning in selection.report.warnings:
         click.echo(f"warning: {warning}", err=True)
     emit(as_json, report, selection.report.format()
-         + f"\n\nwrote {selection.num_selected:,} rows to {out}")
+         + f"\n\nwrote {selection.num_selected:,} rows to {out}", quiet)
+
+
+def _engine(engine: str | None, config_path: str | None) -> str:
+    """``--engine``, else the ``engine:`` of ``--config``, else the config's default."""
+    if engine is not None:
+        return check_choice("--engine", engine, ENGINES)
+    if config_path is not None:
+        with contextlib.suppress(InputError):  # a bad file is reported where it is read
+            return SelectionConfig.from_yaml(config_path).engine
+    return SelectionConfig().engine
 
 
 def _config(config_path: str | None, stages: str | None, flags: dict[str, dict[str, Any]],
@@ -310,26 +358,28 @@ def _config(config_path: str | None, stages: str | None, flags: dict[str, dict[s
 def _select_on_spark(source: str, target: str, out: str, report_path: str | None,
                      stages: str | None, flags: dict[str, dict[str, Any]],
                      config_path: str | None, seed: int | None, master: str | None,
-                     conf: dict[str, str], as_json: bool) -> None:
-    """``select --engine spark``: the graph stage on Spark, written as the local engine
-    writes it (``out`` a directory of Parquet files), the same report."""
+                     conf: dict[str, str], as_json: bool, quiet: bool) -> None:
+    """``select --engine spark``: the stages on Spark, written as the local engine writes
+    them (``out`` a directory of Parquet files), the same report."""
     from graphsel.engines import spark as engine  # pyspark only when this engine runs
+    from graphsel.engines import spark_select
 
     local = {option: path for option, path in (("--source", source), ("--target", target))
              if engine.local_path(path) is not None}
     check_paths({**local, "--config": config_path}, files={"--report": report_path},
                 folders={"--out": out if engine.local_path(out) is not None else None})
-    config = _config(config_path, stages, flags, seed)
-    if config.stages != ("graph",):
-        raise InputError(f"--engine spark runs the graph stage only: pass --stages graph (the "
-                         f"stages are {','.join(config.stages)})")
-    stage = config.stage("graph")
-    engine.spark_params(stage)  # refused options fail before a session starts
-    session = engine.spark_session(master, conf)
-    selection = engine.run_selection(session, source, target, stage, out)
-    report = {**selection.to_json(), "out": out}
+    config = _config(config_path, stages, flags, seed).merged(engine="spark", master=master,
+                                                              conf=conf)
+    # refused stages and options fail before a session starts
+    chosen = spark_select.spark_stages([config.stage(name) for name in config.stages])
+    session = engine.spark_session(config.master, config.conf)
+    try:
+        selection = spark_select.run_selection(session, source, target, chosen, out)
+    except ParamError as exc:  # e.g. --knn-k above the target's rows
+        raise renamed(exc, flags) from None
+    report = round_floats({**selection.to_json(), "out": out})
     if report_path is not None:
         with atomic_outputs() as outputs:
             write_json(report, outputs.file(report_path))
     emit(as_json, report, selection.format()
-         + f"\n\nwrote {selection.selected:,} rows to {out}")
+         + f"\n\nwrote {selection.selected:,} rows to {out}", quiet)

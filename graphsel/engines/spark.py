@@ -30,10 +30,10 @@ random in memory, and Spark cannot reproduce numpy's draws, so they are refused:
 
 ``docs/scale.md`` gives what each step costs, measured, and projected to 10^10 edges.
 
-:func:`run_graph_stage` does all of it; :func:`run_selection` is ``graphsel select --stages
-graph --engine spark``: it writes the columns the in-memory selection writes
-(:meth:`graphsel.select.pipeline.Selection.to_table`) and returns its
-:class:`~graphsel.select.pipeline.SelectionReport`. pyspark is imported
+:func:`run_graph_stage` does all of it; :func:`selection_columns` and :func:`write_rows` write
+the selection as the in-memory engine does. :mod:`graphsel.engines.spark_select` runs the
+whole selection (``graphsel select --engine spark``: this stage, the domain classifier and
+the neighbour scorer). pyspark is imported
 inside the functions that need it, never at module import, so that ``import graphsel`` (and
 the test suite's doctest collection) works without pyspark or Java.
 """
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -59,12 +59,7 @@ from graphsel.errors import InputError, choice_error
 from graphsel.graph.bipartite import is_one_relation
 from graphsel.graph.build import CLICK, relation
 from graphsel.select.expansion import GraphExpansion, GraphReport, HopCount
-from graphsel.select.pipeline import (
-    DEFAULT_STAGES,
-    OUTPUT_COLUMNS,
-    SelectionReport,
-    StageReport,
-)
+from graphsel.select.pipeline import DEFAULT_STAGES, OUTPUT_COLUMNS
 from graphsel.select.stage import STAGES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,7 +80,6 @@ __all__ = [
     "read_log",
     "read_pair",
     "run_graph_stage",
-    "run_selection",
     "selection_columns",
     "spark_params",
     "spark_session",
@@ -148,7 +142,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = No
         conf: Spark settings passed through as ``--conf key=value`` would be (default none),
             e.g. ``{"spark.driver.memory": "4g"}`` or :data:`SMALL_CONF`. For local masters
             they override graphsel's defaults: no web UI, UTC session time zone, no
-            progress bars and ``2 x cores`` shuffle partitions.
+            progress bars, ``2 x cores`` shuffle partitions, and Python workers on this
+            interpreter (``PYSPARK_PYTHON``, unless set; on a cluster, point it or
+            ``spark.pyspark.python`` at a Python with ``graphsel[spark]`` installed).
 
     Returns:
         The session. A session already running in this process is returned as it is:
@@ -167,6 +163,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = No
     if master is not None and master.startswith("local"):
         settings.update(_LOCAL_DEFAULTS)
         settings["spark.sql.shuffle.partitions"] = str(2 * _local_cores(master))
+        # the Python workers that score rows (da, knn) run this interpreter (with graphsel
+        # and its dependencies), not the `python3` on the PATH; read when the context starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update({key: str(value) for key, value in (conf or {}).items()})
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -226,11 +225,13 @@ class SparkLog:
         frame: every column of the log plus ``_row`` (int64), the row's number in the log.
         name: where it came from (the path as given, or ``table:db.name``), for messages.
         columns: the log's own columns, in order (``frame`` without ``_row``).
+        rows: the rows of the log.
     """
 
     frame: DataFrame = field(repr=False)
     name: str
     columns: tuple[str, ...]
+    rows: int
 
     @property
     def has_behavior(self) -> bool:
@@ -276,7 +277,8 @@ def read_log(spark: SparkSession, source: str | os.PathLike[str], *,
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         what = "table" if name.startswith(TABLE_PREFIX) else "Parquet file"
         raise InputError(f"{name}: not a readable {what} ({reason})") from None
-    log = SparkLog(_number_rows(spark, numbered, columns, offsets), name, columns)
+    log = SparkLog(_number_rows(spark, numbered, columns, offsets), name, columns,
+                   int(first["rows"] or 0))
     if validate:
         _raise_first_error(log, first)
     return log
@@ -986,103 +988,28 @@ def run_graph_stage(spark: SparkSession, source: str | os.PathLike[str],
 
 
 def selection_columns(rows: DataFrame) -> DataFrame:
-    """``rows`` (with ``hop``) as a graph-only selection writes them: the source's columns,
-    then every default stage's score (:data:`graphsel.select.pipeline.OUTPUT_COLUMNS`; the
-    stages that did not run hold their fill, e.g. NaN ``p_target``), then ``weight`` (1: no
-    stage weighs), each of the in-memory type."""
+    """``rows`` as the in-memory selection writes them: the source's columns, then every
+    default stage's score (:data:`graphsel.select.pipeline.OUTPUT_COLUMNS`: ``rows``' own
+    column where a stage ran, else the stage's fill, e.g. NaN ``p_target``), then ``weight``
+    (``rows``' own, else 1: no stage weighs), each of the in-memory type."""
     functions = _functions()
     fills = {score.column: score for name in DEFAULT_STAGES for score in STAGES.get(name).SCORES}
     columns = [functions.col(name) for name in rows.columns if name not in OUTPUT_COLUMNS]
     for name in OUTPUT_COLUMNS:
-        if name == HOP_COLUMN:
-            columns.append(functions.col(HOP_COLUMN))
-            continue
         score = fills.get(name)
-        dtype = np.dtype(np.float32 if score is None else score.dtype)
+        dtype = _SPARK_TYPES[np.dtype(np.float32 if score is None else score.dtype).str[1:]]
+        if name in rows.columns:
+            columns.append(functions.col(name).cast(dtype).alias(name))
+            continue
         value = 1.0 if score is None else score.fill  # "weight" is the one column not a score
         # a nullable column, as pyarrow writes it (a bare literal is "not null" in Parquet):
-        # every selected row has a hop >= 0, but the optimiser cannot fold that away
-        constant = functions.when(functions.col(HOP_COLUMN) >= 0, functions.lit(value))
-        columns.append(constant.cast(_SPARK_TYPES[dtype.str[1:]]).alias(name))
+        # no label is null, but the optimiser cannot fold that away
+        constant = functions.when(functions.col("label").isNotNull(), functions.lit(value))
+        columns.append(constant.cast(dtype).alias(name))
     return rows.select(*columns)
 
 
 _SPARK_TYPES = {"f4": "float", "f8": "double", "i4": "int", "i8": "long"}
-
-
-def run_selection(spark: SparkSession, source: str | os.PathLike[str],
-                  target: str | os.PathLike[str], stage: GraphExpansion,
-                  out: str | os.PathLike[str], *, checkpoint: str = "local",
-                  progress: Callable[[str], None] | None = None) -> SelectionReport:
-    """``graphsel select --stages graph --engine spark``: the rows and the report of
-    ``graphsel select --stages graph`` in memory, from Spark.
-
-    Writes :func:`selection_columns` of the selected rows to ``out`` (a directory of Parquet
-    files, in source order: graphsel's reader gives the in-memory file's rows) and returns the
-    :class:`~graphsel.select.pipeline.SelectionReport` the in-memory selection reports (its
-    stage ``seconds`` are Spark's; no ``warnings``).
-
-    Raises:
-        InputError: bad input or parameters, or an empty selection (nothing is written then),
-            in the in-memory engine's one-line messages.
-    """
-    start = time.perf_counter()
-    stage_result = run_graph_stage(spark, source, target, stage, checkpoint=checkpoint,
-                                   progress=progress)
-    (progress or (lambda phase: None))("write")
-    report: list[SelectionReport] = []
-
-    def summarise(written: str) -> None:
-        report.append(_selection_report(spark.read.parquet(written), stage_result, stage,
-                                        time.perf_counter() - start))
-
-    write_rows(selection_columns(stage_result.rows), out, inspect=summarise)
-    return report[0]
-
-
-def _selection_report(selected: DataFrame, result: SparkGraphStage, stage: GraphExpansion,
-                      seconds: float) -> SelectionReport:
-    """The in-memory :class:`SelectionReport` of ``selected`` (the written rows).
-
-    Raises:
-        InputError: the in-memory message when nothing was selected.
-    """
-    functions = _functions()
-    label = functions.col("label").cast("double")
-    [(source_rows, source_rate)] = result.source.frame.agg(
-        functions.count(functions.lit(1)), functions.avg(label)).collect()
-    [(kept, kept_rate, users, items)] = selected.agg(
-        functions.count(functions.lit(1)), functions.avg(label),
-        functions.countDistinct(_USER), functions.countDistinct(_ITEM)).collect()
-    if kept == 0:  # the message of SampleSelector.fit with GraphExpansion.empty_reason
-        seeds = result.report.hops[0]
-        mode = stage.get_params()["mode"]
-        raise InputError(
-            f"the selection is empty: the graph stage kept none of {source_rows:,} candidate "
-            f"rows: no row has {'both ends' if mode == 'both' else 'its ' + mode} within "
-            f"{stage.get_params()['num_hops']} hops of the {seeds.users} seed users and "
-            f"{seeds.items} seed items")
-    target_frame = result.target.frame
-    [(target_rows, target_rate)] = target_frame.agg(functions.count(functions.lit(1)),
-                                                    functions.avg(label)).collect()
-
-    def coverage(column: str) -> float:
-        """The share of the target's distinct ``column`` ids that selected rows touch."""
-        ids = target_frame.select(target_frame[column].cast(
-            result.source.frame.schema[column].dataType).alias(column)).distinct()
-        total = ids.count()
-        covered = ids.join(selected.select(column), column, "left_semi").count()
-        return round(covered / total, 6) if total else 0.0
-
-    return SelectionReport(
-        source_rows=int(source_rows), target_rows=int(target_rows),
-        stages=(StageReport("graph", int(kept), int(users), int(items), round(seconds, 3),
-                            result.report),),
-        selected=int(kept),
-        target_user_coverage=coverage(_USER), target_item_coverage=coverage(_ITEM),
-        target_label_rate=round(float(target_rate), 6),
-        selected_label_rate=round(float(kept_rate), 6),
-        source_label_rate=round(float(source_rate), 6))
 
 
 def write_rows(rows: DataFrame, out: str | os.PathLike[str],

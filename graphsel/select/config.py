@@ -14,6 +14,9 @@ signature defaults < YAML < flags. A YAML file, every key optional::
     graph: {num_hops: 2, max_degree: auto, edges: all}
     da: {model: hgb, cv: 5}
     knn: {index: auto, k: 10, threshold: 0.9}
+    engine: local                     # or spark (graphsel select only), with:
+    master: local[4]                  # the Spark master (default: spark-submit's, else local[*])
+    conf: {spark.driver.memory: 2g}   # Spark settings; --conf flags override key by key
 
 Loading a config imports neither torch nor the transfer layer.
 
@@ -37,11 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphsel.data.io import read_yaml
-from graphsel.errors import InputError, check_integer
+from graphsel.errors import InputError, check_integer, choice_error
 from graphsel.select.pipeline import DEFAULT_STAGES, SampleSelector
 from graphsel.select.stage import STAGES, SelectionStage
 
-__all__ = ["SelectionConfig"]
+__all__ = ["ENGINES", "SelectionConfig"]
+
+ENGINES: tuple[str, ...] = ("local", "spark")
+"""Where a selection runs: ``"local"`` (in memory, :mod:`graphsel.select`) or ``"spark"``
+(:mod:`graphsel.engines.spark`, ``graphsel select`` only)."""
 
 
 def _at(where: str, key: str) -> str:
@@ -66,6 +73,10 @@ class SelectionConfig:
             (the stages' defaults).
         origin: where the values came from, named by errors (e.g. ``"run.yaml:
             selection"``). Defaults to None: errors name the key alone.
+        engine: one of :data:`ENGINES`. Defaults to ``"local"``.
+        master: the Spark master of ``engine="spark"``. Defaults to None (spark-submit's,
+            else ``local[*]``).
+        conf: Spark settings of ``engine="spark"``. Defaults to none.
 
     Raises:
         InputError: an unknown stage, parameters of a stage not in ``stages``, an unknown
@@ -76,9 +87,14 @@ class SelectionConfig:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int | None = None
     origin: str | None = field(default=None, compare=False)
+    engine: str = "local"
+    master: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
+        object.__setattr__(self, "conf", {str(key): str(value)
+                                          for key, value in self.conf.items()})
         object.__setattr__(self, "params", {name: dict(values)
                                             for name, values in self.params.items()})
         where = self.origin or "selection"
@@ -100,6 +116,12 @@ class SelectionConfig:
                                      f"{', '.join(valid)})")
         if self.seed is not None:
             check_integer(_at(where, "seed"), self.seed, 0)
+        if self.engine not in ENGINES:
+            raise InputError(f"{_at(where, 'engine')}: "
+                             f"{choice_error('engine', self.engine, ENGINES)}")
+        if self.engine != "spark" and (self.master is not None or self.conf):
+            raise InputError(f"{_at(where, 'master' if self.master is not None else 'conf')} "
+                             f"is a setting of engine spark; the engine is {self.engine}")
         for name in self.stages:
             try:
                 self.stage(name).check_params()
@@ -125,7 +147,7 @@ class SelectionConfig:
         raw = {} if raw is None else raw
         if not isinstance(raw, Mapping):
             raise InputError(f"{where.rstrip(':')} must be a mapping, got {type(raw).__name__}")
-        valid = ["stages", "seed", *STAGES.names()]
+        valid = ["stages", "seed", *STAGES.names(), "engine", "master", "conf"]
         for key in raw:
             if key not in valid:
                 raise InputError(f"{where.rstrip(':')}: unknown key {key!r} (valid: "
@@ -143,7 +165,12 @@ class SelectionConfig:
                 raise InputError(f"{_at(where, name)} must be a mapping of the stage's parameters, "
                                  f"got {values!r}")
             params[name] = dict(values)
-        return cls(tuple(stages), params, raw.get("seed"), origin=where)
+        conf = raw.get("conf") or {}
+        if not isinstance(conf, Mapping):
+            raise InputError(f"{_at(where, 'conf')} must be a mapping of Spark settings, got "
+                             f"{conf!r}")
+        return cls(tuple(stages), params, raw.get("seed"), origin=where,
+                   engine=raw.get("engine", "local"), master=raw.get("master"), conf=conf)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> SelectionConfig:
@@ -156,7 +183,9 @@ class SelectionConfig:
 
     def merged(self, stages: Sequence[str] | None = None,
                params: Mapping[str, Mapping[str, Any]] | None = None,
-               seed: int | None = None) -> SelectionConfig:
+               seed: int | None = None, *, engine: str | None = None,
+               master: str | None = None,
+               conf: Mapping[str, str] | None = None) -> SelectionConfig:
         """This config with some values replaced (command-line flags over YAML).
 
         Args:
@@ -164,12 +193,23 @@ class SelectionConfig:
             params: per stage, parameters to set; the others keep their values.
                 Defaults to None.
             seed: a new seed. Defaults to None (keep).
+            engine, master: a new engine, master. Default None (keep). Another engine
+                than this config's drops its ``master`` and ``conf``.
+            conf: Spark settings to set; the others keep their values. Defaults to None.
+
+        >>> SelectionConfig(engine="spark", conf={"a": "1"}).merged(conf={"b": "2"}).conf
+        {'a': '1', 'b': '2'}
         """
         merged = {name: dict(values) for name, values in self.params.items()}
         for name, values in (params or {}).items():
             merged.setdefault(name, {}).update(values)
+        same = engine is None or engine == self.engine
         return SelectionConfig(self.stages if stages is None else tuple(stages), merged,
-                               self.seed if seed is None else seed, self.origin)
+                               self.seed if seed is None else seed, self.origin,
+                               engine=self.engine if engine is None else engine,
+                               master=master if master is not None else
+                               (self.master if same else None),
+                               conf={**(self.conf if same else {}), **(conf or {})})
 
     def subset(self, stages: Sequence[str]) -> SelectionConfig:
         """This config with only ``stages``, in that order, and their parameters.
@@ -179,7 +219,7 @@ class SelectionConfig:
         """
         return SelectionConfig(tuple(stages), {name: values for name, values in
                                                self.params.items() if name in stages},
-                               self.seed, self.origin)
+                               self.seed, self.origin, self.engine, self.master, self.conf)
 
     def stage(self, name: str) -> SelectionStage:
         """An unfitted stage ``name`` with this config's parameters (and seed)."""
@@ -194,5 +234,13 @@ class SelectionConfig:
 
         Args:
             progress: show a progress bar over the stages. Defaults to False.
+
+        Raises:
+            InputError: for ``engine="spark"``: the selector runs in memory (``graphsel
+                select`` runs Spark's).
         """
+        if self.engine != "local":
+            raise InputError(f"{_at(self.origin or 'selection', 'engine')} {self.engine} runs "
+                             f"under graphsel select only; this command selects in memory "
+                             f"(engine: local)")
         return SampleSelector([self.stage(name) for name in self.stages], progress=progress)

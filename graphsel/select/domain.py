@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -69,6 +70,8 @@ __all__ = [
     "DomainFeatures",
     "DomainReport",
     "domain_features",
+    "fold_probability",
+    "ranked_categories",
 ]
 
 MODELS: tuple[str, ...] = ("hgb", "logistic")
@@ -78,6 +81,9 @@ MODELS: tuple[str, ...] = ("hgb", "logistic")
 MAX_CATEGORIES = 255
 """Categories kept per column (the most frequent); the others become missing. It is
 HistGradientBoosting's limit (``max_bins``)."""
+
+_PREDICT_BLOCK = 65_536
+"""Rows each fold's model scores at once."""
 
 _NEVER_FEATURES = ("domain", "user_id", "item_id", "ts", "label")
 
@@ -153,18 +159,20 @@ def domain_features(
             raise InputError(f"column '{column}' cannot be a domain feature"
                              + (": it is the answer" if column == "domain" else
                                 " (ids: use shared_ids=True)" if column.endswith("_id") else ""))
-        values = [log.column(column) for log in logs]
-        kinds = {log.name: _is_numeric(v) for log, v in zip(logs, values)}
-        if len(set(kinds.values())) > 1:
+        # a list, not a dict by name: two logs may share a name ("<memory>")
+        kinds = [_is_numeric(log, column) for log in logs]
+        if len(set(kinds)) > 1:
+            described = ", ".join(f"{log.name}: {'numeric' if kind else 'categorical'}"
+                                  for log, kind in zip(logs, kinds))
             raise InputError(f"column '{column}' is numeric in some logs and categorical in "
-                             f"others ({kinds})")
-        numeric = next(iter(kinds.values()))
+                             f"others ({described})")
+        numeric = kinds[0]
         if numeric:
-            add(column, values, False)
+            add(column, [log.column(column) for log in logs], False)
             continue
         # A value seen in one domain only says which domain a row is from, not how alike
         # the domains are (Taobao's target is a set of categories): only shared values count.
-        factorized = [pd.factorize(v) for v in values]
+        factorized = [log.factorize(column) for log in logs]
         shared = functools.reduce(pd.Index.intersection,
                                   [pd.Index(uniques) for _, uniques in factorized]).to_numpy()
         if len(shared) == 0 and not explicit:
@@ -194,8 +202,38 @@ def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
     return len(shared) > 0
 
 
-def _is_numeric(values: np.ndarray) -> bool:
-    return np.issubdtype(values.dtype, np.floating)
+def _is_numeric(log: InteractionLog, column: str) -> bool:
+    """Whether ``column`` holds floats as numpy sees it (an integer column with nulls does).
+    A string column is told by its Arrow type: its values never become Python objects
+    (:meth:`InteractionLog.factorize` encodes them)."""
+    if column in log.columns:
+        kind = log.table.column(column).type
+        if isinstance(kind, pa.DictionaryType):
+            kind = kind.value_type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return False
+    return bool(np.issubdtype(log.column(column).dtype, np.floating))
+
+
+def ranked_categories(counts: Sequence[pd.Series],
+                      allowed: np.ndarray | None = None) -> pd.Index:
+    """The categories that get codes, code ``c`` at position ``c``: the :data:`MAX_CATEGORIES`
+    most frequent over all logs (``allowed`` ones only), ties by first appearance.
+
+    Args:
+        counts: per log, the rows of each non-null value, indexed by value in order of first
+            appearance (what ``pd.factorize`` and ``np.bincount`` give; a distributed engine
+            gives it from a group-by).
+        allowed: the values that may get a code. Defaults to None (all).
+
+    >>> ranked_categories([pd.Series([2, 3], index=["a", "b"]),
+    ...                    pd.Series([2, 1], index=["c", "b"])]).tolist()
+    ['b', 'a', 'c']
+    """
+    total = pd.concat(list(counts)).groupby(level=0, sort=False).sum()
+    if allowed is not None:
+        total = total[total.index.isin(allowed)]
+    return pd.Index(total.sort_values(ascending=False, kind="stable").index[:MAX_CATEGORIES])
 
 
 def _encode_categories(
@@ -207,12 +245,9 @@ def _encode_categories(
     the ranking then run on the distinct values, not on every row (ML-1M: a million rows,
     a few dozen values per column).
     """
-    counts = pd.concat([pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)),
-                                  index=uniques) for codes, uniques in factorized])
-    counts = counts.groupby(level=0, sort=False).sum()
-    if allowed is not None:
-        counts = counts[counts.index.isin(allowed)]
-    kept = pd.Index(counts.sort_values(ascending=False, kind="stable").index[:MAX_CATEGORIES])
+    kept = ranked_categories([pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)),
+                                        index=uniques) for codes, uniques in factorized],
+                             allowed)
     encoded = []
     for codes, uniques in factorized:
         # one code per distinct value, NaN appended for the null sentinel -1
@@ -447,16 +482,20 @@ fold), got 3 (valid: 2 to 3)
         if min(n_cand, n_tgt) < self.cv:
             raise InputError(f"{self.cv}-fold scoring needs at least {self.cv} candidates and "
                              f"{self.cv} target samples, got {n_cand} and {n_tgt}")
-        x = np.vstack([x_candidates, x_target])
         y = np.concatenate([np.zeros(n_cand, dtype=np.int8), np.ones(n_tgt, dtype=np.int8)])
+
+        def feature_rows(rows: np.ndarray) -> np.ndarray:
+            """Rows of ``[x_candidates; x_target]``, without stacking all of them (a copy of
+            every feature row, ML-1M: 83 MB)."""
+            out = np.empty((len(rows), x_candidates.shape[1]), dtype=np.float32)
+            is_target = rows >= n_cand
+            out[~is_target] = x_candidates[rows[~is_target]]
+            out[is_target] = x_target[rows[is_target] - n_cand]
+            return out
+
         folds = np.empty(len(y), dtype=np.int64)
         p_target = np.empty(len(y), dtype=np.float64)
-        splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        # the candidates each fold learns from are drawn here, in fold order, so the result
-        # does not depend on how the folds are scheduled
-        plans = [(fold, *self._draw_candidates(train, y, rng), test)
-                 for fold, (train, test) in enumerate(splitter.split(x, y))]
+        plans = self.fold_plans(y)
 
         def score(plan: tuple[int, np.ndarray, float, np.ndarray]) -> None:
             fold, train, drawn_share, test = plan
@@ -465,28 +504,55 @@ fold), got 3 (valid: 2 to 3)
             limit = (contextlib.nullcontext() if self.n_threads is None
                      else threadpool_limits(self.n_threads, user_api="openmp"))
             with limit:
-                model = self._make_model(categorical).fit(x[train], y[train])
-                p = model.predict_proba(x[test])[:, 1]
-            # a model that saw a share s of the candidates overstates the odds by 1 / s
-            odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
-            p_target[test] = odds / (1.0 + odds)
+                model = self.make_model(categorical).fit(feature_rows(train), y[train])
+                # a block at a time: the model's float64 copy of the rows stays small
+                for start in range(0, len(test), _PREDICT_BLOCK):
+                    block = test[start:start + _PREDICT_BLOCK]
+                    p_target[block] = fold_probability(model, feature_rows(block), drawn_share)
             folds[test] = fold
 
         n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(n_jobs) as pool:
             list(pool.map(score, plans))  # list() re-raises a fold's exception here
-        low, high = _clip_bounds(self.weight_clip)
         p_cand = p_target[:n_cand]
-        with np.errstate(divide="ignore"):
-            odds = p_cand / (1.0 - p_cand)
         self.p_target_ = p_cand
         self.p_target_in_target_ = p_target[n_cand:]
-        self.weight_ = np.clip(odds * (n_cand / n_tgt), low, high)
+        self.weight_ = self.density_weights(p_cand, n_cand, n_tgt)
         self.auc_ = float(roc_auc_score(y, p_target))
         self.folds_ = folds
-        self.n_features_in_ = x.shape[1]
+        self.n_features_in_ = x_candidates.shape[1]
         self.support_ = rule.mask(self.p_target_)
         self.report_ = DomainReport(round(self.auc_, 6))
+
+    def fold_plans(self, y: np.ndarray) -> list[tuple[int, np.ndarray, float, np.ndarray]]:
+        """The out-of-fold plan of ``N = N_cand + N_tgt`` rows, candidates first.
+
+        It depends on ``y``'s counts, ``cv``, ``max_train_candidates`` and ``random_state``
+        only, so another engine can fit the same models on the same rows.
+
+        Args:
+            y: ``(N,)`` 0 for a candidate, 1 for a target row.
+
+        Returns:
+            Per fold ``(fold, train, drawn_share, test)``: the rows its model learns from
+            (sorted; the candidates among them drawn), the share of the fold's candidates
+            drawn, and the rows it scores.
+        """
+        splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        rng = np.random.default_rng(self.random_state)
+        # the candidates each fold learns from are drawn here, in fold order, so the result
+        # does not depend on how the folds are scheduled
+        return [(fold, *self._draw_candidates(train, y, rng), test)
+                for fold, (train, test) in enumerate(splitter.split(y, y))]
+
+    def density_weights(self, p_candidates: np.ndarray, n_candidates: int,
+                        n_target: int) -> np.ndarray:
+        """``p / (1 - p) * N_cand / N_tgt`` of candidates' ``p_target``, clipped to
+        ``weight_clip`` (float64)."""
+        low, high = _clip_bounds(self.weight_clip)
+        with np.errstate(divide="ignore"):
+            odds = p_candidates / (1.0 - p_candidates)
+        return np.clip(odds * (n_candidates / n_target), low, high)
 
     def sample_weight(self) -> np.ndarray:
         """``weight_``, the clipped density ratio of each candidate."""
@@ -503,7 +569,8 @@ fold), got 3 (valid: 2 to 3)
         drawn = rng.choice(candidates, cap, replace=False)
         return np.sort(np.concatenate([drawn, train[y[train] == 1]])), cap / len(candidates)
 
-    def _make_model(self, categorical: np.ndarray) -> ClassifierMixin:
+    def make_model(self, categorical: np.ndarray) -> ClassifierMixin:
+        """An unfitted model of one fold, for features whose ``categorical`` columns hold codes."""
         if not isinstance(self.model, str):
             return clone(self.model)
         if self.model == "hgb":
@@ -518,6 +585,18 @@ fold), got 3 (valid: 2 to 3)
         ])
         return make_pipeline(encode, LogisticRegression(max_iter=1000,
                                                         random_state=self.random_state))
+
+
+def fold_probability(model: ClassifierMixin, x: np.ndarray, drawn_share: float) -> np.ndarray:
+    """``p(target | x)`` from a fold's fitted model, its odds scaled by ``drawn_share``: a
+    model that saw a share ``s`` of the candidates overstates the odds by ``1 / s``.
+
+    Returns:
+        ``(N,)`` float64.
+    """
+    p = model.predict_proba(x)[:, 1]
+    odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
+    return odds / (1.0 + odds)
 
 
 def _clip_bounds(value: Any) -> tuple[float, float]:

@@ -63,11 +63,15 @@ __all__ = [
     "INDEX_CHOICES",
     "NeighborReport",
     "NeighborScorer",
+    "build_index",
     "default_nprobe",
     "exact_knn",
     "ivf_lists",
     "knn_search",
+    "neighbor_scores",
     "resolve_index",
+    "search_index",
+    "unit_rows",
 ]
 
 INDEX_CHOICES: tuple[str, ...] = ("Flat", "HNSW32", "IVF<n>,Flat", "LSH", "auto")
@@ -170,13 +174,47 @@ def _faiss_threads(n_threads: int | None) -> Iterator[None]:
 
 
 def _unit(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.array(x, dtype=np.float32, order="C", copy=True)
+    x = np.array(_checked(x, name), copy=True)
+    faiss.normalize_L2(x)
+    return x
+
+
+def _checked(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as a C-ordered float32 matrix (no copy when it is one), checked."""
+    x = np.asarray(x, dtype=np.float32, order="C")
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(f"{name} has shape {x.shape}, expected a non-empty (N, d) matrix")
     if not np.isfinite(x).all():
         raise InputError(f"{name} holds NaN or infinite values")
-    faiss.normalize_L2(x)
     return x
+
+
+def unit_rows(x: np.ndarray, name: str = "xb") -> np.ndarray:
+    """``x`` as C-ordered float32 rows of norm 1 (a copy), as the index and queries hold them.
+
+    Raises:
+        InputError: for an empty or non-2-D matrix, or NaN / infinite values (naming ``name``).
+    """
+    return _unit(x, name)
+
+
+def build_index(
+    xb: np.ndarray, key: str, *, nprobe: int | None = None, ef_search: int = 64,
+    lsh_nbits: int | None = None, random_state: int = 0, n_threads: int | None = None,
+) -> faiss.Index:
+    """The FAISS index :func:`knn_search` builds over the database ``xb`` (unit rows).
+
+    Args:
+        xb: ``(N_tgt, d)`` float32 unit rows (:func:`unit_rows`).
+        key: a resolved factory string (:func:`resolve_index`).
+        nprobe, ef_search, lsh_nbits, random_state, n_threads: as :func:`knn_search`'s.
+
+    Raises:
+        InputError: for too few vectors to train an IVF index.
+    """
+    with _search_threads(n_threads):
+        return _build_index(xb, key, nprobe=nprobe, ef_search=ef_search, lsh_nbits=lsh_nbits,
+                            random_state=random_state)
 
 
 def _build_index(
@@ -248,15 +286,16 @@ def knn_search(
         InputError: for an unknown index string, bad shapes, or too few vectors to train.
     """
     xb = _unit(xb, "xb")
-    xq = _unit(xq, "xq")
-    if xb.shape[1] != xq.shape[1]:
-        raise InputError(f"xb has dimension {xb.shape[1]} but xq has {xq.shape[1]}")
     key = resolve_index(index, len(xb), len(xq))
-    k = min(check_integer("k", k, 1), len(xb))
-    batch_size = check_integer("batch_size", batch_size, 1)
-    fetch = min(len(xb), k * check_integer("lsh_rerank", lsh_rerank, 1)) if key == "LSH" else k
-    distances = np.empty((len(xq), k), dtype=np.float32)
-    labels = np.empty((len(xq), k), dtype=np.int64)
+    with _search_threads(n_threads):
+        faiss_index = _build_index(xb, key, nprobe=nprobe, ef_search=ef_search,
+                                   lsh_nbits=lsh_nbits, random_state=random_state)
+    return search_index(faiss_index, key, xb, xq, k, lsh_rerank=lsh_rerank,
+                        batch_size=batch_size, n_threads=n_threads)
+
+
+@contextmanager
+def _search_threads(n_threads: int | None) -> Iterator[None]:
     # FAISS splits the queries over its OpenMP threads and each one runs the coarse
     # quantizer's matrix product; BLAS threads of their own on top oversubscribe the cores
     # (ML-1M, 992k queries on 64 lists: 5.7 CPU seconds of assignment instead of 0.8).
@@ -264,13 +303,40 @@ def knn_search(
     # FAISS's own threads are set again inside the limit (they keep BLAS at 1 per thread).
     threads = n_threads or faiss.omp_get_max_threads()
     with threadpool_limits(1, user_api="blas"), _faiss_threads(threads):
-        faiss_index = _build_index(xb, key, nprobe=nprobe, ef_search=ef_search,
-                                   lsh_nbits=lsh_nbits, random_state=random_state)
+        yield
+
+
+def search_index(
+    faiss_index: faiss.Index, key: str, xb: np.ndarray, xq: np.ndarray, k: int = 10, *,
+    lsh_rerank: int = 10, batch_size: int = 65_536, n_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`knn_search`'s search on an index :func:`build_index` built (e.g. one sent to
+    other processes with ``faiss.serialize_index``): ``D, I`` of ``xq`` against it.
+
+    Args:
+        faiss_index: the index of ``xb``.
+        key: its factory string (resolved, not ``"auto"``).
+        xb: ``(N_tgt, d)`` the L2-normalised database (``"LSH"`` re-ranks against it).
+        xq: ``(N_cand, d)`` queries; L2-normalised here.
+        k, lsh_rerank, batch_size, n_threads: as :func:`knn_search`'s.
+    """
+    # the queries are normalised a batch at a time: a copy of all of them would be the
+    # largest array of the search (1M candidates, d=32: 128 MB)
+    xq = _checked(xq, "xq")
+    if xb.shape[1] != xq.shape[1]:
+        raise InputError(f"xb has dimension {xb.shape[1]} but xq has {xq.shape[1]}")
+    k = min(check_integer("k", k, 1), len(xb))
+    batch_size = check_integer("batch_size", batch_size, 1)
+    fetch = min(len(xb), k * check_integer("lsh_rerank", lsh_rerank, 1)) if key == "LSH" else k
+    distances = np.empty((len(xq), k), dtype=np.float32)
+    labels = np.empty((len(xq), k), dtype=np.int64)
+    with _search_threads(n_threads):
         for start in range(0, len(xq), batch_size):
             rows = slice(start, start + batch_size)
-            found_d, found_i = faiss_index.search(xq[rows], fetch)
+            queries = _unit(xq[rows], "xq")
+            found_d, found_i = faiss_index.search(queries, fetch)
             if key == "LSH":
-                found_d, found_i = _rerank(xb, xq[rows], found_i, k)
+                found_d, found_i = _rerank(xb, queries, found_i, k)
             distances[rows], labels[rows] = found_d, found_i
     distances[labels < 0] = np.nan
     return distances, labels
@@ -291,6 +357,29 @@ def _rerank(
     order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     return (np.take_along_axis(similarity, order, axis=1),
             np.take_along_axis(shortlist, order, axis=1))
+
+
+def neighbor_scores(similarity: np.ndarray, neighbors: np.ndarray) -> np.ndarray:
+    """``knn_score``: each query's mean similarity over the neighbours found.
+
+    Args:
+        similarity: ``(N, k)`` ``D`` of :func:`knn_search`.
+        neighbors: ``(N, k)`` ``I`` (``-1``: none found).
+
+    Returns:
+        ``(N,)`` float32; -1 for a query with no neighbour found.
+    """
+    score = np.empty(len(similarity), dtype=np.float32)
+    # in blocks of rows: the float64 (N, k) sums of all rows at once would be the largest
+    # array of the stage
+    for start in range(0, len(similarity), 65_536):
+        rows = slice(start, start + 65_536)
+        found = neighbors[rows] >= 0
+        total = np.where(found, similarity[rows], 0.0).sum(axis=1)
+        # A candidate whose IVF probes found nothing is as dissimilar as cosine allows.
+        score[rows] = np.divide(total, found.sum(axis=1), out=np.full(len(total), -1.0),
+                                where=found.any(axis=1))
+    return score
 
 
 @dataclass(frozen=True)
@@ -461,14 +550,9 @@ class NeighborScorer(RuleMixin, SelectionStage):
             ef_search=self.ef_search, lsh_nbits=self.lsh_nbits, lsh_rerank=self.lsh_rerank,
             batch_size=self.batch_size, n_threads=self.n_threads,
             random_state=self.random_state)
-        found = neighbors >= 0
-        total = np.where(found, similarity, 0.0).sum(axis=1)
-        # A candidate whose IVF probes found nothing is as dissimilar as cosine allows.
-        score = np.divide(total, found.sum(axis=1), out=np.full(len(total), -1.0),
-                          where=found.any(axis=1))
         self.index_key_ = resolve_index(self.index, len(x_target), len(x_candidates))
         self.neighbors_ = neighbors
-        self.knn_score_ = score.astype(np.float32)
+        self.knn_score_ = neighbor_scores(similarity, neighbors)
         self.support_ = rule.mask(self.knn_score_)
         self.report_ = NeighborReport(self.index_key_)
         return self

@@ -58,7 +58,7 @@ from graphsel.select.stage import (
 )
 
 __all__ = ["DEFAULT_STAGES", "OUTPUT_COLUMNS", "SampleSelector", "Selection", "SelectionQuality",
-           "SelectionReport", "StageReport", "selection_quality"]
+           "SelectionReport", "StageReport", "check_candidates", "selection_quality"]
 
 DEFAULT_STAGES: tuple[str, ...] = ("graph", "da", "knn")
 """ECAT's chain: graph expansion, then the domain classifier, then the neighbour scores."""
@@ -404,7 +404,7 @@ class SampleSelector(BaseEstimator):
                 bar.set_postfix_str(stage.name)
                 start = time.perf_counter()
                 if position:
-                    _check_candidates(stage, stages[position - 1], len(candidates), len(target))
+                    check_candidates(stage, stages[position - 1], len(candidates), len(target))
                 # candidates only shrink, so an equal length means the same rows: slicing
                 # copies every column, and the "da" stage keeps every row unless told otherwise
                 if len(part) != len(candidates):
@@ -453,9 +453,14 @@ class SampleSelector(BaseEstimator):
         return self.fit(source, target, truth).transform(source)
 
 
-def _check_candidates(stage: SelectionStage, previous: SelectionStage, n_candidates: int,
-                      n_target: int) -> None:
-    """``stage.check_inputs`` on the candidates ``previous`` left, naming ``previous``."""
+def check_candidates(stage: SelectionStage, previous: SelectionStage, n_candidates: int,
+                     n_target: int) -> None:
+    """``stage.check_inputs`` on the candidates ``previous`` left, naming ``previous`` (both
+    engines raise this one message).
+
+    Raises:
+        InputError: ``the graph stage left 3 candidate rows, too few for the da stage: ...``.
+    """
     try:
         stage.check_inputs(n_candidates, n_target)
     except InputError as exc:

@@ -409,8 +409,8 @@ def test_spark_engine_empty_selection_says_what_local_says(tiny, tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["--engine", "spark", "--stages", "graph"], ["max_user_rows='auto'", "--max-user-rows none"]),
-    (["--engine", "spark", "--stages", "graph,da", "--max-user-rows", "none"],
-     ["graph stage only", "--stages graph"]),
+    (["--engine", "spark", "--stages", "knn,graph", "--max-user-rows", "none"],
+     ["the Spark engine runs the stages graph,da,knn in that order", "got knn,graph"]),
     (["--engine", "spark", *GRAPH_ONLY, "--fanout", "2"], ["fanout=2", "not supported"]),
     (["--engine", "spark", *GRAPH_ONLY, "--conf", "memory"], ["--conf must be KEY=VALUE"]),
     (["--engine", "spark", *GRAPH_ONLY, "--plots", "figs"], ["--plots", "--engine local"]),

@@ -259,3 +259,32 @@ def test_training_on_a_share_of_the_candidates_keeps_the_weights_calibrated():
     assert np.median(full.weight_) == pytest.approx(1.0, abs=0.1)
     assert np.median(drawn.weight_) == pytest.approx(1.0, abs=0.15)
     assert np.isfinite(drawn.p_target_).all() and len(drawn.p_target_) == 4000
+
+
+def test_feature_kinds_follow_numpy_and_strings_are_encoded_by_arrow():
+    """A string column is categorical (encoded without Python objects), an integer column
+    with a null is numeric (numpy reads it as floats), a boolean one categorical."""
+    source, target = share_index(
+        InteractionLog.from_columns([1, 2, 3, 4], [1, 1, 2, 2], [0] * 4, [1, 0, 1, 0], "s",
+                                    city=["a", "b", None, "a"], n=[1, None, 3, 4],
+                                    flag=[True, False, True, True]),
+        InteractionLog.from_columns([1, 5], [9, 9], [0, 0], [1, 1], "t", city=["a", "c"],
+                                    n=[2, None], flag=[True, True]))
+    features = domain_features([source, target])
+    assert features.names == ("city", "n", "flag")
+    assert features.categorical.tolist() == [True, False, True]
+    nan = np.nan
+    np.testing.assert_array_equal(features.matrices[0], np.array(
+        [[0, 1, 0], [nan, nan, nan], [nan, 3, 0], [0, 4, 0]], dtype=np.float32))
+    np.testing.assert_array_equal(features.matrices[1], np.array(
+        [[0, 2, 0], [nan, nan, 0]], dtype=np.float32))
+
+
+def test_a_column_numeric_in_one_log_only_is_refused_even_when_names_match():
+    source, target = share_index(
+        InteractionLog.from_columns([1, 2], [1, 1], [0, 0], [1, 0], "s", n=[1, None]),
+        InteractionLog.from_columns([1], [9], [0], [1], "t", n=[2]))  # both "<memory>"
+    with pytest.raises(InputError, match=r"^column 'n' is numeric in some logs and categorical "
+                                         r"in others \(<memory>: numeric, <memory>: "
+                                         r"categorical\)$"):
+        domain_features([source, target])
