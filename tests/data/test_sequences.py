@@ -46,7 +46,11 @@ def test_last_window_left_pads_and_truncates():
 
 @pytest.mark.parametrize("mode", ["last", "all"])
 def test_leave_one_out_never_lets_held_out_items_into_training(mode):
-    from graphsel.transfer.sequential.train import _DomainSampler, make_batch, training_windows
+    from graphsel.transfer.sequential.train import (
+        DomainSampler,
+        make_batch,
+        training_windows,
+    )
 
     rng = np.random.default_rng(3)
     users = np.repeat(np.arange(20), rng.integers(3, 40, 20))
@@ -55,7 +59,7 @@ def test_leave_one_out_never_lets_held_out_items_into_training(mode):
     split = leave_one_out(data)
     assert (split.train_end == data.offsets[1:] - 2).all()
     starts, ends = training_windows(split, 5, mode)
-    batch = make_batch(data, starts, ends, 5, _DomainSampler(data), rng)
+    batch = make_batch(data, starts, ends, 5, DomainSampler(data), rng)
     seen = set(np.concatenate([batch.items.numpy().ravel(), batch.next_items.numpy().ravel(),
                                batch.same_next.numpy().ravel()]).tolist()) - {0}
     held_out = set(split.valid_target.tolist()) | set(split.test_target.tolist())

@@ -95,7 +95,8 @@ class StageRanks:
 
 @torch.no_grad()
 def rank_stage(model: SyNCRec, split: SequenceSplit, stage: str, negatives: np.ndarray, *,
-               full: bool = False, batch_size: int = 1024) -> StageRanks:
+               full: bool = False, batch_size: int = 1024, reference: bool = False
+               ) -> StageRanks:
     """Ranks every user's ``stage`` (``"valid"`` or ``"test"``) item.
 
     Args:
@@ -106,6 +107,8 @@ def rank_stage(model: SyNCRec, split: SequenceSplit, stage: str, negatives: np.n
         negatives: ``(U, C)`` from :func:`sample_negatives` (:data:`PAD` = none).
         full: also rank among all items of the target's domain (default False).
         batch_size: users per forward pass (default 1024); every user is scored.
+        reference: the model's reference computation (default False; the benchmark's
+            baseline, see :meth:`~graphsel.transfer.sequential.model.SyNCRec.encode`).
     """
     model.eval()
     data = split.data
@@ -114,7 +117,8 @@ def rank_stage(model: SyNCRec, split: SequenceSplit, stage: str, negatives: np.n
     target_domain = data.item_domain[targets]
     vectors = torch.cat([
         model.user_vectors(torch.from_numpy(inputs[start:start + batch_size]),
-                           torch.from_numpy(target_domain[start:start + batch_size]))
+                           torch.from_numpy(target_domain[start:start + batch_size]),
+                           reference=reference)
         for start in range(0, data.num_users, batch_size)])
     candidates = torch.from_numpy(np.concatenate([targets[:, None], negatives], 1))
     scores = model.item_scores(vectors, candidates).numpy()

@@ -29,6 +29,20 @@ the epoch is chosen on validation (there: on test); evaluation scores every user
 last partial batch is dropped); the code is CPU-first (no hard-coded CUDA). Also ours: the
 SDSR path by a domain attention mask rather than D separate sequences, and dense gating (no
 top-k, K is small).
+
+Two computations of the same function. :meth:`SyNCRec.encode` is the reference: one task at a
+time, one call per expert module, torch's ``scaled_dot_product_attention``, every position.
+Training and inference use the fast path (:meth:`SyNCRec.encode_tasks`): the attention
+mask built once per step as an additive float mask, attention written out per head
+(``baddbmm``, softmax, dropout: on CPU ``scaled_dot_product_attention`` falls back to a
+slower math path whenever attention dropout is on), each head's q, k, v projected by its own
+rows (no head-splitting copies), the pre-LayerNorms' affine folded into the next linear
+layer, dropout masks from ``torch.rand`` (:func:`dropout`: the distribution of ``F.dropout``
+at about half its cost on CPU), and at inference only the scored position through the last
+layer. Batching the K experts into one ``baddbmm`` over stacked weights was measured slower
+on CPU than one call per expert (larger tensors, more memory traffic), so experts stay
+separate calls. Both agree to float rounding with dropout off
+(``tests/transfer/sequential/test_model.py``); with dropout on they draw different masks.
 """
 
 from __future__ import annotations
@@ -43,7 +57,32 @@ from torch import nn
 from graphsel.transfer.sequential.options import SyNCRecConfig
 
 __all__ = ["SASRecBlock", "Expert", "NoisyGate", "SyNCRec", "LossParts", "ntg_update",
-           "ntg_weights", "sc_mim_loss", "bce_pair", "domain_means"]
+           "ntg_weights", "sc_mim_loss", "bce_pair", "domain_means", "dropout"]
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout: each element zeroed with probability ``p``, the rest scaled by
+    ``1 / (1 - p)``, as ``F.dropout``; the mask comes from ``torch.rand``, about twice as
+    fast on CPU as the ``bernoulli_`` behind ``F.dropout``.
+
+    >>> x = torch.ones(4)
+    >>> bool((dropout(x, 0.5, training=False) == x).all())
+    True
+    >>> sorted(set(dropout(torch.ones(1000), 0.5).tolist()))
+    [0.0, 2.0]
+    """
+    if not training or p == 0.0:
+        return x
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+def _fold_norm(norm: nn.LayerNorm, linear: nn.Linear, rows: slice = slice(None)
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight (O, H), bias (O,))`` of ``linear(norm(z))`` as one linear map of the
+    normalised ``z`` (LayerNorm's affine folded in); ``rows`` picks output rows (default
+    all)."""
+    weight = linear.weight[rows]
+    return weight * norm.weight, linear.bias[rows] + weight @ norm.bias
 
 
 class SASRecBlock(nn.Module):
@@ -283,9 +322,9 @@ class SyNCRec(nn.Module):
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def encode(self, items: torch.Tensor, task: str) -> torch.Tensor:
-        """``(B, L, H)`` representations of ``items`` ``(B, L)`` (left-padded) by ``task``'s
-        path: ``"cdsr"`` (mixed history) or ``"sdsr"`` (each position's own domain only)."""
+    def _inputs(self, items: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x (B, L, H), mask (B, L, L))`` of ``task``'s path, ``x`` before its dropout
+        (padding rows zero) and ``mask`` True where a query may attend."""
         valid = items != 0
         domain = self.item_domain[items]
         if task == "sdsr":
@@ -296,14 +335,25 @@ class SyNCRec(nn.Module):
         position = position.clamp(min=0, max=self.config.max_length - 1)
         x = self.item_embedding(items) + self.domain_embedding(domain) + \
             self.position_embedding(position)
-        x = self.dropout(self.embedding_norm(x)) * valid.unsqueeze(-1)
+        x = self.embedding_norm(x) * valid.unsqueeze(-1)
         length = items.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         mask = causal & valid.unsqueeze(1)
         if task == "sdsr":
             mask = mask & (domain.unsqueeze(1) == domain.unsqueeze(2))
         # a position always sees itself, so a padded query has a finite (unused) output
-        mask = (mask | torch.eye(length, dtype=torch.bool, device=items.device)).unsqueeze(1)
+        return x, mask | torch.eye(length, dtype=torch.bool, device=items.device)
+
+    def encode(self, items: torch.Tensor, task: str) -> torch.Tensor:
+        """``(B, L, H)`` representations of ``items`` ``(B, L)`` (left-padded) by ``task``'s
+        path: ``"cdsr"`` (mixed history) or ``"sdsr"`` (each position's own domain only).
+
+        The reference computation (one call per expert module, every position); training
+        and inference use :meth:`encode_tasks`, which computes the same function faster.
+        """
+        x, mask = self._inputs(items, task)
+        x = self.dropout(x) * (items != 0).unsqueeze(-1)
+        mask = mask.unsqueeze(1)
         stopped = self.stopped_experts(task)
         outputs = []
         for index, expert in enumerate(self.experts):
@@ -314,6 +364,92 @@ class SyNCRec(nn.Module):
                 outputs.append(expert(x, mask))
         weights = self.gate(task)(x)
         return torch.einsum("blk,kblh->blh", weights, torch.stack(outputs))
+
+    def encode_tasks(self, items: torch.Tensor, tasks: tuple[str, ...] | None = None,
+                     query: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every task's :meth:`encode`, computed faster (see the module docstring).
+
+        Args:
+            items: ``(B, L)`` left-padded item codes.
+            tasks: the paths to compute (default :attr:`tasks`).
+            query: ``(B,)`` one position per row, or None (default) for every position;
+                with a position the last layer runs only its query.
+
+        Returns:
+            ``{task: (B, L, H)}``, or ``{task: (B, H)}`` at ``query``.
+        """
+        tasks = self.tasks if tasks is None else tasks
+        valid = (items != 0).unsqueeze(-1)
+        p = self.config.dropout if self.training else 0.0
+        inputs, biases, query_biases = {}, {}, {}
+        rows = torch.arange(len(items), device=items.device)
+        for task in tasks:
+            x, mask = self._inputs(items, task)
+            inputs[task] = dropout(x, p, self.training) * valid
+            biases[task] = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                ~mask, -math.inf)
+            if query is not None:
+                query_biases[task] = biases[task][rows, query].unsqueeze(1)
+        outputs: dict[tuple[int, str], torch.Tensor] = {}
+        for task in tasks:
+            stopped = self.stopped_experts(task)
+            for k, expert in enumerate(self.experts):
+                assert isinstance(expert, Expert)
+                # SG: the other task's experts run without gradient
+                with torch.set_grad_enabled(torch.is_grad_enabled() and k not in stopped):
+                    outputs[(k, task)] = self._run_expert(
+                        expert, inputs[task], biases[task], query_biases.get(task), query)
+        hidden = {}
+        for task in tasks:
+            x = inputs[task] if query is None else inputs[task][rows, query]
+            weights = self.gate(task)(x)
+            mixed = torch.zeros_like(outputs[(0, task)])
+            for k in range(len(self.experts)):
+                mixed = torch.addcmul(mixed, weights[..., k:k + 1], outputs[(k, task)])
+            hidden[task] = mixed
+        return hidden
+
+    def _run_expert(self, expert: Expert, x: torch.Tensor, bias: torch.Tensor,
+                    query_bias: torch.Tensor | None, query: torch.Tensor | None
+                    ) -> torch.Tensor:
+        """``expert`` on ``x`` ``(B, L, H)`` with the additive attention mask ``bias``
+        ``(B, L, L)`` (0 or -inf), as :class:`Expert` computes it; with ``query`` ``(B,)``
+        the last layer runs only those positions (their mask rows ``query_bias``
+        ``(B, 1, L)``). Returns ``(B, L, H)`` or ``(B, H)``.
+
+        Each head's q, k and v come from their own rows of the projection, so they are
+        contiguous ``(B, P, H / heads)`` and the attention needs no head-splitting copy.
+        """
+        batch, _, hidden = x.shape
+        heads = self.config.num_heads
+        width = hidden // heads
+        p = self.config.dropout if self.training else 0.0
+        rows = torch.arange(batch, device=x.device)
+        for index, block in enumerate(expert.blocks):
+            assert isinstance(block, SASRecBlock)
+            normed = F.layer_norm(x, (hidden,))
+            queries, attention_bias = normed, bias
+            if query is not None and index == len(expert.blocks) - 1:
+                x = x[rows, query].unsqueeze(1)  # (B, 1, H): only the queries go on
+                queries = normed[rows, query].unsqueeze(1)
+                assert query_bias is not None
+                attention_bias = query_bias
+            attended = []
+            for head in range(heads):
+                q, k, v = (F.linear(z, *_fold_norm(block.norm_attention, block.qkv, slice(
+                    part * hidden + head * width, part * hidden + (head + 1) * width)))
+                    for part, z in enumerate((queries, normed, normed)))
+                scores = torch.baddbmm(attention_bias, q, k.transpose(1, 2),
+                                       alpha=width ** -0.5)
+                attended.append(torch.bmm(dropout(scores.softmax(-1), p, self.training), v))
+            x = x + dropout(block.out(torch.cat(attended, -1)), p, self.training)
+            first, second = block.ffn[0], block.ffn[3]
+            assert isinstance(first, nn.Linear)
+            inner = F.gelu(F.linear(F.layer_norm(x, (hidden,)),
+                                    *_fold_norm(block.norm_ffn, first)))
+            x = x + dropout(second(dropout(inner, p, self.training)), p, self.training)
+        x = expert.norm(x)
+        return x if query is None else x.squeeze(1)
 
     def tower(self, hidden: torch.Tensor, task: str, domain: torch.Tensor) -> torch.Tensor:
         """``(N, H)`` outputs of ``task``'s tower of each row's ``domain`` ``(N,)``."""
@@ -332,7 +468,8 @@ class SyNCRec(nn.Module):
     # -- training ----------------------------------------------------------------------------
 
     def losses(self, items: torch.Tensor, next_items: torch.Tensor, next_negatives: torch.Tensor,
-               same_next: torch.Tensor, same_negatives: torch.Tensor) -> LossParts:
+               same_next: torch.Tensor, same_negatives: torch.Tensor, *,
+               reference: bool = False) -> LossParts:
         """One step's losses on a batch of windows (all ``(B, L)``, 0 = no target).
 
         Args:
@@ -341,13 +478,15 @@ class SyNCRec(nn.Module):
             next_negatives: a sampled item of ``next_items``' domain per position.
             same_next: SDSR targets, the next item of each position's own domain.
             same_negatives: a sampled item of that domain per position.
+            reference: encode by the reference :meth:`encode` (default False: the fast
+                :meth:`encode_tasks`; the benchmark and tests compare the two).
         """
         num_domains = self.num_domains
         zeros = torch.zeros(num_domains)
         parts = {"sdsr": (zeros, zeros, zeros), "cdsr": (zeros, zeros, zeros)}
-        hidden = {}
+        hidden = {task: self.encode(items, task) for task in self.tasks} if reference else \
+            self.encode_tasks(items)
         for task in self.tasks:
-            hidden[task] = self.encode(items, task)
             targets, negatives = (same_next, same_negatives) if task == "sdsr" else (
                 next_items, next_negatives)
             rows = targets != 0
@@ -381,18 +520,23 @@ class SyNCRec(nn.Module):
 
     # -- inference ---------------------------------------------------------------------------
 
-    def user_vectors(self, items: torch.Tensor, target_domain: torch.Tensor) -> torch.Tensor:
+    def user_vectors(self, items: torch.Tensor, target_domain: torch.Tensor, *,
+                     reference: bool = False) -> torch.Tensor:
         """``(B, H)`` vectors that score items of ``target_domain`` ``(B,)`` after the
         histories ``items`` ``(B, L)``: the CDSR path at the last position; the SDSR
         baseline uses its last position of the target's domain (zeros before the tower when
-        the window holds none)."""
+        the window holds none). Only that position is computed through the last layer
+        (``reference=True``: every position, by :meth:`encode`; default False)."""
         task = "cdsr" if "cdsr" in self.tasks else "sdsr"
-        hidden = self.encode(items, task)
         if task == "cdsr":
-            last = hidden[:, -1]
+            index = torch.full((len(items),), items.shape[1] - 1)
         else:
             in_domain = self.item_domain[items] == target_domain.unsqueeze(1)
             index = torch.where(in_domain, torch.arange(items.shape[1]), -1).max(1).values
-            last = hidden[torch.arange(len(items)), index.clamp(min=0)]
-            last = last * (index >= 0).unsqueeze(-1)
+        query = index.clamp(min=0)
+        if reference:
+            last = self.encode(items, task)[torch.arange(len(items)), query]
+        else:
+            last = self.encode_tasks(items, (task,), query)[task]
+        last = last * (index >= 0).unsqueeze(-1)
         return self.tower(last, task, target_domain)

@@ -22,8 +22,8 @@ from graphsel.transfer.sequential.model import SyNCRec, ntg_weights
 from graphsel.transfer.sequential.options import SequentialTrainConfig, SyNCRecConfig
 from graphsel.transfer.train.trainer import seed_everything
 
-__all__ = ["training_windows", "Batch", "make_batch", "next_in_domain", "EpochLog",
-           "FitOutcome", "fit_variant"]
+__all__ = ["training_windows", "DomainSampler", "Batch", "make_batch", "next_in_domain",
+           "EpochLog", "FitOutcome", "fit_variant"]
 
 
 def training_windows(split: SequenceSplit, max_length: int, mode: str = "last"
@@ -72,7 +72,7 @@ def next_in_domain(window: np.ndarray, domain: np.ndarray, num_domains: int) -> 
     return out
 
 
-class _DomainSampler:
+class DomainSampler:
     """Uniform items of a given domain."""
 
     def __init__(self, data: SequenceData) -> None:
@@ -98,7 +98,7 @@ class Batch:
 
 
 def make_batch(data: SequenceData, starts: np.ndarray, ends: np.ndarray, max_length: int,
-               sampler: _DomainSampler, rng: np.random.Generator) -> Batch:
+               sampler: DomainSampler, rng: np.random.Generator) -> Batch:
     """The :class:`Batch` of windows ``items[starts[b]:ends[b]]``."""
     window = last_window(data.items, starts, ends, max_length + 1)
     domain = np.where(window == PAD, data.num_domains, data.item_domain[window])
@@ -115,7 +115,8 @@ def make_batch(data: SequenceData, starts: np.ndarray, ends: np.ndarray, max_len
 
 @dataclass
 class EpochLog:
-    """One epoch: mean loss, validation score, seconds, mean gap and final CDSR weights."""
+    """One epoch: mean loss, validation score, training seconds (wall-clock and this
+    process's CPU time, every thread), mean gap and final CDSR weights."""
 
     epoch: int
     loss: float
@@ -123,6 +124,7 @@ class EpochLog:
     seconds: float
     gap: list[float]
     weights: list[float]
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -158,12 +160,12 @@ def fit_variant(split: SequenceSplit, config: SyNCRecConfig, train: SequentialTr
         model = SyNCRec(torch.from_numpy(data.item_domain), data.num_domains, config)
         optimizer = torch.optim.Adam(model.parameters(), lr=train.lr,
                                      weight_decay=train.weight_decay)
-        sampler = _DomainSampler(data)
+        sampler = DomainSampler(data)
         starts, ends = training_windows(split, config.max_length, train.windows)
         outcome = FitOutcome(model, 0)
         best_score, best_state, stale = -np.inf, copy.deepcopy(model.state_dict()), 0
         for epoch in range(min(train.epochs, max_epochs or train.epochs)):
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), time.process_time()
             model.train()
             order = rng.permutation(len(starts))
             losses, gap_sum, gap_count = [], np.zeros(data.num_domains), np.zeros(
@@ -182,6 +184,7 @@ def fit_variant(split: SequenceSplit, config: SyNCRecConfig, train: SequentialTr
                 gap_sum += np.where(present, (parts.sdsr - parts.cdsr).numpy(), 0.0)
                 gap_count += present
             train_seconds = time.perf_counter() - begin
+            cpu_seconds = time.process_time() - cpu_begin
             ranks = rank_stage(model, split, "valid", valid_negatives)
             score = float(rank_metrics(ranks.sampled)[metric].mean())
             weights = ntg_weights(model.ntg_lambda, config.ntg.tau).tolist() \
@@ -191,7 +194,8 @@ def fit_variant(split: SequenceSplit, config: SyNCRecConfig, train: SequentialTr
             outcome.epochs.append(EpochLog(epoch, float(np.mean(losses)), score,
                                            round(train_seconds, 3),
                                            [round(float(g), 6) for g in gap],
-                                           [round(float(w), 6) for w in weights]))
+                                           [round(float(w), 6) for w in weights],
+                                           round(cpu_seconds, 3)))
             outcome.train_seconds += train_seconds
             if score > best_score:
                 best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
