@@ -45,7 +45,13 @@ def _no_data(ax: Axes, message: str) -> None:
     ax.set_axis_off()
 
 
+def write_png(figure: Figure, target: Any, dpi: int) -> None:
+    """``figure`` as PNG into ``target`` (a path or a binary file), cropped to what is drawn
+    (a title or legend outside the axes is never cut off)."""
+    figure.savefig(target, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+
+
 def _save(figure: Figure, path: Path, dpi: int) -> Path:
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
+        write_png(figure, tmp, dpi)
     return path

@@ -30,6 +30,7 @@ from graphsel._table import format_table
 from graphsel.data.io import atomic_path
 from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer.protocol.results import Results
+from graphsel.viz._common import write_png
 from graphsel.viz.selection import SELECTION_FIGURES, selection_figures
 from graphsel.viz.transfer import TRANSFER_FIGURES, transfer_figures
 
@@ -57,7 +58,7 @@ class Section:
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (default 100 dpi)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    write_png(figure, buffer, dpi)
     return buffer.getvalue()
 
 

@@ -9,15 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from graphsel.cli import cli
+from tests.transfer.tiny import TINY_RUN_CONFIG
 
-TINY_CONFIG = """
-dataset: {name: synthetic, options: {scale: 0.05}}
-selection: {stages: [graph, da], da: {model: logistic, cv: 2, embedding_dim: 4}}
-model: {embed_dim: 4, hidden: [16]}
-train: {epochs: 1, batch_size: 256, num_threads: 1}
-strategies: [target_only, selected_weighted]
-n_boot: 20
-"""
+TINY_CONFIG = TINY_RUN_CONFIG
 
 
 def _config(tmp_path: Path, text: str = TINY_CONFIG) -> Path:

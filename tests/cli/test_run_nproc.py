@@ -8,15 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from graphsel.cli import cli
+from tests.transfer.tiny import TINY_RUN_CONFIG
 
-CONFIG = """
-dataset: {name: synthetic, options: {scale: 0.05}}
-selection: {stages: [graph, da], da: {model: logistic, cv: 2, embedding_dim: 4}}
-model: {embed_dim: 4, hidden: [16]}
-train: {epochs: 2, batch_size: 128, num_threads: 1}
-strategies: [target_only, selected_weighted]
-n_boot: 20
-"""
+CONFIG = TINY_RUN_CONFIG.replace("epochs: 1, batch_size: 256", "epochs: 2, batch_size: 128")
 
 
 def _metrics(payload: dict) -> dict:

@@ -52,3 +52,15 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The synthetic default at scale 0.05 as (source, target) Parquet paths."""
+    from graphsel.data.datasets import get_dataset
+    from graphsel.data.log import write_log
+
+    split = get_dataset("synthetic")(scale=0.05, seed=0)
+    folder = tmp_path_factory.mktemp("synthetic")
+    return (str(write_log(split.source, folder / "source.parquet")),
+            str(write_log(split.target, folder / "target.parquet")))

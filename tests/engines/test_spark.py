@@ -156,17 +156,6 @@ def tiny_logs(spark: Any, tiny: tuple[str, str]) -> tuple[Any, Any]:
     return engine.read_pair(spark, *tiny)
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    from graphsel.data.datasets import get_dataset
-    from graphsel.data.log import write_log
-
-    split = get_dataset("synthetic")(scale=0.05, seed=0)
-    folder = tmp_path_factory.mktemp("synthetic")
-    return (str(write_log(split.source, folder / "source.parquet")),
-            str(write_log(split.target, folder / "target.parquet")))
-
-
 # --------------------------------------------------------------------------------------------
 # Equality with the in-memory engine
 # --------------------------------------------------------------------------------------------

@@ -113,17 +113,6 @@ def without_seconds(stages: list[dict]) -> list[dict]:
     return [{key: value for key, value in stage.items() if key != "seconds"} for stage in stages]
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    from graphsel.data.datasets import get_dataset
-    from graphsel.data.log import write_log
-
-    split = get_dataset("synthetic")(scale=0.05, seed=0)
-    folder = tmp_path_factory.mktemp("synthetic")
-    return (str(write_log(split.source, folder / "source.parquet")),
-            str(write_log(split.target, folder / "target.parquet")))
-
-
 def _hand_built_rows(n: int, domain: str, seed: int, users: int, items: int) -> pa.Table:
     """``n`` rows over a few users and items with every kind of side feature: a string with
     a value one domain alone has and tied counts, an integer and a boolean category, and a

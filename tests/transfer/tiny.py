@@ -18,6 +18,16 @@ VOCAB = (5, 4)
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
 TINY_BN = ModelConfig(embed_dim=4, hidden=(8, 4), batch_norm=True)
 
+TINY_RUN_CONFIG = """
+dataset: {name: synthetic, options: {scale: 0.05}}
+selection: {stages: [graph, da], da: {model: logistic, cv: 2, embedding_dim: 4}}
+model: {embed_dim: 4, hidden: [16]}
+train: {epochs: 1, batch_size: 256, num_threads: 1}
+strategies: [target_only, selected_weighted]
+n_boot: 20
+"""
+"""A `graphsel run` config that trains two strategies in seconds."""
+
 
 def tiny_model(seed: int, config: ModelConfig = TINY) -> CTRModel:
     """A seeded base model over :data:`VOCAB` and one numeric feature."""

@@ -28,6 +28,7 @@ from graphsel.transfer.protocol.results import SelectionSummary, StageSummary
 from graphsel.viz.report import Section, png_bytes, render_page, run_page, selection_page, write_html
 from graphsel.viz.selection import SELECTION_FIGURES, selection_figures
 from graphsel.viz.transfer import TRANSFER_FIGURES
+from tests.transfer.tiny import TINY_RUN_CONFIG
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -168,14 +169,7 @@ def test_write_html_is_atomic(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 
 SELECT_CONFIG = "da: {model: logistic, cv: 2}\n"
-RUN_CONFIG = """
-dataset: {name: synthetic, options: {scale: 0.05}}
-selection: {stages: [graph, da], da: {model: logistic, cv: 2, embedding_dim: 4}}
-model: {embed_dim: 4, hidden: [16]}
-train: {epochs: 1, batch_size: 256, num_threads: 1}
-strategies: [target_only, selected_weighted]
-n_boot: 20
-"""
+RUN_CONFIG = TINY_RUN_CONFIG
 
 
 @pytest.fixture(scope="module")
