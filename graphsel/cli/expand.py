@@ -62,7 +62,8 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
     check_paths({"--source": source, "--target": target, "--config": config_path},
                 logs={"--out": out})
     out_path = Path(out)
-    config = SelectionConfig() if config_path is None else SelectionConfig.from_yaml(config_path)
+    config = (SelectionConfig() if config_path is None
+              else SelectionConfig.from_yaml(config_path).require_local())
     config = config.subset(["graph"]).merged(
         params={"graph": graph_flags(num_hops, max_degree, fanout, max_user_rows, mode, edges,
                                      relations, as_of)}, seed=seed)

@@ -236,11 +236,21 @@ class SelectionConfig:
             progress: show a progress bar over the stages. Defaults to False.
 
         Raises:
-            InputError: for ``engine="spark"``: the selector runs in memory (``graphsel
-                select`` runs Spark's).
+            InputError: for ``engine="spark"`` (:meth:`require_local`).
+        """
+        self.require_local()
+        return SampleSelector([self.stage(name) for name in self.stages], progress=progress)
+
+    def require_local(self) -> SelectionConfig:
+        """This config, if its engine is ``"local"``: for the commands that select in memory
+        (``graphsel expand``, ``graphsel run``; only ``graphsel select`` runs Spark's).
+
+        Raises:
+            InputError: ``run.yaml: selection.engine spark runs under graphsel select only;
+                this command selects in memory (engine: local)``.
         """
         if self.engine != "local":
             raise InputError(f"{_at(self.origin or 'selection', 'engine')} {self.engine} runs "
                              f"under graphsel select only; this command selects in memory "
                              f"(engine: local)")
-        return SampleSelector([self.stage(name) for name in self.stages], progress=progress)
+        return self

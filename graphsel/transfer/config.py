@@ -321,7 +321,7 @@ def _coerce(hint: Any, value: Any, where: str, key: str, base: Any = None) -> An
                 errors.append(exc)
         raise errors[0]
     if hint is SelectionConfig:
-        return SelectionConfig.from_dict(value, where=f"{where}: {key}")
+        return SelectionConfig.from_dict(value, where=f"{where}: {key}").require_local()
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, where, key, base if isinstance(base, hint) else None)
     if hint is Any:

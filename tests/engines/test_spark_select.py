@@ -64,6 +64,28 @@ def test_a_spark_config_builds_no_in_memory_selector() -> None:
         SelectionConfig.from_dict({"engine": "spark"}, where="run.yaml: selection").build()
 
 
+def test_expand_and_run_refuse_a_spark_config_before_any_work(
+        synthetic: tuple[str, str], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from graphsel.cli import cli
+
+    config = tmp_path / "s.yaml"
+    config.write_text("engine: spark\n")
+    result = CliRunner().invoke(cli, ["expand", "--source", synthetic[0], "--target",
+                                      synthetic[1], "--config", str(config),
+                                      "--out", str(tmp_path / "n.parquet")])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {config}: engine spark runs under graphsel select only; "
+                             f"this command selects in memory (engine: local)\n")
+    run = tmp_path / "run.yaml"
+    run.write_text("dataset: {name: synthetic}\nselection: {engine: spark}\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(run)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {run}: selection.engine spark runs under graphsel select "
+                             f"only; this command selects in memory (engine: local)\n")
+
+
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
