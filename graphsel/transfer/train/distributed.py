@@ -165,8 +165,15 @@ def spawn(fn: Callable[..., Any], nproc: int, *args: Any, threads: int | None = 
         raise InputError(f"--nproc must be >= 1, got {nproc}")
     threads = threads or max(1, (os.cpu_count() or 1) // nproc)
     with tempfile.TemporaryDirectory(prefix="graphsel-ddp-") as folder:
-        torch.multiprocessing.spawn(_worker, args=(nproc, folder, threads, fn, args),
-                                    nprocs=nproc, join=True)
+        try:
+            torch.multiprocessing.spawn(_worker, args=(nproc, folder, threads, fn, args),
+                                        nprocs=nproc, join=True)
+        except torch.multiprocessing.ProcessExitedException:
+            # a rank killed by a signal while its interpreter shut down, after every rank had
+            # finished its work and left the group, changes nothing; before that, it is an error
+            if not all(os.path.exists(os.path.join(folder, f"done.{rank}"))
+                       for rank in range(nproc)):
+                raise
         with open(os.path.join(folder, "result.pkl"), "rb") as handle:
             return pickle.load(handle)
 
@@ -181,5 +188,7 @@ def _worker(rank: int, nproc: int, folder: str, threads: int, fn: Callable[..., 
         if rank == 0:
             with open(os.path.join(folder, "result.pkl"), "wb") as handle:
                 pickle.dump(result, handle)
+        dist.barrier()  # no rank tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
+    open(os.path.join(folder, f"done.{rank}"), "w").close()

@@ -287,8 +287,6 @@ class Trainer:
                     if loss.requires_grad:
                         loss.backward()
                     distributed.all_reduce_gradients(model)
-                    loss = loss.detach().clone()
-                    dist.all_reduce(loss)  # the batch's loss, for the record
                 for optimizer in optimizers:
                     optimizer.step()
                 loss_sum += loss.detach().double().cpu() * len(batch)
@@ -296,6 +294,8 @@ class Trainer:
                 steps += 1
                 bar.update(1)
         if size > 1:
+            # the ranks' scaled shard losses sum to the batches' losses: one sum per epoch
+            dist.all_reduce(loss_sum)
             distributed.broadcast_buffers(model)  # e.g. BatchNorm statistics: rank 0's
         seconds = time.perf_counter() - start
         return EpochRecord(epoch, float(loss_sum) / max(rows_seen, 1), None, seconds,
