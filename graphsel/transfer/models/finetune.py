@@ -12,18 +12,34 @@ then fine-tunes on
   (the selection's graph, domain-classifier and neighbour stages pick the source rows that
   look like the target);
 - ``merge_finetune_random``: its control, the target rows plus a seeded random subset of the
-  source rows as large as the selection.
+  source rows as large as the selection;
+- ``budget_finetune``: the cheap recipe. Its first step trains on the target rows and only the
+  :data:`SOURCE_BUDGET` share of the source rows that the selection ranks highest
+  (:func:`budget_mask`), not on every row, then fine-tunes on the target rows: the
+  industrial argument for selection is a model nearly as good for a fifth of the rows.
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can
 only move away from ``merge_all`` where validation says so. Its learning rate is the run's
 times :attr:`~graphsel.transfer.models.options.FinetuneOptions.lr_factor`.
+
+When fine-tuning wins, the learner then tries weight-space mixes of the merged and the
+fine-tuned model, ``(1 - a) * merged + a * fine_tuned`` for each ``a`` of
+:attr:`~graphsel.transfer.models.options.FinetuneOptions.mix` (WiSE-FT, Wortsman et al.,
+CVPR 2022: a fine-tuned model and its start lie in one basin, and the mixes between them are
+often better than either, at no training cost), and keeps the one with the best validation
+AUC (``a = 1`` included). The kept weight ``a`` of each period is in :meth:`details`.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
+
+from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.options import FinetuneOptions
 from graphsel.transfer.protocol.learners import (
@@ -39,10 +55,34 @@ from graphsel.transfer.protocol.strategies import (
     random_same_size_mask,
     register_strategy,
     selected_focus,
+    selection_of,
 )
+from graphsel.transfer.train.metrics import auc
 
-__all__ = ["FinetuneLearner", "FinetuneOptions", "merge_finetune", "merge_finetune_random",
-           "merge_finetune_selected"]
+__all__ = ["SOURCE_BUDGET", "FinetuneLearner", "FinetuneOptions", "budget_finetune",
+           "budget_mask", "merge_finetune", "merge_finetune_random", "merge_finetune_selected",
+           "mix_states"]
+
+SOURCE_BUDGET = 0.2
+"""The share of the source rows ``budget_finetune`` trains on (at most)."""
+
+
+def mix_states(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
+               weight: float) -> dict[str, torch.Tensor]:
+    """The state dict ``(1 - weight) * start + weight * end`` (floating-point entries; the
+    others, e.g. BatchNorm's batch counter, are ``end``'s).
+
+    >>> a = {"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(1)}
+    >>> mixed = mix_states(a, {"w": torch.tensor([4.0, 2.0]), "n": torch.tensor(3)}, 0.25)
+    >>> mixed["w"].tolist(), mixed["n"].item()
+    ([1.0, 2.0], 3)
+    """
+    return {key: torch.lerp(start[key], value, weight) if value.is_floating_point() else value
+            for key, value in end.items()}
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
 class FinetuneLearner(PlanLearner):
@@ -58,10 +98,39 @@ class FinetuneLearner(PlanLearner):
         super().__init__(context)
         self.options = options or FinetuneOptions()
         self.finetuner = context.trainer(lr_factor=self.options.lr_factor)
+        self.mixes_: list[float] = []
 
     def fit_period(self, data: PeriodData) -> None:
         super().fit_period(data)  # the entire space, as merge_all
-        self.finetuner.fit(self.model, self.finetune_rows(data), data.valid, keep_start=True)
+        self.specialise(self.finetune_rows(data), data)
+
+    def specialise(self, rows: CTRDataset, data: PeriodData) -> float:
+        """Fine-tunes :attr:`model` (just trained on the entire space) on ``rows``, then
+        keeps the best mix on validation (module docstring).
+
+        Returns:
+            the kept weight of the fine-tuned model: 0.0 if no fine-tuning epoch beat the
+            merged model, 1.0 for the fine-tuned model, else one of ``options.mix``
+            (also appended to :attr:`mixes_`).
+        """
+        merged = _state(self.model)
+        result = self.finetuner.fit(self.model, rows, data.valid, keep_start=True)
+        kept = 0.0
+        if result.best_epoch >= 0:
+            tuned = _state(self.model)
+            label = data.valid.label.numpy()
+            scores = {}
+            for weight in (*self.options.mix, 1.0):  # ties: the smaller step from merged
+                self.model.load_state_dict(mix_states(merged, tuned, weight))
+                scores[weight] = auc(label, self.predict(data.valid))
+            kept = max(scores, key=lambda weight: scores[weight])
+            self.model.load_state_dict(mix_states(merged, tuned, kept))
+        self.mixes_.append(kept)
+        return kept
+
+    def details(self) -> dict[str, Any]:
+        """The kept weight of the fine-tuned model (:meth:`specialise`), last period."""
+        return {"mix": self.mixes_[-1]} if self.mixes_ else {}
 
     def finetune_rows(self, data: PeriodData) -> CTRDataset:
         """The period's target rows, plus the focus rows of its source window."""
@@ -90,3 +159,41 @@ def merge_finetune_random(context: StrategyContext) -> SourcePlan:
     rows = np.asarray(context.source_rows, dtype=np.int64)
     return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint",
                       focus=random_same_size_mask(context))
+
+
+def budget_mask(selection: Selection, fraction: float) -> np.ndarray:
+    """``(N,)`` bool: the selected rows, cut to the ``int(fraction * N)`` ranked highest.
+
+    The rank is the selection's last score: ``knn_score`` (descending), then ``p_target``,
+    then the training weight, then the row order; a NaN score (a row a stage did not score)
+    ranks last. A selection within the budget is returned whole.
+
+    >>> nan = np.nan
+    >>> selection = Selection(np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], bool),
+    ...     np.ones(10, np.float32), {"knn_score": np.array([.5, .9, nan, .99, .5, .7, 0, 0, 0, 0])})
+    >>> np.flatnonzero(budget_mask(selection, 0.3)).tolist()
+    [0, 1, 5]
+    """
+    mask = np.asarray(selection.mask, dtype=bool)
+    budget = int(fraction * len(mask))
+    if int(mask.sum()) <= budget:
+        return mask.copy()
+    rows = np.flatnonzero(mask)
+    keys = [rows, -selection.weight[rows].astype(np.float64)]  # lexsort: the last key first
+    for name in ("p_target", "knn_score"):
+        if name in selection.scores:
+            keys.append(np.nan_to_num(-selection.scores[name][rows].astype(np.float64),
+                                      nan=np.inf))
+    chosen = np.zeros(len(mask), dtype=bool)
+    chosen[rows[np.lexsort(keys)[:budget]]] = True
+    return chosen
+
+
+@register_strategy("budget_finetune", needs_selection=True, learner=FinetuneLearner,
+                   options=FinetuneOptions())
+def budget_finetune(context: StrategyContext) -> SourcePlan:
+    """The target rows and the selection's top :data:`SOURCE_BUDGET` of the source rows, then
+    fine-tuning on the target's rows."""
+    mask = budget_mask(selection_of(context), SOURCE_BUDGET)
+    rows = np.asarray(context.source_rows[mask], dtype=np.int64)
+    return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint")

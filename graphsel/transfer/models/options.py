@@ -230,13 +230,23 @@ class FinetuneOptions:
         lr_factor: the fine-tuning learning rate is the run's ``lr`` times this. Default 1.0
             (measured on ML-1M Documentary before this recipe existed: a full learning rate
             gained more over ``merge_all`` than a third of it).
+        mix: weights ``a`` of the fine-tuned model in weight-space mixes
+            ``(1 - a) * merged + a * fine_tuned`` (WiSE-FT, Wortsman et al. 2022) tried after
+            the fine-tuning step; the mix (or the fine-tuned model, ``a = 1``) with the best
+            validation AUC is kept. Default ``(0.25, 0.5, 0.75)``; ``()``: no mixing.
     """
 
     lr_factor: float = 1.0
+    mix: tuple[float, ...] = (0.25, 0.5, 0.75)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor <= 10):
             raise InputError(f"lr_factor must be a number in (0, 10], got {self.lr_factor!r}")
+        mix = tuple(self.mix) if isinstance(self.mix, (list, tuple)) else None
+        if mix is None or not all(isinstance(a, (int, float)) and not isinstance(a, bool)
+                                  and 0 < a < 1 for a in mix):
+            raise InputError(f"mix must be a list of numbers in (0, 1), got {self.mix!r}")
+        object.__setattr__(self, "mix", tuple(float(a) for a in mix))
 
 
 def _grid(name: str, values: object, low: float, low_open: bool) -> tuple[float, ...]:

@@ -214,12 +214,12 @@ class SubdomainGapLearner(FinetuneLearner):
                           if not np.isnan(gap)]
             chosen = np.flatnonzero(np.isin(groups, kept))
             rows = CTRDataset.concat([data.target, data.source.subset(chosen)])
-        self.finetuner.fit(self.model, rows, data.valid, keep_start=True)
+        self.specialise(rows, data)
 
     def details(self) -> dict[str, Any]:
-        """The last transfer period's sub-domains, by decreasing gap."""
+        """The last transfer period's sub-domains, by decreasing gap, and the kept mix."""
         ordered = sorted(self.gaps_, key=lambda g: -g.gap)
-        return {"subdomains": [gap.to_json() for gap in ordered]}
+        return {**super().details(), "subdomains": [gap.to_json() for gap in ordered]}
 
 
 @register_strategy("subdomain_gap", learner=SubdomainGapLearner, options=SubdomainOptions())

@@ -356,6 +356,7 @@ declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
 declare_strategy("merge_finetune_random", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
+declare_strategy("budget_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
 declare_strategy("weighted_all", "graphsel.transfer.models.weighted", WeightedOptions())
 declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", SubdomainOptions())
 for _name, _options in MULTI_DOMAIN_MODELS.items():

@@ -13,13 +13,16 @@ from graphsel.errors import InputError
 from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.base import ModelConfig, build_base_model
-from graphsel.transfer.models.finetune import FinetuneLearner
+from graphsel.transfer.features import FeatureEncoder
+from graphsel.transfer.models import finetune
+from graphsel.transfer.models.finetune import FinetuneLearner, mix_states
 from graphsel.transfer.models.options import FinetuneOptions
+from graphsel.transfer.protocol.learners import LearnerContext, PeriodData
 from graphsel.transfer.protocol.runner import compare_strategies, fit_selection
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
-from graphsel.transfer.protocol.strategies import StrategyContext, get_strategy
+from graphsel.transfer.protocol.strategies import SourcePlan, StrategyContext, get_strategy
 from graphsel.transfer.train.options import TrainConfig
-from graphsel.transfer.train.trainer import Trainer
+from graphsel.transfer.train.trainer import FitResult, Trainer
 from tests.transfer.tiny import tiny_selector
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
@@ -78,6 +81,77 @@ def test_plans_hold_every_source_row_and_focus_on_the_selection():
     assert get_strategy("merge_finetune").options == FinetuneOptions(lr_factor=1.0)
     with pytest.raises(InputError, match="lr_factor"):
         FinetuneOptions(lr_factor=0)
+    assert FinetuneOptions(mix=[0.5, 1 / 4]).mix == (0.5, 0.25)
+    assert FinetuneOptions(mix=[]).mix == ()
+    for bad in ([0.5, 1.0], [0], "0.5", [True]):
+        with pytest.raises(InputError, match="mix must be a list of numbers in \\(0, 1\\)"):
+            FinetuneOptions(mix=bad)
+
+
+def _mixing_learner(options: FinetuneOptions, moved: bool, scores: list[float], monkeypatch):
+    """A FinetuneLearner on a 10-row log whose merged fit trains for real and whose
+    fine-tuning step moves every float weight by +1 (or keeps the start when not ``moved``);
+    validation AUCs of the mixes come from ``scores``, in the order they are asked."""
+    users = [1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
+    items = [7, 7, 8, 8, 9, 9, 7, 8, 9, 7]
+    log = InteractionLog.from_columns(users, items, list(range(10)), [1, 0] * 5, "s")
+    encoder = FeatureEncoder(["user_id", "item_id"], []).fit(log)
+    data = CTRDataset.from_log(log, encoder)
+    train = TrainConfig(epochs=1, batch_size=4, num_threads=1, progress=False)
+    context = LearnerContext(SourcePlan(np.arange(10), np.ones(10, dtype=np.float32)),
+                             encoder.spec_, TINY, train, log, seed=0)
+    learner = FinetuneLearner(context, options)
+    period = PeriodData(0, True, data.subset(np.arange(6)), data.subset(np.arange(10)),
+                        np.arange(10), data.subset(np.arange(6, 10)))
+    asked = iter(scores)
+
+    def fake_finetune(model, rows, valid=None, *, keep_start=False):
+        assert keep_start and len(rows) == 6  # the target rows (no focus)
+        if moved:
+            with torch.no_grad():
+                for value in model.parameters():
+                    value += 1.0
+        return FitResult(best_epoch=0 if moved else -1)
+
+    monkeypatch.setattr(learner.finetuner, "fit", fake_finetune)
+    monkeypatch.setattr(finetune, "auc", lambda y, p: next(asked))
+    original = Trainer.fit
+
+    def merged_fit(self, model, rows, valid=None, *, keep_start=False):
+        result = original(self, model, rows, valid, keep_start=keep_start)
+        merged.update(_state(model))
+        return result
+
+    merged: dict[str, torch.Tensor] = {}
+    monkeypatch.setattr(Trainer, "fit", merged_fit)
+    return learner, period, merged
+
+
+@pytest.mark.parametrize(("scores", "kept"), [([0.6, 0.9, 0.7, 0.8], 0.5),
+                                              ([0.6, 0.7, 0.7, 0.8], 1.0),
+                                              ([0.8, 0.7, 0.8, 0.8], 0.25)])
+def test_the_mix_with_the_best_validation_auc_is_kept(scores, kept, monkeypatch):
+    learner, period, merged = _mixing_learner(FinetuneOptions(), True, scores, monkeypatch)
+    learner.fit_period(period)
+    assert learner.mixes_ == [kept] and learner.details() == {"mix": kept}
+    tuned = {k: v + 1.0 if v.is_floating_point() else v for k, v in merged.items()}
+    expected = mix_states(merged, tuned, kept)
+    state = learner.model.state_dict()
+    assert state.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=1e-6)
+
+
+def test_no_mix_when_fine_tuning_kept_the_merged_model_or_mixing_is_off(monkeypatch):
+    learner, period, merged = _mixing_learner(FinetuneOptions(), False, [], monkeypatch)
+    learner.fit_period(period)  # no AUC asked: the scores iterator is empty
+    assert learner.mixes_ == [0.0]
+    assert all(torch.equal(merged[k], v) for k, v in learner.model.state_dict().items())
+    learner, period, merged = _mixing_learner(FinetuneOptions(mix=()), True, [0.5], monkeypatch)
+    learner.fit_period(period)
+    assert learner.mixes_ == [1.0]
+    assert all(torch.equal(merged[k] + 1.0 if v.is_floating_point() else merged[k], v)
+               for k, v in learner.model.state_dict().items())
 
 
 def test_each_period_merges_then_fine_tunes_on_target_and_focus_rows():
@@ -145,3 +219,23 @@ def test_auto_takes_each_seeds_best_validation_model_and_never_reads_test_labels
     assert picks == [e.picked for e in compare_strategies(
         source, flipped, names, model=TINY, train=train, protocol=protocol,
         seeds=[0, 1]).effort if e.strategy == "auto"]
+
+
+def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
+    rows = np.arange(100, 110)
+    mask = np.array([1, 1, 1, 0, 1, 1, 0, 0, 1, 0], bool)
+    knn = np.array([0.5, 0.9, np.nan, 0.99, 0.5, 0.7, 0, 0, 0.6, 0], dtype=np.float32)
+    p_target = np.array([0.1, 0.2, 0.9, 0.5, 0.8, 0.3, 0, 0, 0.4, 0], dtype=np.float32)
+    selection = Selection(mask, mask.astype(np.float32),
+                          {"hop": np.zeros(10, np.int32), "p_target": p_target,
+                           "knn_score": knn})
+    plan = get_strategy("budget_finetune").plan(StrategyContext(rows, selection, 0))
+    # budget int(0.2 * 10) = 2: knn 0.9 (row 1) and 0.7 (row 5)
+    assert plan.rows.tolist() == [101, 105] and plan.weight.tolist() == [1.0, 1.0]
+    assert plan.schedule == "joint" and plan.focus is None
+    assert get_strategy("budget_finetune").learner is FinetuneLearner
+    # knn ties (0.5: rows 0 and 4) are broken by p_target; NaN knn ranks last
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.5)).tolist() == [0, 1, 4, 5, 8]
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.4)).tolist() == [1, 4, 5, 8]
+    # a selection within the budget is kept whole
+    assert finetune.budget_mask(selection, 0.6).tolist() == mask.tolist()
