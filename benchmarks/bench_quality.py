@@ -21,7 +21,17 @@ Splits (:func:`builtin_splits`, all read from ``$GRAPHSEL_DATA``):
 **Caps** (said here, not applied silently): source rows are a seeded random subset of
 :data:`MAX_SOURCE_ROWS` of those before the test start (the same rows for every strategy
 and seed), the lr grid has :data:`LR_GRID`'s three values, and the grid is searched on the
-first seed only (the other seeds reuse its choice).
+first seed only (the other seeds reuse its choice). The default strategies are
+:data:`DEFAULT_STRATEGIES`: every registered strategy but the ablations of the seed-paper
+models (``ctnet_cold``, ``ctnet_linear``, ``ecat_cold``, ``diit_cold``) and the three costliest
+multi-domain peers and recipes (``mmoe``, ``ple``, ``pepnet``, ``weighted_all``: 2-6x
+``merge_all``'s training each), so that the 19 built-in splits fit in 90 minutes on 2 cores;
+``--strategies all`` runs every registered one.
+
+**Processes.** Each split runs in its own process (``--jobs`` at a time, default the usable
+CPUs), on one thread (torch, FAISS and BLAS), so a split's numbers do not depend on
+``--jobs`` or on the machine's core count. Each split's JSON records its wall and CPU seconds
+and the load average at its end.
 
 Output in ``--out`` (default ``bench-quality/``): ``splits/<name>.json`` per split (the
 ``Results.to_json()`` of the split, its settings and seconds; written atomically, so a
@@ -33,7 +43,7 @@ settings changed is rerun), ``summary.json`` (everything), ``summary.txt`` (the 
 suite runs it); its numbers mean nothing.
 
 Usage: ``python benchmarks/bench_quality.py [--quick] [--seeds 5] [--splits a,b]
-[--strategies a,b] [--configs my.yaml ...] [--out DIR] [--list]``
+[--strategies a,b|all] [--configs my.yaml ...] [--jobs N] [--out DIR] [--list]``
 """
 
 from __future__ import annotations
@@ -43,6 +53,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import resource
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -51,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from graphsel._runtime import THREAD_COUNT_VARIABLES, usable_cpus
 from graphsel._table import format_table
 from graphsel.data.io import atomic_path
 from graphsel.errors import InputError
@@ -71,6 +84,12 @@ MAX_SOURCE_ROWS = 100_000
 LR_GRID = (0.001, 0.003, 0.01)
 SEEDS = 5
 QUICK_STRATEGIES = ("target_only", "merge_all", "selected_weighted")
+ON_REQUEST = ("ctnet_cold", "ctnet_linear", "ecat_cold", "diit_cold", "mmoe", "ple", "pepnet",
+              "weighted_all")
+"""Strategies run only with ``--strategies`` (module doc, *Caps*)."""
+DEFAULT_STRATEGIES = tuple(name for name in strategy_names() if name not in ON_REQUEST)
+WORKER_ENV = {**dict.fromkeys(THREAD_COUNT_VARIABLES, "1"), "OMP_WAIT_POLICY": "PASSIVE"}
+"""The environment of a split's process: one thread everywhere."""
 
 
 def base_config(dataset: DatasetConfig, seeds: int, strategies: Sequence[str],
@@ -79,7 +98,7 @@ def base_config(dataset: DatasetConfig, seeds: int, strategies: Sequence[str],
     return ExperimentConfig(
         dataset=dataset, model=ModelConfig(embed_dim=16, hidden=(64, 32)),
         train=TrainConfig(epochs=50, batch_size=batch_size, patience=3, progress=False,
-                          num_threads=2),
+                          num_threads=1),
         protocol=ProtocolConfig(max_source_rows=MAX_SOURCE_ROWS, lr_grid=LR_GRID),
         strategies=tuple(strategies), seeds=seeds)
 
@@ -116,26 +135,69 @@ def fingerprint(config: ExperimentConfig) -> str:
     return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
 
 
-def run_split(name: str, config: ExperimentConfig, folder: Path) -> dict[str, Any]:
-    """The split's result, from its finished JSON when its settings match, else run now."""
+def finished(name: str, config: ExperimentConfig, folder: Path) -> dict[str, Any] | None:
+    """The split's JSON if it finished before with the same settings, else None."""
     path = folder / f"{name}.json"
-    key = fingerprint(config)
     if path.is_file():
-        done = json.loads(path.read_text())
-        if done.get("fingerprint") == key:
+        done: dict[str, Any] = json.loads(path.read_text())
+        if done.get("fingerprint") == fingerprint(config):
             print(f"{name}: finished before, kept ({path})", file=sys.stderr)
             return done
+    return None
+
+
+def run_split(name: str, config: ExperimentConfig, folder: Path) -> dict[str, Any]:
+    """Runs the split now and writes its JSON to ``folder / f"{name}.json"``."""
+    path = folder / f"{name}.json"
+    key = fingerprint(config)
     print(f"{name}: running {len(config.strategies)} strategies x {config.seeds} seeds",
           file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     results = run_experiment(config)
     out = {"split": name, "fingerprint": key, "seconds": round(time.perf_counter() - start, 1),
+           "cpu_seconds": round(_cpu_seconds() - cpu, 1),
            "load_average": list(os.getloadavg()), "table": results.table(),
            "results": results.to_json()}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(out, indent=1))
     print(out["table"], file=sys.stderr)
     return out
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence[str],
+               jobs: int) -> dict[str, dict[str, Any]]:
+    """Runs each split not :func:`finished` in its own process (this script with ``argv`` and
+    ``--only NAME``, one thread, :data:`WORKER_ENV`), ``jobs`` at a time; returns every
+    split's JSON.
+
+    Raises:
+        InputError: a split's process failed (the others are stopped; finished splits keep
+            their JSON, so a rerun resumes).
+    """
+    pending = [name for name, config in splits.items() if not finished(name, config, folder)]
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    env = {**os.environ, **WORKER_ENV}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                name = pending.pop(0)
+                running[name] = subprocess.Popen(
+                    [sys.executable, __file__, *argv, "--only", name], env=env)
+            time.sleep(0.5)
+            for name, process in list(running.items()):
+                if process.poll() is not None:
+                    del running[name]
+                    if process.returncode != 0:
+                        raise InputError(f"split {name!r} failed (exit {process.returncode})")
+    finally:
+        for process in running.values():
+            process.kill()
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in splits}
 
 
 def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -220,12 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 synthetic splits, 2 seeds")
     parser.add_argument("--seeds", type=int, default=None, help=f"default {SEEDS}")
     parser.add_argument("--splits", default=None, help="comma-separated built-in split names")
-    parser.add_argument("--strategies", default=None, help="default: every registered one")
+    parser.add_argument("--strategies", default=None,
+                        help="comma-separated, or 'all'; default: DEFAULT_STRATEGIES")
     parser.add_argument("--configs", nargs="*", default=[], help="graphsel run YAML files")
+    parser.add_argument("--jobs", type=int, default=usable_cpus(),
+                        help="splits run at once, one process each (default: usable CPUs)")
     parser.add_argument("--out", default="bench-quality", help="output folder")
     parser.add_argument("--list", action="store_true", help="list the built-in splits")
+    parser.add_argument("--only", default=None, help=argparse.SUPPRESS)  # one split's process
     args = parser.parse_args(argv)
-    strategies = (args.strategies.split(",") if args.strategies else strategy_names())
+    strategies = (strategy_names() if args.strategies == "all" else
+                  args.strategies.split(",") if args.strategies else DEFAULT_STRATEGIES)
     seeds = args.seeds or SEEDS
     try:
         if args.quick:
@@ -253,15 +320,26 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not splits:
             raise InputError("no split to run: set GRAPHSEL_DATA, or give --configs or --quick")
+        if args.jobs < 1:
+            raise InputError(f"--jobs must be >= 1, got {args.jobs}")
         out = Path(args.out)
         (out / "splits").mkdir(parents=True, exist_ok=True)
-        done = {name: run_split(name, config, out / "splits") for name, config in splits.items()}
+        if args.only is not None:
+            run_split(args.only, splits[args.only], out / "splits")
+            return 0
+        start = time.perf_counter()
+        done = run_splits(splits, out / "splits", sys.argv[1:] if argv is None else argv,
+                          args.jobs)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = summarize(done)
-    text = "\n\n".join([summary_table(summary)] + [f"{name} ({d['seconds']} s)\n{d['table']}"
-                                                  for name, d in done.items()])
+    total = (f"{len(done)} splits, {args.jobs} at a time: {time.perf_counter() - start:.0f} s "
+             f"wall, {sum(d.get('cpu_seconds', 0.0) for d in done.values()):.0f} CPU s in the "
+             f"splits' processes (load average now {os.getloadavg()[0]:.1f})")
+    text = "\n\n".join([summary_table(summary), total] + [
+        f"{name} ({d['seconds']} s, {d.get('cpu_seconds', '?')} CPU s)\n{d['table']}"
+        for name, d in done.items()])
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps({"summary": summary, "splits": done}, indent=1))
     with atomic_path(out / "summary.txt") as tmp:

@@ -39,3 +39,8 @@ def test_bad_split_name_is_one_line(tmp_path):
                           str(tmp_path)], capture_output=True, text=True, timeout=120,
                          check=False, env={"GRAPHSEL_DATA": str(tmp_path), "PATH": ""})
     assert run.returncode == 2 and run.stderr.startswith("error: --splits: unknown split")
+
+
+def test_jobs_below_one_is_one_line(tmp_path):
+    run = _run(tmp_path, "--jobs", "0")
+    assert run.returncode == 2 and run.stderr.strip() == "error: --jobs must be >= 1, got 0"
