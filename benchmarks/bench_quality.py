@@ -39,7 +39,7 @@ killed benchmark resumes at the first split without a finished JSON, and a split
 settings changed is rerun), ``summary.json`` (everything), ``summary.txt`` (the tables) and
 ``forest.png`` (AUC lift over ``target_only`` with its 95 % CI, per split and strategy).
 
-``--quick`` runs 2 synthetic splits, 2 seeds and 3 strategies in about a minute (the test
+``--quick`` runs 2 synthetic splits, 2 seeds and 4 strategies in about a minute (the test
 suite runs it); its numbers mean nothing.
 
 Usage: ``python benchmarks/bench_quality.py [--quick] [--seeds 5] [--splits a,b]
@@ -83,7 +83,7 @@ TAOBAO_CATEGORIES = (4756105, 3607361, 2735466, 3002561, 4801426, 4145813, 28558
 MAX_SOURCE_ROWS = 100_000
 LR_GRID = (0.001, 0.003, 0.01)
 SEEDS = 5
-QUICK_STRATEGIES = ("target_only", "merge_all", "selected_weighted")
+QUICK_STRATEGIES = ("target_only", "merge_all", "random_same_size", "selected_weighted")
 ON_REQUEST = ("ctnet_cold", "ctnet_linear", "ecat_cold", "diit_cold", "mmoe", "ple", "pepnet",
               "weighted_all")
 """Strategies run only with ``--strategies`` (module doc, *Caps*)."""
@@ -119,7 +119,7 @@ def builtin_splits(data: str, seeds: int, strategies: Sequence[str]) -> dict[str
 
 
 def quick_splits() -> dict[str, ExperimentConfig]:
-    """Two small synthetic splits, 2 seeds, 3 strategies, a 2-point grid (for the tests)."""
+    """Two small synthetic splits, 2 seeds, 4 strategies, a 2-point grid (for the tests)."""
     splits = {}
     for seed in (0, 1):
         config = base_config(DatasetConfig("synthetic", {"seed": seed, "scale": 0.05}), 2,
@@ -202,8 +202,9 @@ def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence
 
 def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per strategy: win / tie / loss against ``merge_all`` and ``target_only`` (95 % paired
-    bootstrap CI), mean AUC lift, mean rows x epochs and training seconds (chosen points),
-    mean tuning seconds; and per split and strategy the lift over ``target_only``."""
+    bootstrap CI), mean AUC lift, the same against its random control where it has one
+    (``selected`` against ``random_same_size``), mean rows x epochs and training seconds
+    (chosen points), mean tuning seconds."""
     names: list[str] = []
     for done in splits.values():
         names += [n for n in done["results"]["strategies"] if n not in names]
@@ -215,11 +216,17 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
                            if name in done["results"].get(key, {})]
             counts = dict.fromkeys(VERDICTS, 0)
             for c in comparisons:
-                lo, hi = c["ci95"]
-                counts["win" if lo > 0 else "loss" if hi < 0 else "tie"] += 1
+                counts[_verdict(c["ci95"])] += 1
             entry[f"vs_{baseline}"] = {
                 **counts, "mean_lift": (round(float(np.mean([c["auc_diff"] for c in comparisons])),
                                         6) if comparisons else None)}
+        controls = [done["results"]["vs_control"][name] for done in splits.values()
+                    if name in done["results"].get("vs_control", {})]
+        if controls:
+            entry["vs_control"] = {
+                "control": controls[0]["control"],
+                **{v: sum(_verdict(c["ci95"]) == v for c in controls) for v in VERDICTS},
+                "mean_lift": round(float(np.mean([c["auc_diff"] for c in controls])), 6)}
         efforts = [e for done in splits.values() for e in done["results"]["effort"]
                    if e["strategy"] == name]
         entry["splits"] = sum(name in done["results"]["strategies"] for done in splits.values())
@@ -232,6 +239,11 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _verdict(ci95: Sequence[float]) -> str:
+    lo, hi = ci95
+    return "win" if lo > 0 else "loss" if hi < 0 else "tie"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     rows = []
     for name, entry in summary.items():
@@ -241,12 +253,17 @@ def summary_table(summary: dict[str, Any]) -> str:
             lift = versus["mean_lift"]
             cells += ["/".join(str(versus[v]) for v in VERDICTS),
                       "" if lift is None else f"{lift:+.4f}"]
+        control = entry.get("vs_control")
+        cells += ["" if control is None else
+                  f"{'/'.join(str(control[v]) for v in VERDICTS)} "
+                  f"{control['mean_lift']:+.4f} ({control['control']})"]
         cells += [f"{entry['rows_x_epochs']:,}", f"{entry['train_seconds']:.1f}",
                   f"{entry['tuning_seconds']:.1f}", entry["capped_fits"]]
         rows.append(cells)
     return format_table(
         ["strategy", "splits", "vs merge_all W/T/L", "lift", "vs target_only W/T/L", "lift",
-         "rows x epochs", "train s", "tuning s", "capped fits"], rows,
+         "vs random control W/T/L, lift", "rows x epochs", "train s", "tuning s",
+         "capped fits"], rows,
         title="summary over splits (95% paired user-bootstrap CI; lift = mean AUC difference)")
 
 

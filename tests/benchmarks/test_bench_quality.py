@@ -22,7 +22,11 @@ def test_quick_benchmark_writes_summary_and_resumes(tmp_path):
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert list(payload["splits"]) == ["synthetic-0", "synthetic-1"]
     summary = payload["summary"]
-    assert list(summary) == ["target_only", "merge_all", "selected_weighted"]
+    assert list(summary) == ["target_only", "merge_all", "random_same_size", "selected_weighted"]
+    control = summary["selected_weighted"]["vs_control"]
+    assert control["control"] == "random_same_size"
+    assert control["win"] + control["tie"] + control["loss"] == 2
+    assert [name for name in summary if "vs_control" in summary[name]] == ["selected_weighted"]
     for name, entry in summary.items():
         versus = entry["vs_target_only"]
         assert versus["win"] + versus["tie"] + versus["loss"] == (0 if name == "target_only"

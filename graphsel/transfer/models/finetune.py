@@ -144,7 +144,7 @@ def merge_finetune(context: StrategyContext) -> SourcePlan:
 
 
 @register_strategy("merge_finetune_selected", needs_selection=True, learner=FinetuneLearner,
-                   options=FinetuneOptions())
+                   options=FinetuneOptions(), control="merge_finetune_random")
 def merge_finetune_selected(context: StrategyContext) -> SourcePlan:
     """Every source row, then fine-tuning on the target's rows and the selected rows (the
     plan's ``focus``)."""

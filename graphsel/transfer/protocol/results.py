@@ -531,6 +531,11 @@ class Results:
         selection: the selection's summary, or None when no strategy needed one.
         vs_merge_all: per strategy other than ``merge_all``, its :class:`Comparison` with
             it; empty without ``merge_all``.
+        vs_control: per strategy whose random control
+            (:attr:`~graphsel.transfer.protocol.strategies.Strategy.control`) ran too, the
+            control's name and the strategy's :class:`Comparison` with it (e.g. ``selected``
+            against ``random_same_size``: the same amount of source data, chosen without
+            the selection); empty when no such pair ran.
         effort: one :class:`EffortRecord` per (seed, strategy), in run order.
         test_labels: ``(N_test,)`` the labels of the test rows (the last period's evaluation
             rows), in row order; None when not kept. Not part of :meth:`to_json`.
@@ -548,6 +553,7 @@ class Results:
     selection: SelectionSummary | None = None
     vs_merge_all: dict[str, Comparison] = field(default_factory=dict)
     effort: list[EffortRecord] = field(default_factory=list)
+    vs_control: dict[str, tuple[str, Comparison]] = field(default_factory=dict)
     test_labels: np.ndarray | None = field(default=None, compare=False, repr=False)
     test_predictions: dict[str, np.ndarray] = field(default_factory=dict, compare=False,
                                                     repr=False)
@@ -571,11 +577,14 @@ class Results:
         return [record for record in self.effort if record.strategy == name]
 
     def to_json(self) -> dict[str, Any]:
-        """``{"strategies", "vs_target_only", "vs_merge_all", "effort", "periods", "split",
-        "selection", "seeds"}``."""
+        """``{"strategies", "vs_target_only", "vs_merge_all", "vs_control", "effort",
+        "periods", "split", "selection", "seeds"}`` (``vs_control``: per strategy,
+        ``{"control", "auc_diff", "ci95"}``)."""
         return {"strategies": {name: s.to_json() for name, s in self.summary().items()},
                 "vs_target_only": {name: c.to_json() for name, c in self.vs_target_only.items()},
                 "vs_merge_all": {name: c.to_json() for name, c in self.vs_merge_all.items()},
+                "vs_control": {name: {"control": control, **c.to_json()}
+                               for name, (control, c) in self.vs_control.items()},
                 "effort": [record.to_json() for record in self.effort],
                 "periods": [record.to_json() for record in self.records],
                 "split": self.split.to_json(),
@@ -612,6 +621,11 @@ class Results:
             lines.append(format_table(
                 ["strategy", "AUC - merge_all [95% CI]", "verdict"],
                 [[name, c.format(), c.verdict] for name, c in self.vs_merge_all.items()]))
+        if self.vs_control:
+            lines.append(format_table(
+                ["strategy", "random control", "AUC - control [95% CI]", "verdict"],
+                [[name, control, c.format(), c.verdict]
+                 for name, (control, c) in self.vs_control.items()]))
         picks = [(r.seed, r.picked) for r in self.effort if r.picked is not None]
         if picks:
             lines.append("auto picked (best validation AUC): " + ", ".join(

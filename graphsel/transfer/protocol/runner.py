@@ -581,12 +581,17 @@ def compare_strategies(
         efforts += auto_efforts
     test = split.target_test
     stacked = {name: np.stack(test_predictions[name], axis=1) for name in names}
-    comparisons = {baseline: compare_with_baseline(target.label[test], target.user[test],
-                                                   stacked, protocol.n_boot, baseline)
+    y, users = target.label[test], target.user[test]
+    comparisons = {baseline: compare_with_baseline(y, users, stacked, protocol.n_boot, baseline)
                    for baseline in (BASELINE, MERGE_BASELINE)}
+    controls = {s.name: s.control for s in chosen if s.control in stacked}
+    vs_control = {name: (control, compare_with_baseline(
+        y, users, {control: stacked[control], name: stacked[name]}, protocol.n_boot,
+        control)[name]) for name, control in controls.items() if control is not None}
     return Results(names, [int(s) for s in seeds], split.periods, records,
                    comparisons[BASELINE], split.summary(), summary,
                    vs_merge_all=comparisons[MERGE_BASELINE], effort=efforts,
+                   vs_control=vs_control,
                    test_labels=np.asarray(target.label[test]).copy(),
                    test_predictions={name: p.astype(np.float64).mean(axis=1)
                                      for name, p in stacked.items()})

@@ -162,6 +162,9 @@ class Strategy:
             that trains the strategy's models, or None for the base model trained on the plan.
         options: the learner's default options (a frozen dataclass), or None when it takes
             none. A run may replace them (``strategy_options:`` in a config).
+        control: the strategy that does the same with a random subset of the source in
+            place of the selection (``random_same_size`` for ``selected``), or None. A run
+            with both compares them (``Results.vs_control``).
     """
 
     name: str
@@ -169,6 +172,7 @@ class Strategy:
     needs_selection: bool = False
     learner: LearnerFactory | None = None
     options: Any = None
+    control: str | None = None
 
     def plan(self, context: StrategyContext) -> SourcePlan:
         """``build(context)``, checking that a needed selection is there."""
@@ -193,7 +197,8 @@ _DEFAULT_OPTIONS: dict[str, Any] = {}
 
 
 def register_strategy(name: str, *, needs_selection: bool = False,
-                      learner: LearnerFactory | None = None, options: Any = None
+                      learner: LearnerFactory | None = None, options: Any = None,
+                      control: str | None = None
                       ) -> Callable[[StrategyBuilder], StrategyBuilder]:
     """Registers ``build(context) -> SourcePlan`` under ``name``.
 
@@ -205,6 +210,7 @@ def register_strategy(name: str, *, needs_selection: bool = False,
             model on the plan.
         options: the learner's default options. Default None: those given to
             :func:`declare_strategy`, if any.
+        control: its random control strategy (:attr:`Strategy.control`). Default None.
 
     Raises:
         ValueError: if ``name`` is already registered (a programming error, not bad input).
@@ -212,7 +218,7 @@ def register_strategy(name: str, *, needs_selection: bool = False,
 
     def decorate(build: StrategyBuilder) -> StrategyBuilder:
         default = _DEFAULT_OPTIONS.get(name) if options is None else options
-        STRATEGIES.add(name, Strategy(name, build, needs_selection, learner, default))
+        STRATEGIES.add(name, Strategy(name, build, needs_selection, learner, default, control))
         if default is not None:
             _DEFAULT_OPTIONS[name] = default
         return build
@@ -311,7 +317,7 @@ def random_same_size_mask(context: StrategyContext) -> np.ndarray:
     return mask
 
 
-@register_strategy("selected", needs_selection=True)
+@register_strategy("selected", needs_selection=True, control="random_same_size")
 def selected(context: StrategyContext) -> SourcePlan:
     """The selected source rows, weight 1."""
     return _unit(context.source_rows[selection_of(context).mask])
@@ -325,7 +331,7 @@ def selected_focus(context: StrategyContext) -> SourcePlan:
                       focus=selection_of(context).mask.copy())
 
 
-@register_strategy("selected_weighted", needs_selection=True)
+@register_strategy("selected_weighted", needs_selection=True, control="random_same_size")
 def selected_weighted(context: StrategyContext) -> SourcePlan:
     """The selected source rows with the selection's weights (the DA density ratios)."""
     selection = selection_of(context)

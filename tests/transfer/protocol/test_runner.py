@@ -293,6 +293,16 @@ def test_results_json_and_table(spied_run):
     table = results.table()
     assert "selected_weighted" in table and "AUC - target_only" in table
     assert "precision" in table  # the planted truth
+    # selected and selected_weighted against their random control, random_same_size
+    assert list(payload["vs_control"]) == ["selected", "selected_weighted"]
+    for name, comparison in payload["vs_control"].items():
+        assert comparison["control"] == "random_same_size"
+        lo, hi = comparison["ci95"]
+        assert lo <= comparison["auc_diff"] <= hi
+        diff = (payload["strategies"][name]["auc"]["mean"]
+                - payload["strategies"]["random_same_size"]["auc"]["mean"])
+        assert comparison["auc_diff"] == pytest.approx(diff, abs=2e-6)
+        assert f"{name:<17}  random_same_size  {comparison['auc_diff']:+.4f}" in table
 
 
 def test_results_keep_the_test_labels_and_seed_averaged_predictions(data, monkeypatch):
