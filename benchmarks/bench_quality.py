@@ -25,8 +25,7 @@ first seed only (the other seeds reuse its choice). The default strategies are
 :data:`DEFAULT_STRATEGIES`: every registered strategy but the ablations of the seed-paper
 models (``ctnet_cold``, ``ctnet_linear``, ``ecat_cold``, ``diit_cold``) and the three costliest
 multi-domain peers and recipes (``mmoe``, ``ple``, ``pepnet``, ``weighted_all``: 2-6x
-``merge_all``'s training each), so that the 19 built-in splits fit in 90 minutes on 2 cores;
-``--strategies all`` runs every registered one.
+``merge_all``'s training each); ``--strategies all`` runs every registered one.
 
 **Processes.** Each split runs in its own process (``--jobs`` at a time, default the usable
 CPUs), on one thread (torch, FAISS and BLAS), so a split's numbers do not depend on
