@@ -24,6 +24,7 @@ from graphsel.errors import InputError, check_integer
 # The protocol's split module imports no torch, so the CLI starts without it; the models,
 # the trainer and the runner are imported when the command runs.
 from graphsel.transfer.protocol.split import MODES
+from graphsel.viz.sequential import NEXT_ITEM_PLOT_FILES
 from graphsel.viz.transfer import PLOT_FILES
 
 __all__ = ["command"]
@@ -51,7 +52,9 @@ def _strategy_list(ctx: click.Context, param: click.Parameter, value: str | None
               help="Also write the JSON results to this file.")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Also write the figures (PNG) into this folder: AUC per period per "
-                   "strategy, and each strategy's calibration on the test set.")
+                   "strategy, and each strategy's calibration on the test set (task: "
+                   "next_item: the metric per domain and model, each model minus the "
+                   "reference, LC-NTG's gaps and weights per epoch).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Also write one self-contained HTML page: the tables, the selection "
                    "funnel, the figures and the configuration used.")
@@ -145,9 +148,8 @@ def command(config_path: Path, seeds: int | None, strategies: list[str] | None,
                 save_transfer_plots,  # matplotlib only when plots are asked for
             )
 
-            staged = save_transfer_plots(results, outputs.folder(plots_dir))
-            payload["plots"] = [str(plots_dir / path.name) for path in staged]
-            text += "\n\nplots: " + ", ".join(payload["plots"])
+            text += _stage_plots(save_transfer_plots(results, outputs.folder(plots_dir)),
+                                 plots_dir, payload)
         if html_path is not None:
             from graphsel.viz.report import run_page, write_html
 
@@ -166,7 +168,7 @@ def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[
     """``task: next_item``: SyNCRec and its baselines (graphsel.transfer.sequential)."""
     from graphsel.transfer.sequential.options import next_item_config_from_dict
 
-    for flag, value in (("--periods", periods), ("--mode", mode), ("--plots", plots_dir)):
+    for flag, value in (("--periods", periods), ("--mode", mode)):
         if value is not None:
             raise InputError(f"{flag} does not apply to task: next_item ({config_path})")
     config = next_item_config_from_dict(raw, str(config_path))
@@ -175,14 +177,30 @@ def _run_next_item(raw: Any, config_path: Path, seeds: int | None, models: list[
                      models=config.models if models is None else tuple(models))
     path = config.dataset.options.get("path")
     check_paths({"--config": config_path, "dataset.options.path": path},
-                files={"--out": out})
+                files={"--out": out},
+                folders={"--plots": OutputFolder(plots_dir, NEXT_ITEM_PLOT_FILES)
+                         if plots_dir is not None else None})
     from graphsel.transfer.sequential.runner import run_next_item
 
     results = run_next_item(config, progress=show)
     payload = round_floats(to_jsonable(results.to_json()))
-    if out is not None:
-        write_json(payload, out)
-    emit(as_json, payload, results.table(), quiet)
+    text = results.table()
+    with atomic_outputs() as outputs:  # the figures and the JSON: all of them or none
+        if plots_dir is not None:
+            from graphsel.viz.sequential import save_next_item_plots
+
+            text += _stage_plots(save_next_item_plots(results, outputs.folder(plots_dir)),
+                                 plots_dir, payload)
+        if out is not None:
+            write_json(payload, outputs.file(out))
+    emit(as_json, payload, text, quiet)
+
+
+def _stage_plots(staged: list[Path], plots_dir: Path, payload: dict[str, Any]) -> str:
+    """Lists the figures written (into a staging folder) under ``payload["plots"]`` by their
+    final paths in ``plots_dir``; returns the table's line that names them."""
+    payload["plots"] = [str(plots_dir / path.name) for path in staged]
+    return "\n\nplots: " + ", ".join(payload["plots"])
 
 
 def _torchrun_rank() -> int:

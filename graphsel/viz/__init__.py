@@ -5,6 +5,9 @@
   ``graphsel select --plots``;
 - :mod:`graphsel.viz.transfer`: metrics per period and calibration per strategy, the plot files
   of ``graphsel run --plots``;
+- :mod:`graphsel.viz.sequential`: a next-item comparison's metric per domain and model, the
+  differences from the reference, LC-NTG's gaps and weights per epoch, the plot files of
+  ``graphsel run --plots`` for ``task: next_item``;
 - :mod:`graphsel.viz.report`: the self-contained HTML page of ``graphsel select --html`` and
   ``graphsel run --html`` (imported on its own: ``from graphsel.viz.report import ...``).
 """
@@ -29,6 +32,15 @@ from graphsel.viz.selection import (
     save_selection_plots,
     selection_figures,
     stage_cutoff,
+)
+from graphsel.viz.sequential import (
+    epoch_bands,
+    NEXT_ITEM_FIGURES,
+    next_item_figures,
+    plot_domain_metric,
+    plot_model_differences,
+    plot_ntg,
+    save_next_item_plots,
 )
 from graphsel.viz.transfer import (
     average_over_seeds,
@@ -65,4 +77,11 @@ __all__ = [
     "TRANSFER_FIGURES",
     "transfer_figures",
     "save_transfer_plots",
+    "plot_domain_metric",
+    "plot_model_differences",
+    "plot_ntg",
+    "epoch_bands",
+    "NEXT_ITEM_FIGURES",
+    "next_item_figures",
+    "save_next_item_plots",
 ]

@@ -160,3 +160,43 @@ def test_cli_starts_without_torch_and_knows_the_modes():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert out.strip() == "[]"
+
+
+def _next_item_config(tmp_path: Path) -> Path:
+    from tests.transfer.sequential.tiny import tiny_next_item_config, write_tiny_ml1m
+
+    return _config(tmp_path, tiny_next_item_config(write_tiny_ml1m(tmp_path / "ml-1m")))
+
+
+def test_next_item_plots_writes_the_pngs_and_lists_them(tmp_path):
+    from matplotlib.image import imread
+
+    plots, out = tmp_path / "plots", tmp_path / "results.json"
+    result = _run("--config", str(_next_item_config(tmp_path)), "--plots", str(plots),
+                  "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    names = ["domains.png", "differences.png", "ntg.png"]
+    assert payload["plots"] == [str(plots / name) for name in names]
+    assert json.loads(out.read_text()) == payload
+    assert sorted(p.name for p in plots.iterdir()) == sorted(names)
+    for path in payload["plots"]:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert imread(path).ndim == 3
+    assert set(payload["intervals"]) == {"syncrec", "sasrec_cdsr"}
+
+
+def test_next_item_plots_pointing_at_a_file_exits_2_before_any_work(tmp_path, monkeypatch):
+    import graphsel.transfer.sequential.runner as runner
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the comparison ran")
+
+    monkeypatch.setattr(runner, "run_next_item", no_work)
+    plots, out = tmp_path / "plots", tmp_path / "results.json"
+    plots.write_text("x")
+    result = _run("--config", str(_next_item_config(tmp_path)), "--plots", str(plots),
+                  "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "is a file" in result.stderr
+    assert not out.exists() and plots.read_text() == "x"

@@ -25,7 +25,7 @@ from graphsel.transfer.sequential.model import SyNCRec
 from graphsel.transfer.train.metrics import paired_bootstrap_ci
 
 __all__ = ["RANK_METRICS", "rank_metrics", "sample_negatives", "StageRanks", "rank_stage",
-           "summarize", "mean_value", "compare_per_user"]
+           "summarize", "mean_value", "compare_per_user", "mean_interval"]
 
 RANK_METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr")
 OVERALL = "overall"
@@ -165,3 +165,14 @@ def compare_per_user(values_a: np.ndarray, values_b: np.ndarray, *, n_boot: int 
     CI over users (:func:`~graphsel.transfer.train.metrics.paired_bootstrap_ci`)."""
     return paired_bootstrap_ci(np.zeros(len(values_a)), values_a, values_b, mean_value,
                                n_boot=n_boot, seed=seed)
+
+
+def mean_interval(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+                  ) -> tuple[float, float, float]:
+    """``mean(values)`` of per-user values ``(U,)`` with a bootstrap 95 % CI over users (the
+    resampling of :func:`compare_per_user`, against zeros).
+
+    >>> mean_interval(np.array([0.5, 0.5, 0.5]), n_boot=10)
+    (0.5, 0.5, 0.5)
+    """
+    return compare_per_user(values, np.zeros(len(values)), n_boot=n_boot, seed=seed)

@@ -37,6 +37,7 @@ from graphsel.transfer.sequential.evaluate import (
     OVERALL,
     RANK_METRICS,
     compare_per_user,
+    mean_interval,
     rank_metrics,
     rank_stage,
     sample_negatives,
@@ -45,7 +46,7 @@ from graphsel.transfer.sequential.evaluate import (
 from graphsel.transfer.sequential.options import NextItemConfig, variant_config
 from graphsel.transfer.sequential.train import fit_variant
 
-__all__ = ["ModelRun", "ModelComparison", "SequentialResults", "run_next_item"]
+__all__ = ["ModelRun", "ModelComparison", "Interval", "SequentialResults", "run_next_item"]
 
 EVAL_SEED = 0
 """Seed of the validation and test negatives: the same candidates for every model."""
@@ -104,15 +105,33 @@ class ModelComparison:
                            for g, (d, lo, hi) in self.groups.items()}}
 
 
+Interval = tuple[float, float, float]
+"""``(value, lo, hi)``: a mean or a difference and its bootstrap 95 % CI."""
+
+
 @dataclass(frozen=True)
 class SequentialResults:
-    """Every run of a next-item comparison and the comparisons with the reference."""
+    """Every run of a next-item comparison and the comparisons with the reference.
+
+    Attributes:
+        config: the comparison's config.
+        data: the dataset's summary (users, items, per-domain counts).
+        domain_names: the domains, in code order.
+        runs: one :class:`ModelRun` per model and seed.
+        comparisons: each model but the reference minus the reference.
+        intervals: ``{model: {group: (mean, lo, hi)}}``: the test selection metric (sampled)
+            of the seed-averaged per-user values, with a bootstrap 95 % CI over the group's
+            users; groups are ``"overall"`` and each domain with a test user.
+        group_users: ``{group: users}``: the users whose test item is in each group.
+    """
 
     config: NextItemConfig
     data: dict[str, Any]
     domain_names: tuple[str, ...]
     runs: list[ModelRun]
     comparisons: list[ModelComparison]
+    intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    group_users: dict[str, int] = field(default_factory=dict)
 
     def mean(self, model: str, group: str, metric: str, ranking: str = "sampled") -> float:
         """The mean over seeds of ``metric`` of ``model`` on ``group`` (NaN if absent)."""
@@ -129,10 +148,16 @@ class SequentialResults:
             for run in self.runs if run.gaps}
 
     def to_json(self) -> dict[str, Any]:
-        """``config``, ``data``, ``runs``, ``comparisons`` and ``ntg``."""
+        """``config``, ``data``, ``runs``, ``comparisons``, ``intervals`` (``{model: {group:
+        {"mean", "lo", "hi"}}}``), ``group_users`` and ``ntg``."""
         return {"config": asdict(self.config), "data": self.data,
                 "runs": [run.to_json() for run in self.runs],
                 "comparisons": [c.to_json() for c in self.comparisons],
+                "intervals": {model: {group: dict(zip(("mean", "lo", "hi"),
+                                                      (round(v, 6) for v in value)))
+                                      for group, value in groups.items()}
+                              for model, groups in self.intervals.items()},
+                "group_users": self.group_users,
                 "ntg": self.ntg_json()}
 
     def table(self) -> str:
@@ -204,16 +229,19 @@ def run_next_item(config: NextItemConfig, progress: bool = False) -> SequentialR
                     [e.weights for e in outcome.epochs]))
                 bar.update()
     target_domain = data.item_domain[split.test_target]
-    comparisons = []
     per_model = {name: np.mean([r.per_user for r in runs if r.model == name], axis=0)
                  for name in config.models}
-    for name in config.models:
-        if name == config.reference:
-            continue
-        groups = {OVERALL: np.ones(data.num_users, dtype=bool)}
-        groups.update({d: target_domain == i for i, d in enumerate(data.domain_names)})
-        comparisons.append(ModelComparison(name, config.reference, metric, {
-            group: compare_per_user(per_model[name][rows], per_model[config.reference][rows],
-                                    n_boot=config.evaluation.n_boot)
-            for group, rows in groups.items() if rows.sum() > 1}))
-    return SequentialResults(config, data.summary(), data.domain_names, runs, comparisons)
+    groups = {OVERALL: np.ones(data.num_users, dtype=bool)}
+    groups.update({d: target_domain == i for i, d in enumerate(data.domain_names)})
+    groups = {group: rows for group, rows in groups.items() if rows.any()}
+    n_boot = config.evaluation.n_boot
+    comparisons = [ModelComparison(name, config.reference, metric, {
+        group: compare_per_user(per_model[name][rows], per_model[config.reference][rows],
+                                n_boot=n_boot)
+        for group, rows in groups.items() if rows.sum() > 1})
+        for name in config.models if name != config.reference]
+    intervals = {name: {group: mean_interval(values[rows], n_boot=n_boot)
+                        for group, rows in groups.items()}
+                 for name, values in per_model.items()}
+    return SequentialResults(config, data.summary(), data.domain_names, runs, comparisons,
+                             intervals, {group: int(rows.sum()) for group, rows in groups.items()})
