@@ -203,14 +203,17 @@ def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
 
 
 def _is_numeric(log: InteractionLog, column: str) -> bool:
-    """Whether ``column`` holds floats as numpy sees it (an integer column with nulls does).
-    A string column is told by its Arrow type: its values never become Python objects
-    (:meth:`InteractionLog.factorize` encodes them)."""
-    if column in log.columns:
+    """Whether ``column`` is a numeric feature: floats are, integers (codes, years) and
+    strings are categories. A column of the table is told by its Arrow type, so an integer
+    column is a category whether or not it has nulls (numpy would see floats where it has:
+    ML-100K's source has 15 rows of unknown release year, its Horror target none); strings
+    never become Python objects (:meth:`InteractionLog.factorize` encodes them)."""
+    if column in log.table.column_names:
         kind = log.table.column(column).type
         if isinstance(kind, pa.DictionaryType):
             kind = kind.value_type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
             return False
     return bool(np.issubdtype(log.column(column).dtype, np.floating))
 

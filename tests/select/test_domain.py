@@ -261,15 +261,15 @@ def test_training_on_a_share_of_the_candidates_keeps_the_weights_calibrated():
     assert np.isfinite(drawn.p_target_).all() and len(drawn.p_target_) == 4000
 
 
-def test_feature_kinds_follow_numpy_and_strings_are_encoded_by_arrow():
-    """A string column is categorical (encoded without Python objects), an integer column
-    with a null is numeric (numpy reads it as floats), a boolean one categorical."""
+def test_feature_kinds_follow_arrow_types_and_strings_are_encoded_by_arrow():
+    """A string column is categorical (encoded without Python objects), a float column
+    with a null numeric, a boolean one categorical."""
     source, target = share_index(
         InteractionLog.from_columns([1, 2, 3, 4], [1, 1, 2, 2], [0] * 4, [1, 0, 1, 0], "s",
-                                    city=["a", "b", None, "a"], n=[1, None, 3, 4],
+                                    city=["a", "b", None, "a"], n=[1.0, None, 3.0, 4.0],
                                     flag=[True, False, True, True]),
         InteractionLog.from_columns([1, 5], [9, 9], [0, 0], [1, 1], "t", city=["a", "c"],
-                                    n=[2, None], flag=[True, True]))
+                                    n=[2.0, None], flag=[True, True]))
     features = domain_features([source, target])
     assert features.names == ("city", "n", "flag")
     assert features.categorical.tolist() == [True, False, True]
@@ -282,9 +282,22 @@ def test_feature_kinds_follow_numpy_and_strings_are_encoded_by_arrow():
 
 def test_a_column_numeric_in_one_log_only_is_refused_even_when_names_match():
     source, target = share_index(
-        InteractionLog.from_columns([1, 2], [1, 1], [0, 0], [1, 0], "s", n=[1, None]),
-        InteractionLog.from_columns([1], [9], [0], [1], "t", n=[2]))  # both "<memory>"
+        InteractionLog.from_columns([1, 2], [1, 1], [0, 0], [1, 0], "s", n=[1.5, None]),
+        InteractionLog.from_columns([1], [9], [0], [1], "t", n=["2"]))  # both "<memory>"
     with pytest.raises(InputError, match=r"^column 'n' is numeric in some logs and categorical "
                                          r"in others \(<memory>: numeric, <memory>: "
                                          r"categorical\)$"):
         domain_features([source, target])
+
+
+def test_an_integer_column_is_a_category_with_or_without_nulls():
+    # ML-100K: the source has rows of unknown release year (null), the Horror target none
+    source, target = share_index(
+        InteractionLog.from_columns([1, 2, 3], [1, 1, 1], [0, 0, 0], [1, 0, 1], "s",
+                                    year=[1995, None, 1990]),
+        InteractionLog.from_columns([1, 2], [9, 9], [0, 0], [1, 0], "t", year=[1990, 1990]))
+    features = domain_features([source, target])
+    assert features.names == ("year",) and features.categorical.tolist() == [True]
+    # 1990 is the one value both logs share (code 0); 1995 and the null get none
+    np.testing.assert_array_equal(features.matrices[0][:, 0], [np.nan, np.nan, 0])
+    np.testing.assert_array_equal(features.matrices[1][:, 0], [0, 0])
