@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-from graphsel._runtime import ENV, THREAD_COUNT_VARIABLES, usable_cpus
+from graphsel._runtime import ENV, MARK, THREAD_COUNT_VARIABLES, usable_cpus
 from graphsel._table import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ TARGET_RATIO = 2.0
 ML1M_STRATEGIES = ["target_only", "merge_all", "selected", "selected_weighted"]
 ML1M_SOURCE_ROWS = 100_000
 # the caller's own settings would make every policy the same
-CLEARED = (ENV, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", *THREAD_COUNT_VARIABLES)
+CLEARED = (ENV, MARK, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", *THREAD_COUNT_VARIABLES)
 TIMING_KEYS = ("seconds", "tuning_seconds", "out_dir")
 QUICK_RUN = {"dataset": {"name": "synthetic", "options": {"seed": 0, "scale": 0.02}},
              "selection": {"stages": ["graph"]}, "train": {"epochs": 1, "batch_size": 1024},

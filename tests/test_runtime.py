@@ -7,14 +7,26 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from graphsel._runtime import ENV, policy_environ, quota_cpus, usable_cpus
+from graphsel._runtime import (
+    ENV,
+    MARK,
+    apply_policy,
+    policy_environ,
+    quota_cpus,
+    training_threads,
+    usable_cpus,
+)
 from graphsel.errors import InputError
 
 # the suite itself runs with OMP_WAIT_POLICY=PASSIVE: each child starts without these
-CLEARED = (ENV, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+CLEARED = (ENV, MARK, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
            "OPENBLAS_NUM_THREADS")
 # libgomp's spin count says which wait policy it read: PASSIVE 0, ACTIVE 3e10, unset 3e5
 PASSIVE, ACTIVE, UNSET = "0", "30000000000", "300000"
@@ -99,3 +111,96 @@ def test_set_threads_rejects_a_bad_count():
 
     with pytest.raises(InputError, match="^threads must be an integer >= 1, got 0$"):
         set_threads(0)
+
+
+def _imported(cpus: int = 2, **user: str) -> dict[str, str]:
+    """The environment after ``import graphsel`` (on ``cpus`` CPUs) started with ``user``."""
+    environ = dict(user)
+    apply_policy(environ, cpus)
+    return environ
+
+
+def test_apply_policy_marks_what_it_set():
+    environ = _imported(cpus=2, OMP_NUM_THREADS="3")
+    assert environ[MARK] == "OMP_WAIT_POLICY=PASSIVE MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2"
+    # a child inheriting the variables keeps the mark of those still holding their values
+    child = _imported(cpus=2, **{**environ, "MKL_NUM_THREADS": "5"})
+    assert child[MARK] == "OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2"
+    assert _imported(cpus=2, **{ENV: "off"}) == {ENV: "off"}
+
+
+@pytest.mark.parametrize(("requested", "user", "torch_threads", "expected"), [
+    (None, {}, 2, 1),                                     # auto: one training thread
+    (None, {ENV: "auto"}, None, 1),                       # torch not loaded
+    (None, {ENV: "3"}, 3, 3),                             # N means N
+    (None, {ENV: "off"}, 2, None),                        # off: torch's own count
+    (None, {"OMP_NUM_THREADS": "2"}, 2, None),            # the user's OMP_NUM_THREADS
+    (None, {"OMP_NUM_THREADS": "4", ENV: "3"}, 4, None),  # ... wins over GRAPHSEL_THREADS
+    (None, {}, 5, None),                                  # the user's torch.set_num_threads
+    (None, {ENV: "3"}, 1, None),
+    (None, {ENV: "two"}, 2, 1),                           # bad value: auto (import warned)
+    (4, {}, 2, 4),                                        # a config's num_threads wins
+    (4, {ENV: "off"}, 2, 4),
+    (4, {"OMP_NUM_THREADS": "1"}, 1, 4),
+])
+def test_training_threads_per_policy(requested, user, torch_threads, expected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the bad value's import warning
+        environ = _imported(**user)
+    assert training_threads(requested, environ=environ, torch_threads=torch_threads) == expected
+
+
+def test_training_threads_in_a_child_of_a_graphsel_process():
+    parent = _imported(cpus=2)
+    # the child inherits the policy's OMP_NUM_THREADS=2 and its mark: still the policy's
+    child = _imported(cpus=2, **parent)
+    assert training_threads(environ=child, torch_threads=2) == 1
+    # without the mark, the inherited variable reads as the user's
+    del child[MARK]
+    assert training_threads(environ=child, torch_threads=2) is None
+
+
+def test_set_threads_is_the_callers_count():
+    # torch reads the policy's OMP_NUM_THREADS: training takes one thread; after set_threads
+    # with that same count, the count is the caller's and training keeps it
+    code = ("import graphsel, torch; from graphsel._runtime import training_threads; "
+            "print(training_threads()); graphsel.set_threads(torch.get_num_threads()); "
+            "print(training_threads())")
+    _, stdout = _openmp_runtimes(["-c", code])
+    assert stdout.splitlines() == ["1", "None"]
+
+
+class _ThreadCounter(nn.Module):
+    """A logistic regression on the numeric features that records torch's thread count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+        self.threads: list[int] = []
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        self.threads.append(torch.get_num_threads())
+        return self.linear(num).squeeze(1)
+
+
+@pytest.mark.parametrize(("user", "expected"), [({}, 1), ({ENV: "3"}, 3)])
+def test_fit_and_predict_run_at_the_policys_count_then_restore(monkeypatch, user, expected):
+    from graphsel.transfer.data import CTRDataset
+    from graphsel.transfer.train.options import TrainConfig
+    from graphsel.transfer.train.trainer import Trainer, predict
+
+    monkeypatch.setattr(os, "environ", _imported(cpus=2, **user))
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # as torch read it on loading
+    try:
+        data = CTRDataset(np.zeros((8, 1), dtype=np.int64), np.arange(8.0)[:, None],
+                          np.arange(8) % 2)
+        model = _ThreadCounter()
+        Trainer(TrainConfig(epochs=2, batch_size=4, progress=False)).fit(model, data, data)
+        assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"])
+        predict(model, data)
+        assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"])
+        # 2 epochs x (2 training batches + 1 validation batch), then predict's batch
+        assert model.threads == [expected] * 7
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from graphsel._runtime import training_threads
 from graphsel.data.sequences import PAD, SequenceData, SequenceSplit, last_window
 from graphsel.transfer.sequential.evaluate import rank_metrics, rank_stage
 from graphsel.transfer.sequential.model import SyNCRec, ntg_weights
@@ -153,7 +154,9 @@ def fit_variant(split: SequenceSplit, config: SyNCRecConfig, train: SequentialTr
     """
     seed_everything(seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(train.threads)
+    policy_threads = training_threads(train.threads, torch_threads=threads)
+    if policy_threads is not None:
+        torch.set_num_threads(policy_threads)
     try:
         data = split.data
         rng = np.random.default_rng(seed)

@@ -24,7 +24,10 @@ class TrainConfig:
         seed: seeds torch, numpy and random at the start of :meth:`Trainer.fit` and the
             shuffling of every epoch. Default 0.
         num_threads: ``torch.set_num_threads`` during training and prediction, restored
-            afterwards. Default None: leave torch's setting.
+            afterwards. Default None: the thread policy's training threads
+            (:func:`graphsel._runtime.training_threads`: one under the default policy,
+            ``N`` with ``GRAPHSEL_THREADS=N``, torch's own count with
+            ``GRAPHSEL_THREADS=off`` or when the user set ``OMP_NUM_THREADS`` or torch's).
         eval_batch_size: batch size of prediction. Default 65536.
         progress: a tqdm progress bar per epoch: True always, False never. Default None:
             on a terminal only.

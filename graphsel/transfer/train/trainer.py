@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from graphsel._runtime import training_threads
 from graphsel.data.io import atomic_path
 from graphsel.errors import InputError
 from graphsel.transfer.data import CTRDataset, iter_batches
@@ -137,9 +138,11 @@ def seed_everything(seed: int) -> None:
 
 @contextmanager
 def _torch_settings(num_threads: int | None, deterministic: bool = False) -> Iterator[None]:
-    """Sets torch's thread count (and determinism) for a block, then restores them."""
+    """Sets torch's thread count (None: the thread policy's, :func:`training_threads`) and
+    determinism for a block, then restores them."""
     old_threads = torch.get_num_threads()
     old_deterministic = torch.are_deterministic_algorithms_enabled()
+    num_threads = training_threads(num_threads, torch_threads=old_threads)
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     if deterministic:
@@ -324,7 +327,8 @@ def predict(model: nn.Module, data: CTRDataset, batch_size: int = 65536,
         data: the samples (labels and weights are ignored).
         batch_size: rows per forward pass. Default 65536.
         device: where ``model`` lives. Default ``"cpu"``.
-        num_threads: torch threads for the call. Default None: leave torch's setting.
+        num_threads: torch threads for the call. Default None: the thread policy's
+            (:func:`graphsel._runtime.training_threads`; one unless the user set a count).
     """
     was_training = model.training
     model.eval()
