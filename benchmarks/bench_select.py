@@ -2,7 +2,9 @@
 
 Section ``knn``: :class:`graphsel.select.neighbors.NeighborScorer` scoring ``N_cand`` candidate
 vectors against ``N_tgt`` target vectors (default 1,000,000 against 50,000, d = 32) with
-every index type. Flat (exact) runs first in the same process and is the baseline: each
+every index type, and the default IVF index once more with FAISS's own float32 lists (the
+baseline of graphsel's fp16 lists, :data:`graphsel.select.neighbors.IVF_STORAGE`). Flat
+(exact) runs first in the same process and is the baseline: each
 row reports its time (index build + all searches), its speed-up over Flat and its recall@10
 against Flat's neighbours, plus how far its ``knn_score`` is from Flat's. The goal for the
 default index (``"auto"``) is <= 6 s at recall@10 >= 0.95 (issue #18). Wall seconds depend on what else
@@ -45,13 +47,16 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from graphsel._table import format_table
 from graphsel.select.neighbors import (
     NeighborScorer,
     default_nprobe,
     ivf_lists,
+    neighbor_scores,
     resolve_index,
+    unit_rows,
 )
 
 K = 10
@@ -99,13 +104,33 @@ class KnnRun:
 
     ``queries`` times a brute-force-cost index (LSH scans every target code; Flat with
     ``--flat-sample``) on those candidate rows only and scales the seconds to all of them;
-    the row says so.
+    the row says so. ``float32_lists``: an IVF index as FAISS builds it (``IVF<n>,Flat``,
+    float32 lists, no re-scoring) instead of graphsel's (fp16 lists, exact re-scoring).
     """
 
     label: str
     index: str
     nprobe: int | None = None
     queries: np.ndarray | None = None
+    float32_lists: bool = False
+
+
+def float32_ivf(x_target: np.ndarray, x_candidates: np.ndarray, key: str, nprobe: int,
+                batch_size: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """``D, I`` of FAISS's own ``key`` (``IVF<n>,Flat``) index, seeded and threaded as
+    :func:`graphsel.select.neighbors.knn_search` runs its indexes (BLAS on one thread)."""
+    xb = unit_rows(x_target)
+    threads = faiss.omp_get_max_threads()
+    with threadpool_limits(1, user_api="blas"):
+        faiss.omp_set_num_threads(threads)  # limiting BLAS (on OpenMP) set OpenMP's to 1
+        index = faiss.index_factory(xb.shape[1], key, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.seed, ivf.nprobe = 0, nprobe
+        index.train(xb)
+        index.add(xb)
+        found = [index.search(unit_rows(x_candidates[start:start + batch_size], "xq"), K)
+                 for start in range(0, len(x_candidates), batch_size)]
+    return np.vstack([d for d, _ in found]), np.vstack([i for _, i in found])
 
 
 def recall_sample(config: KnnConfig) -> np.ndarray:
@@ -124,6 +149,8 @@ def knn_runs(config: KnnConfig) -> list[KnnRun]:
                else recall_sample(config)),
         KnnRun("HNSW32 ef_search=64", "HNSW32"),
         KnnRun(f"IVF{nlist},Flat nprobe={nprobe}", f"IVF{nlist},Flat"),
+        KnnRun(f"IVF{nlist},Flat nprobe={nprobe}, FAISS's float32 lists", f"IVF{nlist},Flat",
+               nprobe=nprobe, float32_lists=True),
         KnnRun(f"IVF{nlist},Flat nprobe={min(nlist, 2 * nprobe)}", f"IVF{nlist},Flat",
                nprobe=min(nlist, 2 * nprobe)),
         KnnRun(f"LSH {4 * config.dim} bits, rerank 10k", "LSH",
@@ -156,8 +183,15 @@ def bench_knn(config: KnnConfig) -> str:
     for run in knn_runs(config):
         queries = np.arange(config.n_candidates) if run.queries is None else run.queries
         start, start_cpu = time.perf_counter(), time.process_time()
-        scorer = NeighborScorer(run.index, K, nprobe=run.nprobe).fit_arrays(
-            x_candidates[queries], x_target)
+        if run.float32_lists:
+            assert run.nprobe is not None  # set by knn_runs
+            similarity, found = float32_ivf(x_target, x_candidates[queries], run.index,
+                                            run.nprobe)
+            knn_score = neighbor_scores(similarity, found)
+        else:
+            scorer = NeighborScorer(run.index, K, nprobe=run.nprobe).fit_arrays(
+                x_candidates[queries], x_target)
+            found, knn_score = scorer.neighbors_, scorer.knn_score_
         scale = config.n_candidates / len(queries)
         seconds = (time.perf_counter() - start) * scale
         cpu_seconds = (time.process_time() - start_cpu) * scale
@@ -165,10 +199,9 @@ def bench_knn(config: KnnConfig) -> str:
         checked = np.isin(sample, queries)
         positions = np.searchsorted(queries, sample[checked])
         if baseline is None:
-            baseline, baseline_seconds = (scorer.neighbors_[positions],
-                                          scorer.knn_score_[positions]), seconds
-        recall = _recall(scorer.neighbors_[positions], baseline[0][checked])
-        error = np.abs(scorer.knn_score_[positions] - baseline[1][checked])
+            baseline, baseline_seconds = (found[positions], knn_score[positions]), seconds
+        recall = _recall(found[positions], baseline[0][checked])
+        error = np.abs(knn_score[positions] - baseline[1][checked])
         label = run.label if len(queries) == config.n_candidates else (
             f"{run.label} (timed on {len(queries):,}, scaled)")
         rows.append([label, seconds, cpu_seconds, f"{baseline_seconds / seconds:.1f}x", recall,

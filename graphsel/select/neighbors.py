@@ -16,7 +16,11 @@ Index types (``index=`` factory strings, as in FAISS):
 ===============  ===========================================================================
 ``"Flat"``       exact inner product (brute force); the baseline of every recall figure
 ``"HNSW<M>"``    graph index, e.g. ``"HNSW32"``; ``ef_search`` trades speed for recall
-``"IVF<n>,Flat"``  ``n`` k-means lists, ``nprobe`` of them scanned per query
+``"IVF<n>,Flat"``  ``n`` k-means lists, ``nprobe`` of them scanned per query; the lists hold
+                 fp16 copies of the rows, scanned for the best ``k + 2``, which are
+                 re-scored exactly in float32: a float32 scan's neighbours and scores
+                 (on every one of 200,000 benchmark queries) in 0.75x its CPU time
+                 (:data:`IVF_STORAGE`)
 ``"LSH"``        random-hyperplane (SimHash) codes of ``lsh_nbits`` bits searched by Hamming
                  distance; FAISS's LSH is binary, so its Hamming distances are no cosine:
                  the ``lsh_rerank * k`` Hamming neighbours are re-ranked by exact inner
@@ -61,6 +65,8 @@ __all__ = [
     "AUTO_FLAT_MAX",
     "AUTO_FLAT_WORK",
     "INDEX_CHOICES",
+    "IVF_MARGIN",
+    "IVF_STORAGE",
     "NeighborReport",
     "NeighborScorer",
     "build_index",
@@ -83,6 +89,19 @@ AUTO_FLAT_MAX = 20_000
 AUTO_FLAT_WORK = 1_000_000_000
 """Above this many query-database pairs ``index="auto"`` is IVF even for a small database
 (ML-1M: 992k candidates x 7.9k target rows take 35 CPU seconds with Flat, 7 with IVF64)."""
+
+IVF_STORAGE = ",SQfp16,RFlat"
+"""What an ``IVF<n>,Flat`` index holds in its lists instead of FAISS's ``,Flat``: fp16 codes
+(``SQfp16``), which a query scans for its best ``k + IVF_MARGIN`` rows, and the float32 rows
+(``RFlat``), which re-score those exactly and keep the best ``k``. The neighbours and scores
+are a float32 scan's unless fp16 rounding (a relative 5e-4 per component) pushes one of the
+``k`` below rank ``k + IVF_MARGIN``. Measured in ``benchmarks/bench_select.py``'s setting
+(200,000 of the 1M candidates x 50k targets, d = 32, IVF256, nprobe 13, one thread, best of
+3, load 8): the same neighbour set as ``IVF256,Flat`` for every query, in 0.75x its CPU time
+(fp16 rows scan faster); without the margin, 0.47% of the queries differ by a neighbour."""
+
+IVF_MARGIN = 2
+"""Rows beyond ``k`` that an ``IVF<n>,Flat`` search re-scores exactly (see :data:`IVF_STORAGE`)."""
 
 _INDEX_PATTERN = re.compile(r"^(?:Flat|HNSW(?P<m>\d+)|IVF(?P<nlist>\d+),Flat|LSH)$")
 
@@ -122,8 +141,8 @@ def ivf_lists(n_database: int) -> int:
     FAISS's usual ``4-16 sqrt(N)`` suits many queries on a large database; here the
     database is the small side and a million candidates each pay for the coarse search over
     all lists, so fewer, larger lists are as fast and as accurate (bench_select.py, 1M
-    candidates x 50k targets: IVF256 nprobe 13 recall@10 0.966 in 26 CPU seconds, IVF1024
-    nprobe 32 recall@10 0.957 in 29, k-means included).
+    candidates x 50k targets, one run at load 2.7-3.3: IVF256 nprobe 13 recall@10 0.966 in
+    11.7 CPU seconds, IVF1024 nprobe 32 recall@10 0.957 in 14.1, k-means included).
 
     >>> ivf_lists(50_000), ivf_lists(2_000)
     (256, 32)
@@ -135,13 +154,16 @@ def ivf_lists(n_database: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """IVF lists scanned per query by default: ``nlist / 20`` rounded up, at least 8 (or all).
+    """IVF lists scanned per query by default: ``nlist / 24`` rounded up, at least 8 (or all).
 
-    Measured in ``benchmarks/bench_select.py`` on clustered data: IVF256 at nprobe 13
-    reaches recall@10 0.966 against Flat (0.990 at nprobe 26, for 1.7x the CPU time); on
-    32 lists, 8 probes reach 0.986.
+    Measured in ``benchmarks/bench_select.py`` on clustered data (1M candidates x 50k
+    targets, one process, load 1.7-3): IVF256 reaches recall@10 0.957 against Flat at
+    nprobe 11 in 9.4-10.6 CPU seconds, 0.966 at nprobe 13 in 11.0-11.7 (the default
+    before, ``nlist / 20``), 0.952 at nprobe 10; IVF512 0.965 at nprobe 22; on 32 lists, 8
+    probes reach 0.986. The selections of the synthetic default at scale 10 (90,000 target
+    rows: IVF256) are the same at nprobe 11 and 13.
     """
-    return min(nlist, max(8, math.ceil(nlist / 20)))
+    return min(nlist, max(8, math.ceil(nlist / 24)))
 
 
 def exact_knn(xb: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,6 +249,9 @@ def _build_index(
         # index_factory's "LSH" has exactly d bits and insists on the L2 metric; SimHash with
         # a (seeded-by-FAISS) random rotation to lsh_nbits bits is what approximates cosine.
         index = faiss.IndexLSH(d, lsh_nbits or 4 * d, True, False)
+    elif key.startswith("IVF"):
+        index = faiss.index_factory(d, key.replace(",Flat", IVF_STORAGE),
+                                    faiss.METRIC_INNER_PRODUCT)
     else:
         index = faiss.index_factory(d, key, faiss.METRIC_INNER_PRODUCT)
     if key.startswith("IVF"):
@@ -330,6 +355,10 @@ def search_index(
     fetch = min(len(xb), k * check_integer("lsh_rerank", lsh_rerank, 1)) if key == "LSH" else k
     distances = np.empty((len(xq), k), dtype=np.float32)
     labels = np.empty((len(xq), k), dtype=np.int64)
+    if key.startswith("IVF"):
+        # FAISS re-scores int(k * k_factor) rows (k_factor is a float32): k + IVF_MARGIN
+        refine: Any = faiss_index  # an IndexRefineFlat; faiss's stubs say Index
+        refine.k_factor = (k + IVF_MARGIN + 0.5) / k
     with _search_threads(n_threads):
         for start in range(0, len(xq), batch_size):
             rows = slice(start, start + batch_size)
