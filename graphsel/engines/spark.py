@@ -16,8 +16,9 @@ random in memory, and Spark cannot reproduce numpy's draws, so they are refused:
 2. **edges**: one per distinct ``(user, item, relation)`` of the rows that make edges, kept
    when its earliest row is before ``as_of``; a pair in two relations is two parallel edges,
    as in :class:`graphsel.graph.bipartite.Adjacency`;
-3. **degrees and the hub cap**: each edge carries the degrees of both its ends (window sums:
-   the rows are shuffled once by user, the edges once by item), and for ``"auto"`` a degree
+3. **degrees and the hub cap**: each edge carries the degrees of both its ends (degree
+   tables joined back: the rows are shuffled once by user, the edges once by item, no
+   node's edges are held in memory together), and for ``"auto"`` a degree
    histogram is collected to the driver (:func:`graphsel.engines.histogram.auto_max_degree`
    reproduces numpy's percentile from it, float for float);
 4. **expansion** (:func:`expand`), per hop: the hubs leave the frontier (as an edge filter:
@@ -102,13 +103,17 @@ SMALL_CONF: dict[str, str] = {
     "spark.sql.adaptive.enabled": "false",
     "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
     "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
 """A small local session for tests (``master="local[1]"``): starts in about 6 s.
 
 Serial GC and the C1 JIT start faster than the defaults; one shuffle partition and no
 adaptive execution avoid scheduling hundreds of empty tasks on tiny inputs, and on tiny
 tables broadcasting one side of a join costs a job of its own (about 40% of an expansion's
-time measured here), more than the sort-merge join it saves.
+time measured here), more than the sort-merge join it saves. No code generation: on
+thousands of rows, compiling every query's generated Java costs more than interpreting
+it (the Spark tests took about a fifth less CPU time without it).
 """
 
 _LOCAL_DEFAULTS: dict[str, str] = {
@@ -204,12 +209,6 @@ def _spark_errors() -> tuple[type[BaseException], ...]:
     from pyspark.errors import PySparkException
 
     return (PySparkException, Py4JError)
-
-
-def _window() -> Any:
-    from pyspark.sql import Window
-
-    return Window
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,9 +613,18 @@ class _Checkpointer:
             raise choice_error("checkpoint", kind, ("local", "reliable"))
         self.kind = kind
 
-    def __call__(self, frame: DataFrame) -> DataFrame:
+    def __call__(self, frame: DataFrame, *, eager: bool = True) -> DataFrame:
+        """``frame`` checkpointed.
+
+        Args:
+            frame: the frame to materialise.
+            eager: compute it now, in a job of its own (default True). False, for a frame
+                the caller reads whole at once (e.g. counts it): a local checkpoint is then
+                stored by that job, one job instead of two (a reliable one is still written
+                at once: written lazily, it would be computed twice).
+        """
         if self.kind == "local":
-            return frame.localCheckpoint(eager=True)
+            return frame.localCheckpoint(eager=eager)
         return frame.checkpoint(eager=True)
 
 
@@ -720,8 +728,9 @@ def expand(source: SparkLog, target: SparkLog, stage: GraphExpansion,
     broadcast_nodes = _broadcast_nodes(source.frame.sparkSession)
     report = progress or (lambda phase: None)
     report("seeds")
-    seed_users = materialise(_shared(source, target, _USER))
-    seed_items = materialise(_shared(source, target, _ITEM))
+    # stored by the job that counts them
+    seed_users = materialise(_shared(source, target, _USER), eager=False)
+    seed_items = materialise(_shared(source, target, _ITEM), eager=False)
     seeds = _count_pair(seed_users, seed_items)
     if seeds == (0, 0):
         raise InputError(f"no user and no item shared between {source.name} and "
@@ -734,16 +743,16 @@ def expand(source: SparkLog, target: SparkLog, stage: GraphExpansion,
         # then counting distinct relations per pair is the same, with one shuffle, not two.
         rows = rows.filter(functions.col("ts") < params["as_of"])
     # (user, item, parallel edges): one per relation holding the pair, as Adjacency counts,
-    # then each edge with the degrees of both its ends, in one materialised table. Window
-    # sums, not joins with degree tables: the rows move once (by user: the pairs and the
-    # user degrees) and the edges once (by item), and no subtree is computed twice.
-    window = _window()
+    # then each edge with the degrees of both its ends, in one materialised table. The
+    # pairs are cached while the degrees are joined back: the optimiser prunes and filters
+    # each of their three uses differently, so without the cache the rows would be
+    # shuffled and the pairs aggregated three times.
     pairs = (rows.repartition(_USER).groupBy(_USER, _ITEM)
-             .agg(functions.countDistinct(_RELATION).alias(_EDGES)))
-    edges = materialise(pairs.select(
-        _USER, _ITEM,
-        functions.sum(_EDGES).over(window.partitionBy(_USER)).alias(_USER_DEGREE),
-        functions.sum(_EDGES).over(window.partitionBy(_ITEM)).alias(_ITEM_DEGREE)))
+             .agg(functions.countDistinct(_RELATION).alias(_EDGES)).persist())
+    try:
+        edges = materialise(_with_degrees(pairs))
+    finally:
+        pairs.unpersist()
     report("cap")
     max_degree = _resolve_max_degree(params["max_degree"], edges)
     # A hub is reached but not expanded through: leaving a hub out of the frontier is
@@ -766,8 +775,8 @@ def expand(source: SparkLog, target: SparkLog, stage: GraphExpansion,
                           _USER, _ITEM, _small(reached_items, item_counts, broadcast_nodes))
         new_users = _step(item_edges, _small(reached_items, item_counts, broadcast_nodes)[-1],
                           _ITEM, _USER, _small(reached_users, user_counts, broadcast_nodes))
-        reached_users.append(materialise(new_users))
-        reached_items.append(materialise(new_items))
+        reached_users.append(materialise(new_users, eager=False))
+        reached_items.append(materialise(new_items, eager=False))
         hop_counts.append(_count_pair(reached_users[-1], reached_items[-1]))
     capped = (0, 0)
     if max_degree is not None and params["num_hops"] > 0:
@@ -786,6 +795,25 @@ def expand(source: SparkLog, target: SparkLog, stage: GraphExpansion,
         capped=capped,
         relations=relations,
     )
+
+
+def _with_degrees(pairs: DataFrame) -> DataFrame:
+    """``(user_id, item_id, _user_degree, _item_degree)``: each pair of ``pairs`` (hash
+    partitioned by user, with its parallel edges in ``_edges``) and the degrees of its ends.
+
+    Degrees are aggregations joined back, not window sums: a window holds every edge of a
+    node in memory at once (a hub's millions, spilled and read back), a join with a degree
+    table streams them past one row. The pairs do not move for the user degrees (they are
+    partitioned by user already); the edges then move once by item; the degrees' partial
+    sums move too, a few records per node (``docs/scale.md`` has the measured shuffles).
+    ``pairs`` should be cached: it is read three times.
+    """
+    functions = _functions()
+    degrees = [pairs.groupBy(side).agg(functions.sum(_EDGES).alias(degree))
+               for side, degree in ((_USER, _USER_DEGREE), (_ITEM, _ITEM_DEGREE))]
+    # the degree table on the right: the side a sort-merge join buffers per key (one row)
+    return (pairs.join(degrees[0], _USER).join(degrees[1], _ITEM)
+            .select(_USER, _ITEM, _USER_DEGREE, _ITEM_DEGREE))
 
 
 # What a reached node (an id, a hop, hash-table overhead) is taken to weigh in a broadcast
@@ -882,7 +910,7 @@ def _union(parts: list[DataFrame]) -> DataFrame:
 
 
 def graph_select(source: SparkLog, expansion: SparkExpansion, mode: str = "both",
-                 *, keep_row: bool = False) -> DataFrame:
+                 *, keep_row: bool = False, ordered: bool = True) -> DataFrame:
     """The source rows an expansion selects, as :func:`graphsel.graph.expansion.graph_select`.
 
     Args:
@@ -891,10 +919,14 @@ def graph_select(source: SparkLog, expansion: SparkExpansion, mode: str = "both"
         mode: ``"both"`` (default: user and item reached, hop the larger), ``"user"``,
             ``"item"`` or ``"any"`` (either reached, hop the smaller).
         keep_row: keep the ``_row`` column (default False).
+        ordered: sort the rows by row number (default True). False leaves them in join
+            order, for a caller that sorts them later anyway (by ``_row``, with
+            ``keep_row``): a sort moves every selected row once more.
 
     Returns:
         The selected rows: the source's columns (a ``hop`` column of the source replaced),
-        then ``hop`` int32, sorted by row number: collected, the in-memory order.
+        then ``_row`` (with ``keep_row``), then ``hop`` int32; ``ordered``, sorted by row
+        number: collected, the in-memory order.
 
     Raises:
         InputError: for an unknown mode.
@@ -927,11 +959,10 @@ def graph_select(source: SparkLog, expansion: SparkExpansion, mode: str = "both"
     kept = [functions.col(c) for c in source.columns if c != HOP_COLUMN]
     if keep_row:
         kept.append(functions.col(ROW_COLUMN))
-    selected = (frame.select(*kept, functions.col(ROW_COLUMN).alias("_order"),
-                             hop.cast("int").alias(HOP_COLUMN))
-                .filter(functions.col(HOP_COLUMN).isNotNull())
-                .orderBy("_order"))
-    return selected.drop("_order")
+    order = [functions.col(ROW_COLUMN).alias("_order")] if ordered else []
+    selected = (frame.select(*kept, *order, hop.cast("int").alias(HOP_COLUMN))
+                .filter(functions.col(HOP_COLUMN).isNotNull()))
+    return selected.orderBy("_order").drop("_order") if ordered else selected
 
 
 # --------------------------------------------------------------------------------------------

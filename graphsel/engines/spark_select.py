@@ -56,6 +56,7 @@ from graphsel.engines.spark import (
     _Checkpointer,
     _functions,
     _is_float,
+    _union,
     expand,
     graph_select,
     read_pair,
@@ -131,16 +132,15 @@ class SparkCandidates:
     count: int
 
 
-def number_candidates(frame: DataFrame, materialise: Callable[[DataFrame], DataFrame]
-                      ) -> SparkCandidates:
+def number_candidates(frame: DataFrame, materialise: _Checkpointer) -> SparkCandidates:
     """``frame`` sorted by ``_row`` and numbered ``_pos`` ``0..N-1``, materialised.
 
     The sort range-partitions the rows, so a row's number is the rows of the partitions
     before its own plus its place in its partition (two jobs, nothing collected but one
-    count per partition).
+    count per partition; the first stores the sorted rows).
     """
     functions = _functions()
-    ordered = materialise(frame.orderBy(ROW_COLUMN))
+    ordered = materialise(frame.orderBy(ROW_COLUMN), eager=False)
     part = functions.spark_partition_id()
     in_part = functions.monotonically_increasing_id() - functions.shiftleft(part.cast("long"), 33)
     counts = sorted((int(r[0]), int(r[1])) for r in
@@ -342,10 +342,13 @@ def _table_counts(table: pa.Table, column: str) -> pd.Series:
     return pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)), index=uniques)
 
 
-def _shares(candidates: SparkCandidates, context: SparkContext, column: str) -> bool:
-    """Whether a ``column`` id is in both the candidates and the target."""
-    return bool(candidates.frame.select(column).join(context.target_ids(column), column,
-                                                     "left_semi").limit(1).count())
+def _shared_columns(candidates: SparkCandidates, context: SparkContext,
+                    columns: Sequence[str]) -> set[str]:
+    """Those of ``columns`` with an id in both the candidates and the target (one job)."""
+    functions = _functions()
+    found = [candidates.frame.select(column).join(context.target_ids(column), column, "left_semi")
+             .limit(1).select(functions.lit(column).alias("_column")) for column in columns]
+    return {row[0] for row in _union(found).collect()}
 
 
 def domain_plan(stage: DomainClassifier, candidates: SparkCandidates, context: SparkContext,
@@ -395,9 +398,10 @@ def domain_plan(stage: DomainClassifier, candidates: SparkCandidates, context: S
         names.append(column)
         categorical.append(True)
     if factors is not None:
+        shared_ids = _shared_columns(candidates, context, ("user_id", "item_id"))
         for column, keys, side in (("user_id", index.users, factors[0]),
                                    ("item_id", index.items, factors[1])):
-            if _shares(candidates, context, column):
+            if column in shared_ids:
                 name = f"{column[:4]}_svd"
                 width = side.shape[1]
                 parts.append(("factors", column, (keys, np.asarray(side, dtype=np.float32))))
@@ -473,8 +477,9 @@ def score_domain(candidates: SparkCandidates, context: SparkContext,
         models.append(model)
         shares.append(share)
     payload = _broadcast(spark, (plan, models, shares, folds, stage, n_cand, n_tgt))
-    scored = context.materialise(_with_columns(
-        candidates, [(_P_TARGET, "double"), (_WEIGHT, "double")], _score_domain_batch, payload))
+    scored = context.materialise(_with_columns(  # stored by the AUC's job, which reads it all
+        candidates, [(_P_TARGET, "double"), (_WEIGHT, "double")], _score_domain_batch, payload),
+        eager=False)
     return scored, DomainReport(round(_auc(scored, p_in_target), 6))
 
 
@@ -568,11 +573,14 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
 # --------------------------------------------------------------------------------------------
 
 
-def _keep(scored: DataFrame, column: str, rule: SelectionRule, count: int) -> DataFrame:
+def _keep(scored: DataFrame, column: str, rule: SelectionRule, count: int,
+          materialise: Callable[[DataFrame], DataFrame]) -> DataFrame:
     """The rows ``rule`` keeps by ``column`` (:meth:`SelectionRule.mask`, ties by ``_pos``).
 
-    A threshold is a filter; a top rule short of every row collects ``(_pos, score)`` to
-    the driver and applies the in-memory mask.
+    A threshold is a filter, left unmaterialised: ``scored`` is, and filtering it again is
+    cheaper than a copy. A top rule short of every row collects ``(_pos, score)`` to the
+    driver, applies the in-memory mask and semi-joins the kept positions, materialised (the
+    broadcast of the positions would run again at every use).
     """
     functions = _functions()
     if rule.kind == "threshold":
@@ -585,7 +593,8 @@ def _keep(scored: DataFrame, column: str, rule: SelectionRule, count: int) -> Da
     positions = table.column(POSITION_COLUMN).to_numpy()[order]
     kept = positions[rule.mask(table.column(column).to_numpy()[order])]
     kept_frame = scored.sparkSession.createDataFrame(pa.table({POSITION_COLUMN: kept}))
-    return scored.join(functions.broadcast(kept_frame), POSITION_COLUMN, "left_semi")
+    return materialise(scored.join(functions.broadcast(kept_frame), POSITION_COLUMN,
+                                   "left_semi"))
 
 
 SPARK_STAGES: tuple[str, ...] = DEFAULT_STAGES
@@ -655,8 +664,11 @@ def run_stages(spark: SparkSession, source: str | os.PathLike[str],
         if isinstance(stage, GraphExpansion):
             expansion = expand(source_log, target_log, stage, checkpoint=checkpoint,
                                progress=progress)
-            frame = graph_select(source_log, expansion, stage.mode, keep_row=True)
-            details, kept = expansion.report(), materialise(frame)
+            # unsorted: whatever uses the rows sorts them once (number_candidates, the write)
+            frame = graph_select(source_log, expansion, stage.mode, keep_row=True,
+                                 ordered=False)
+            # stored by the job that counts them, below
+            details, kept = expansion.report(), materialise(frame, eager=False)
         else:
             report(stage.name)
             # a stage that kept every row leaves them numbered
@@ -673,9 +685,7 @@ def run_stages(spark: SparkSession, source: str | os.PathLike[str],
                 scored, details = score_neighbors(candidates, context, stage)
                 column = _KNN_SCORE
             numbered = SparkCandidates(scored, candidates.count)
-            kept = _keep(scored, column, rule, candidates.count)
-            if kept is not scored:
-                kept = materialise(kept)
+            kept = _keep(scored, column, rule, candidates.count, materialise)
         [(rows, users, items)] = kept.agg(functions.count(functions.lit(1)),
                                           functions.countDistinct("user_id"),
                                           functions.countDistinct("item_id")).collect()
@@ -743,27 +753,39 @@ def run_selection(spark: SparkSession, source: str | os.PathLike[str],
 
 def _selection_report(selected: DataFrame, context: SparkContext,
                       stages: list[StageReport]) -> SelectionReport:
-    """The in-memory :class:`SelectionReport` of ``selected`` (the written rows)."""
-    functions = _functions()
-    label = functions.col("label").cast("double")
-    source, target = context.source, context.target
-    [(source_rate,)] = source.frame.agg(functions.avg(label)).collect()
-    [(kept, kept_rate)] = selected.agg(functions.count(functions.lit(1)),
-                                       functions.avg(label)).collect()
-    [(target_rate,)] = target.frame.agg(functions.avg(label)).collect()
+    """The in-memory :class:`SelectionReport` of ``selected`` (the written rows), in one job.
 
-    def coverage(column: str) -> float:
-        """The share of the target's distinct ``column`` ids that selected rows touch."""
-        ids = context.target_ids(column).distinct()
-        total = ids.count()
-        covered = ids.join(selected.select(column), column, "left_semi").count()
-        return round(covered / total, 6) if total else 0.0
+    Each log gives one row ``(name, rows, sum of labels)`` and each id column one row
+    ``(column, the target's distinct ids, those that selected rows touch)``. Labels are 0 or
+    1, so their sums are exact and ``sum / rows`` is the mean in any order of addition.
+    """
+    functions = _functions()
+    one = functions.lit(1)
+    source, target = context.source, context.target
+
+    def label_sum(name: str, frame: DataFrame) -> DataFrame:
+        return frame.agg(functions.lit(name).alias("_part"), functions.count(one).alias("_n"),
+                         functions.sum(functions.col("label").cast("double")).alias("_k"))
+
+    def touched(column: str) -> DataFrame:
+        hits = selected.select(column).distinct().withColumn("_hit", one)
+        return (context.target_ids(column).distinct().join(hits, column, "left")
+                .agg(functions.lit(column).alias("_part"), functions.count(one).alias("_n"),
+                     functions.count("_hit").cast("double").alias("_k")))
+
+    parts = [label_sum("source", source.frame), label_sum("target", target.frame),
+             label_sum("selected", selected), touched("user_id"), touched("item_id")]
+    totals = {row["_part"]: (int(row["_n"]), float(row["_k"] or 0.0))
+              for row in _union(parts).collect()}
+
+    def share(part: str) -> float:
+        total, part_of_it = totals[part]
+        return round(part_of_it / total, 6) if total else 0.0
 
     return SelectionReport(
         source_rows=source.rows, target_rows=target.rows, stages=tuple(stages),
-        selected=int(kept),
-        target_user_coverage=coverage("user_id"), target_item_coverage=coverage("item_id"),
-        target_label_rate=round(float(target_rate), 6),
-        selected_label_rate=round(float(kept_rate), 6),
-        source_label_rate=round(float(source_rate), 6))
+        selected=totals["selected"][0],
+        target_user_coverage=share("user_id"), target_item_coverage=share("item_id"),
+        target_label_rate=share("target"), selected_label_rate=share("selected"),
+        source_label_rate=share("source"))
 

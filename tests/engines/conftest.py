@@ -54,9 +54,10 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """The synthetic default at scale 0.05 as (source, target) Parquet paths."""
+    """The synthetic default at scale 0.05 as (source, target) Parquet paths (written once:
+    every test only reads them)."""
     from graphsel.data.datasets import get_dataset
     from graphsel.data.log import write_log
 
