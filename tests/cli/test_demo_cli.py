@@ -43,14 +43,20 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
             "folder, now removed (keep them with --out DIR)") in lines
     assert "selection funnel" in lines
     assert any(line.startswith("planted truth: precision ") for line in lines)
-    # it ends with the strategy table, then each strategy against merge_all
+    # it ends with the strategy table, then each strategy against merge_all, then the
+    # strategies that use the selected rows against their random control
     headers = [i for i, line in enumerate(lines) if line.startswith("strategy ")]
-    assert len(headers) == 2 and "lr" in lines[headers[0]].split()
+    assert len(headers) == 3 and "lr" in lines[headers[0]].split()
+    assert "random control" in lines[headers[2]]
     strategies = [line.split()[0] for line in lines[headers[0] + 2:headers[1]]]
     assert strategies == strategy_names()  # every registered strategy, in order
     picked = next(i for i, line in enumerate(lines) if line.startswith("auto picked "))
-    against_merge = [line.split()[0] for line in lines[headers[1] + 2:picked]]
+    against_merge = [line.split()[0] for line in lines[headers[1] + 2:headers[2]]]
     assert against_merge == [name for name in strategy_names() if name != "merge_all"]
+    against_control = [line.split()[:2] for line in lines[headers[2] + 2:picked]]
+    assert against_control == [["selected", "random_same_size"],
+                               ["selected_weighted", "random_same_size"],
+                               ["merge_finetune_selected", "merge_finetune_random"]]
     assert lines[picked].startswith("auto picked (best validation AUC): seed 0: ")
     # then the learners' details (subdomain_gap's gaps), then the selection
     assert "subdomain_gap: validation log-loss gap of each source sub-domain" in "\n".join(

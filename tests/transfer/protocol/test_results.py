@@ -52,8 +52,8 @@ def test_to_json_keeps_the_keys_of_graphsel_run():
     selection = SelectionSummary(3, 20, (StageSummary("graph", 5, 0.1),
                                          StageSummary("knn", 3, 0.2)), 1.0, 0.75)
     payload = _results(selection).to_json()
-    assert list(payload) == ["strategies", "vs_target_only", "vs_merge_all", "effort",
-                             "periods", "split", "selection", "seeds"]
+    assert list(payload) == ["strategies", "vs_target_only", "vs_merge_all", "vs_control",
+                             "effort", "periods", "split", "selection", "seeds"]
     assert payload["strategies"]["target_only"] == {
         "auc": {"mean": 0.7, "std": 0.141421}, "gauc": {"mean": 0.5, "std": 0.0},
         "logloss": {"mean": 0.6, "std": 0.0}, "ece": {"mean": 0.1, "std": 0.070711},
