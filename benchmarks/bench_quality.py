@@ -69,7 +69,7 @@ from graphsel.errors import InputError
 from graphsel.transfer.config import DatasetConfig, ExperimentConfig, load_config
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.experiment import run_experiment
-from graphsel.transfer.protocol.results import BASELINE, MERGE_BASELINE, VERDICTS
+from graphsel.transfer.protocol.results import BASELINE, MERGE_BASELINE, VERDICTS, Comparison
 from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.protocol.strategies import strategy_names
 from graphsel.transfer.train.options import TrainConfig
@@ -239,8 +239,9 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _verdict(ci95: Sequence[float]) -> str:
+    """The verdict of a JSON comparison's interval (:attr:`Comparison.verdict`)."""
     lo, hi = ci95
-    return "win" if lo > 0 else "loss" if hi < 0 else "tie"
+    return Comparison(0.0, (lo, hi)).verdict
 
 
 def summary_table(summary: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,3 +55,10 @@ def _save(figure: Figure, path: Path, dpi: int) -> Path:
     with atomic_path(path) as tmp:
         write_png(figure, tmp, dpi)
     return path
+
+
+def _save_all(figures: Iterable[tuple[str, Callable[[], Figure]]], out_dir: Path,
+              dpi: int) -> list[Path]:
+    """Makes ``out_dir`` and writes each ``(name, make)`` figure into it (:func:`_save`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [_save(make(), out_dir / name, dpi) for name, make in figures]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-from graphsel.viz._common import _annotate_bars, _check_count, _figure, _no_data, _save
+from graphsel.viz._common import _annotate_bars, _check_count, _figure, _no_data, _save_all
 from graphsel.viz.expansion import (
     TARGET_COLOR,
     USER_COLOR,
@@ -324,9 +324,7 @@ def save_selection_plots(
         InputError: if ``out_dir`` is a file.
     """
     out_dir = check_output_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [_save(make(), out_dir / name, dpi)
-            for name, make in selection_figures(selector, truth=truth)]
+    return _save_all(selection_figures(selector, truth=truth), out_dir, dpi)
 
 
 SELECTION_FIGURES: dict[str, str] = {

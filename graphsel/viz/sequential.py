@@ -18,7 +18,7 @@ import numpy as np
 
 from graphsel.data.io import check_output_dir
 from graphsel.errors import InputError
-from graphsel.viz._common import _figure, _save
+from graphsel.viz._common import _figure, _save_all
 from graphsel.viz.expansion import HOP_COLORS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -285,5 +285,4 @@ def save_next_item_plots(results: SequentialResults, out_dir: str | os.PathLike,
         InputError: if ``out_dir`` is a file.
     """
     out_dir = check_output_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [_save(make(), out_dir / name, dpi) for name, make in next_item_figures(results)]
+    return _save_all(next_item_figures(results), out_dir, dpi)

@@ -15,7 +15,7 @@ from graphsel.data.io import check_output_dir
 from graphsel.errors import InputError
 from graphsel.transfer.protocol.results import PeriodRecord, Results
 from graphsel.transfer.train.metrics import expected_calibration_error
-from graphsel.viz._common import _check_count, _figure, _save
+from graphsel.viz._common import _check_count, _figure, _save_all
 from graphsel.viz.expansion import HOP_COLORS
 from graphsel.viz.selection import plot_calibration
 
@@ -277,5 +277,4 @@ def save_transfer_plots(results: Results, out_dir: str | os.PathLike, *, metric:
         figures = transfer_figures(results, metric)  # fails before making the folder
     except InputError as exc:
         raise InputError(f"save_transfer_plots: {exc}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [_save(make(), out_dir / name, dpi) for name, make in figures]
+    return _save_all(figures, out_dir, dpi)

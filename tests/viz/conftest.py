@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from graphsel.data.datasets import get_dataset  # noqa: E402
 from graphsel.select.domain import DomainClassifier  # noqa: E402
@@ -40,3 +41,15 @@ def transfer_results():
         model=ModelConfig(embed_dim=4, hidden=(16,)),
         train=TrainConfig(epochs=1, batch_size=256, num_threads=1, progress=False),
         protocol=ProtocolConfig(periods=2, n_boot=20), seeds=[0, 1])
+
+
+@pytest.fixture
+def failing_savefig(monkeypatch):
+    """``Figure.savefig`` writes the first bytes of a PNG, then fails with "disk full" (for
+    the tests that no partial figure file is ever left)."""
+    def broken_savefig(self, path, **kw):
+        with open(path, "wb") as handle:
+            handle.write(b"\x89PNG")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)

@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
-from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from graphsel import viz
@@ -114,13 +113,7 @@ def test_one_model_without_both_paths_gives_only_the_domain_figure(tmp_path, res
         viz.plot_ntg(alone)
 
 
-def test_save_next_item_plots_leaves_no_partial_file(tmp_path, results, monkeypatch):
-    def broken_savefig(self, path, **kw):
-        with open(path, "wb") as handle:
-            handle.write(PNG_MAGIC[:4])
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+def test_save_next_item_plots_leaves_no_partial_file(tmp_path, results, failing_savefig):
     with pytest.raises(RuntimeError, match="disk full"):
         viz.save_next_item_plots(results, tmp_path)
     assert list(tmp_path.iterdir()) == []

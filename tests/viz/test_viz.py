@@ -682,15 +682,8 @@ def test_save_selection_plots_writes_every_png(tmp_path, fitted):
     assert [p.name for p in few] == ["funnel.png", "scores.png"]
 
 
-def test_save_selection_plots_leaves_no_partial_file(tmp_path, fitted, monkeypatch):
+def test_save_selection_plots_leaves_no_partial_file(tmp_path, fitted, failing_savefig):
     selector, _, _ = fitted
-
-    def broken_savefig(self, path, **kw):
-        with open(path, "wb") as handle:
-            handle.write(PNG_MAGIC[:4])
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(Figure, "savefig", broken_savefig)
     with pytest.raises(RuntimeError, match="disk full"):
         viz.save_selection_plots(_only_knn(selector), tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -720,13 +713,8 @@ def test_save_transfer_plots_writes_the_pngs(tmp_path, transfer_results):
     assert not (tmp_path / "x").exists()
 
 
-def test_save_transfer_plots_leaves_no_partial_file(tmp_path, transfer_results, monkeypatch):
-    def broken_savefig(self, path, **kw):
-        with open(path, "wb") as handle:
-            handle.write(PNG_MAGIC[:4])
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+def test_save_transfer_plots_leaves_no_partial_file(tmp_path, transfer_results,
+                                                    failing_savefig):
     with pytest.raises(RuntimeError, match="disk full"):
         viz.save_transfer_plots(transfer_results, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
@@ -58,6 +57,7 @@ from graphsel.transfer.protocol.strategies import (
     selection_of,
 )
 from graphsel.transfer.train.metrics import auc
+from graphsel.transfer.train.trainer import state_copy
 
 __all__ = ["SOURCE_BUDGET", "FinetuneLearner", "FinetuneOptions", "budget_finetune",
            "budget_mask", "merge_finetune", "merge_finetune_random", "merge_finetune_selected",
@@ -80,9 +80,6 @@ def mix_states(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
     return {key: torch.lerp(start[key], value, weight) if value.is_floating_point() else value
             for key, value in end.items()}
 
-
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
 class FinetuneLearner(PlanLearner):
@@ -113,11 +110,11 @@ class FinetuneLearner(PlanLearner):
             merged model, 1.0 for the fine-tuned model, else one of ``options.mix``
             (also appended to :attr:`mixes_`).
         """
-        merged = _state(self.model)
+        merged = state_copy(self.model)
         result = self.finetuner.fit(self.model, rows, data.valid, keep_start=True)
         kept = 0.0
         if result.best_epoch >= 0:
-            tuned = _state(self.model)
+            tuned = state_copy(self.model)
             label = data.valid.label.numpy()
             scores = {}
             for weight in (*self.options.mix, 1.0):  # ties: the smaller step from merged

@@ -584,10 +584,9 @@ def compare_strategies(
     y, users = target.label[test], target.user[test]
     comparisons = {baseline: compare_with_baseline(y, users, stacked, protocol.n_boot, baseline)
                    for baseline in (BASELINE, MERGE_BASELINE)}
-    controls = {s.name: s.control for s in chosen if s.control in stacked}
-    vs_control = {name: (control, compare_with_baseline(
-        y, users, {control: stacked[control], name: stacked[name]}, protocol.n_boot,
-        control)[name]) for name, control in controls.items() if control is not None}
+    vs_control = {s.name: (s.control, compare_with_baseline(
+        y, users, {s.control: stacked[s.control], s.name: stacked[s.name]}, protocol.n_boot,
+        s.control)[s.name]) for s in chosen if s.control is not None and s.control in stacked}
     return Results(names, [int(s) for s in seeds], split.periods, records,
                    comparisons[BASELINE], split.summary(), summary,
                    vs_merge_all=comparisons[MERGE_BASELINE], effort=efforts,

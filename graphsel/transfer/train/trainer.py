@@ -59,6 +59,7 @@ __all__ = [
     "predict",
     "evaluate",
     "seed_everything",
+    "state_copy",
     "save_checkpoint",
     "load_checkpoint",
 ]
@@ -134,6 +135,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``model``'s state dict (parameters and buffers), to restore later
+    with ``model.load_state_dict``."""
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
 @contextmanager
@@ -232,7 +239,7 @@ class Trainer:
                 assert valid is not None  # checked above
                 result.best_epoch = -1
                 result.best_valid_auc = auc(valid.label.numpy(), self._predict(model, valid))
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = state_copy(model)
             optimizers = self.make_optimizers(model)
             for epoch in range(config.epochs):
                 record = self._train_epoch(model, train, optimizers, epoch)
@@ -247,7 +254,7 @@ class Trainer:
                 assert valid_auc is not None  # scored just above
                 if result.best_valid_auc is None or valid_auc > result.best_valid_auc:
                     result.best_epoch, result.best_valid_auc = epoch, record.valid_auc
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_state = state_copy(model)
                     epochs_without_gain = 0
                 else:
                     epochs_without_gain += 1
