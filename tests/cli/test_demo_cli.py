@@ -57,7 +57,8 @@ def test_demo_without_out_leaves_nothing(tmp_path, monkeypatch):
     assert against_control == [["selected", "random_same_size"],
                                ["selected_weighted", "random_same_size"],
                                ["merge_finetune_selected", "merge_finetune_random"]]
-    assert lines[picked].startswith("auto picked (best validation AUC): seed 0: ")
+    assert lines[picked].startswith(
+        "auto picked (merge_all unless beaten beyond noise on validation): seed 0: ")
     # then the learners' details (subdomain_gap's gaps), then the selection
     assert "subdomain_gap: validation log-loss gap of each source sub-domain" in "\n".join(
         lines[picked:])

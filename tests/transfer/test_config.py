@@ -91,6 +91,8 @@ def test_source_and_target_paths(tmp_path):
     ("model: {hidden: 64}\n", r"key 'model\.hidden' must be a list, got 64"),
     ("strategies: [target_only, best]\n", r"exp\.yaml: Could not resolve strategy 'best'"),
     ("mode: sometimes\n", r"exp\.yaml: protocol: Could not resolve mode 'sometimes'"),
+    ("auto_margin: 6\n", r"exp\.yaml: protocol: auto_margin must be in \[0, 5\] \(standard "
+                         r"errors\), got 6"),
     ("selection: {hops: 2}\n", r"exp\.yaml: selection: unknown key 'hops' \(valid: stages"),
     ("selection: {knn: {kk: 2}}\n", r"exp\.yaml: selection\.knn: unknown key 'kk' \(valid: index"),
     ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),

@@ -41,7 +41,7 @@ import pickle
 import shutil
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,10 @@ RUNS_DIR = ".graphsel-runs"
 """The default folder of run directories, in the working directory."""
 RUNS_ENV = "GRAPHSEL_RUNS"
 """The environment variable that, when set, replaces :data:`RUNS_DIR`."""
-_FORMAT = 2
+_FORMAT = 3
 """The layout version of a saved file; a file of another version is recomputed (2: the
-records carry ECE and the predicted and actual CTR)."""
+records carry ECE and the predicted and actual CTR; 3: units keep their validation
+predictions)."""
 _META = "meta"
 
 
@@ -137,12 +138,15 @@ class UnitResult:
         effort: its tuning choice and training cost.
         reused_choice: the grid point it was told to use (an earlier seed's choice), or None
             when it tuned its own.
+        valid_predictions: ``(N_valid,)`` the scored model's predictions on the validation
+            rows (``auto`` compares them). Default empty.
     """
 
     records: tuple[PeriodRecord, ...]
     test_predictions: np.ndarray
     effort: EffortRecord
     reused_choice: GridPoint | None = None
+    valid_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def strategy(self) -> str:
@@ -322,13 +326,15 @@ class RunStore:
                 "reused_choice": (None if unit.reused_choice is None
                                   else unit.reused_choice.to_json())}
         self._save(self.unit_path(unit.strategy, unit.seed), meta,
-                   {"test_predictions": unit.test_predictions})
+                   {"test_predictions": unit.test_predictions,
+                    "valid_predictions": unit.valid_predictions})
 
     def load_unit(self, strategy: str, seed: int, reused_choice: GridPoint | None,
-                  n_test: int) -> UnitResult | None:
+                  n_test: int, n_valid: int) -> UnitResult | None:
         """The saved unit of ``strategy`` at ``seed``, or None when there is none that fits:
         one that reused another choice (or tuned when it should reuse ``reused_choice``),
-        or whose predictions do not cover the ``n_test`` test rows, is recomputed."""
+        or whose predictions do not cover the ``n_test`` test and ``n_valid`` validation
+        rows, is recomputed."""
         path = self.unit_path(strategy, seed)
         what = f"the unit ({strategy}, seed {seed})"
         loaded = self._load(path, what)
@@ -340,11 +346,13 @@ class RunStore:
                             else GridPoint(**meta["reused_choice"]))
             unit = UnitResult(tuple(PeriodRecord.from_json(r) for r in meta["records"]),
                               arrays["test_predictions"], EffortRecord.from_json(meta["effort"]),
-                              saved_choice)
+                              saved_choice, arrays["valid_predictions"])
             if (unit.strategy, unit.seed) != (strategy, seed):
                 raise ValueError(f"it holds ({unit.strategy}, seed {unit.seed})")
             if unit.test_predictions.shape != (n_test,):
                 raise ValueError(f"its predictions do not cover the {n_test} test rows")
+            if unit.valid_predictions.shape != (n_valid,):
+                raise ValueError(f"its predictions do not cover the {n_valid} validation rows")
         except (KeyError, TypeError, ValueError) as exc:
             self._unusable(path, what, exc)
             return None

@@ -628,7 +628,8 @@ class Results:
                  for name, (control, c) in self.vs_control.items()]))
         picks = [(r.seed, r.picked) for r in self.effort if r.picked is not None]
         if picks:
-            lines.append("auto picked (best validation AUC): " + ", ".join(
+            lines.append("auto picked (merge_all unless beaten beyond noise on validation): "
+                         + ", ".join(
                 f"seed {seed}: {name}" for seed, name in picks))
         lines += [details_table(name, self.effort_of(name)) for name in self.strategies
                   if any(r.details for r in self.effort_of(name))]

@@ -63,6 +63,7 @@ is deterministic at a fixed ``num_threads``).
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -120,10 +121,12 @@ from graphsel.transfer.protocol.strategies import (
     get_strategy,
     strategy_names,
 )
+from graphsel.transfer.train.metrics import paired_bootstrap_ci
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import seed_everything
 
 __all__ = [
+    "ValidationRows",
     "pick_auto",
     "fit_selection",
     "feature_columns",
@@ -309,6 +312,7 @@ def tuning_grid(strategy: Strategy, plan: SourcePlan, train: TrainConfig,
 class _StrategyRun:
     records: list[PeriodRecord]
     test_predictions: np.ndarray
+    valid_predictions: np.ndarray
     valid_auc: float | None
     effort: Effort
     details: dict[str, Any] = field(default_factory=dict)
@@ -423,11 +427,11 @@ def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _Enco
             bar.update(1)
             if period + 1 == split.periods:  # the grid point is done
                 valid = split.target_valid
-                valid_auc = score_predictions(
-                    target.label[valid], learner.predict(encoded.target.subset(valid)),
-                    target.user[valid]).auc
-                run = _StrategyRun(progress.records, progress.predictions, valid_auc,
-                                   learner.context.effort(), learner.details())
+                valid_predictions = learner.predict(encoded.target.subset(valid))
+                valid_auc = score_predictions(target.label[valid], valid_predictions,
+                                              target.user[valid]).auc
+                run = _StrategyRun(progress.records, progress.predictions, valid_predictions,
+                                   valid_auc, learner.context.effort(), learner.details())
                 progress.trials.append((Trial(point, run.valid_auc), run.effort.seconds))
                 if _better(run, progress.best):
                     progress.best, progress.best_point = run, point
@@ -443,7 +447,8 @@ def _train_unit(strategy: Strategy, options: Any, plan: SourcePlan, cache: _Enco
                           tuple(trial for trial, _ in trials) if reused_choice is None else (),
                           round(sum(seconds for _, seconds in trials), 3),
                           details=best.details)
-    return UnitResult(tuple(best.records), best.test_predictions, effort, reused_choice)
+    return UnitResult(tuple(best.records), best.test_predictions, effort, reused_choice,
+                      best.valid_predictions)
 
 
 def _fit_or_load_selection(selector: SampleSelector, source: InteractionLog,
@@ -546,6 +551,7 @@ def compare_strategies(
                              f"(strategies: {', '.join(names)})")
     records: list[PeriodRecord] = []
     test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names if name != AUTO}
+    valid_predictions: dict[str, list[np.ndarray]] = {name: [] for name in test_predictions}
     efforts: list[EffortRecord] = []
     choices: dict[str, GridPoint] = {}
     # the epochs' bars follow the run's (the caller decided: graphsel run draws them on a
@@ -557,7 +563,8 @@ def compare_strategies(
                 reused = (None if protocol.tune_every_seed or strategy.name not in choices
                           else choices[strategy.name])
                 unit = (None if store is None else
-                        store.load_unit(strategy.name, seed, reused, len(split.target_test)))
+                        store.load_unit(strategy.name, seed, reused, len(split.target_test),
+                                        len(split.target_valid)))
                 if unit is None:
                     plan = strategy.plan(StrategyContext(split.source_rows, selection, seed,
                                                          source, target[split.target_train]))
@@ -571,11 +578,15 @@ def compare_strategies(
                 choices.setdefault(strategy.name, unit.effort.choice)
                 records.extend(unit.records)
                 test_predictions[strategy.name].append(unit.test_predictions)
+                valid_predictions[strategy.name].append(unit.valid_predictions)
                 efforts.append(unit.effort)
     if AUTO in names:
+        valid = split.target_valid
         auto_records, auto_predictions, auto_efforts = pick_auto(
             [strategy.name for strategy in chosen], [int(s) for s in seeds], records,
-            test_predictions, efforts)
+            test_predictions, efforts,
+            ValidationRows(target.label[valid], target.user[valid], valid_predictions),
+            protocol.auto_margin, protocol.n_boot)
         records += auto_records
         test_predictions[AUTO] = auto_predictions
         efforts += auto_efforts
@@ -596,17 +607,45 @@ def compare_strategies(
                                      for name, p in stacked.items()})
 
 
+@dataclass(frozen=True)
+class ValidationRows:
+    """The target's validation rows as ``auto`` sees them: labels, users (a bootstrap
+    replicate resamples users) and, per candidate, its scored model's ``(N_valid,)``
+    predictions per seed."""
+
+    label: np.ndarray
+    user: np.ndarray
+    predictions: Mapping[str, Sequence[np.ndarray]]
+
+
 def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence[PeriodRecord],
               test_predictions: Mapping[str, Sequence[np.ndarray]],
-              efforts: Sequence[EffortRecord],
+              efforts: Sequence[EffortRecord], valid: ValidationRows | None = None,
+              margin: float = 0.0, n_boot: int = 1000,
               ) -> tuple[list[PeriodRecord], list[np.ndarray], list[EffortRecord]]:
-    """The ``auto`` strategy: per seed, the candidate whose scored model has the best
-    validation AUC (the first in ``candidates`` order on a tie; a candidate without one is
-    never preferred), its records, test predictions and choice under the name ``auto``.
+    """The ``auto`` strategy: per seed, ``merge_all`` unless another candidate beats it on
+    validation beyond noise; its records, test predictions and choice under the name
+    ``auto``.
 
-    Only validation AUCs are compared; the test rows are scored by the candidates and merely
+    The rule, per seed: the candidates whose validation AUC is above ``merge_all``'s are
+    compared with it on the validation rows by a paired user bootstrap; the one with the best
+    validation AUC among those whose lead exceeds ``margin`` bootstrap standard errors (the
+    lower end of the interval of coverage ``erf(margin / sqrt(2))`` lies above 0) is picked,
+    and ``merge_all`` is kept when none does. A validation set of a few thousand rows ranks
+    candidates within tenths of an AUC point by chance, so the conventional model stays
+    unless the evidence is more than noise: the one-standard-error rule of model selection
+    (Breiman et al. 1984; Hastie et al., *Elements of Statistical Learning* 7.10), with
+    ``merge_all`` as the model to prefer. With ``margin == 0``, no ``valid`` rows, or no
+    ``merge_all`` among the candidates, the candidate with the best validation AUC is
+    picked (the first in ``candidates`` order on a tie; a candidate without one is never
+    preferred).
+
+    Only validation rows are compared; the test rows are scored by the candidates and merely
     carried over, so the choice is nested: the test set never picks. The cost of ``auto`` is
-    every candidate's (its effort sums theirs).
+    every candidate's (its effort sums theirs). When the rule compared, the effort record's
+    ``details`` hold the contender (the picked one, or the best one that fell short when
+    ``merge_all`` was kept) and its validation lead over ``merge_all``:
+    ``{"contender", "valid_auc_diff", "valid_lo"}``.
 
     Args:
         candidates: the strategies ``auto`` picks from, in run order.
@@ -614,6 +653,10 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
         records: every candidate's period records.
         test_predictions: per candidate, its ``(N_test,)`` predictions per seed.
         efforts: every candidate's :class:`EffortRecord` per seed.
+        valid: the validation rows and the candidates' predictions on them. Default None.
+        margin: how many bootstrap standard errors a candidate's validation lead over
+            ``merge_all`` must exceed (``ProtocolConfig.auto_margin``). Default 0.
+        n_boot: bootstrap replicates. Default 1000.
 
     Returns:
         ``auto``'s records, its test predictions per seed and its effort records.
@@ -627,12 +670,32 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
     ('b', 0.64, 8, [1.0, 1.0])
     """
     by_key = {(e.strategy, e.seed): e for e in efforts}
+    level = math.erf(margin / math.sqrt(2.0))
     auto_records: list[PeriodRecord] = []
     auto_predictions: list[np.ndarray] = []
     auto_efforts: list[EffortRecord] = []
     for i, seed in enumerate(seeds):
         scored = [by_key[name, seed] for name in candidates]
-        best = max(scored, key=lambda e: -np.inf if e.valid_auc is None else e.valid_auc)
+        ranked = sorted(scored, key=lambda e: np.inf if e.valid_auc is None else -e.valid_auc)
+        best = ranked[0]
+        details: dict[str, Any] = {}
+        anchor = by_key.get((MERGE_BASELINE, seed)) if MERGE_BASELINE in candidates else None
+        if (valid is not None and level > 0 and anchor is not None
+                and anchor.valid_auc is not None and best is not anchor):
+            best = anchor
+            for contender in ranked:
+                if contender is anchor or contender.valid_auc is None:
+                    break  # the rest are below merge_all on validation
+                diff, lo, _ = paired_bootstrap_ci(
+                    valid.label, valid.predictions[contender.strategy][i],
+                    valid.predictions[MERGE_BASELINE][i], "auc", n_boot=n_boot, seed=0,
+                    groups=valid.user, level=level)
+                if lo > 0 or not details:  # the picked lead, or the best one that fell short
+                    details = {"contender": contender.strategy, "valid_auc_diff": round(diff, 6),
+                               "valid_lo": round(lo, 6)}
+                if lo > 0:
+                    best = contender
+                    break
         auto_records += [replace(r, strategy=AUTO) for r in records
                          if r.strategy == best.strategy and r.seed == seed]
         auto_predictions.append(test_predictions[best.strategy][i])
@@ -646,5 +709,5 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
         auto_efforts.append(EffortRecord(AUTO, seed, best.choice, best.valid_auc, total,
                                          tuning_seconds=round(sum(
                                              e.tuning_seconds for e in scored), 3),
-                                         picked=best.strategy))
+                                         picked=best.strategy, details=details))
     return auto_records, auto_predictions, auto_efforts

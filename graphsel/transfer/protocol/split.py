@@ -63,6 +63,11 @@ class ProtocolConfig:
         tune_every_seed: choose the grid point anew for every seed. Default False: on the
             first seed; the other seeds train with its choice (the seeds then measure the
             training noise of one tuned configuration, at a fraction of the cost).
+        auto_margin: the ``auto`` strategy keeps ``merge_all`` unless a candidate's
+            validation AUC beats it by more than this many standard errors of a paired
+            user bootstrap on the validation rows
+            (:func:`~graphsel.transfer.protocol.runner.pick_auto`); 0 picks the best
+            validation AUC outright. Default 1.0 (the one-standard-error rule).
     """
 
     valid_fraction: float = 0.1
@@ -76,6 +81,7 @@ class ProtocolConfig:
     domain_feature: str | bool = "auto"
     domain_column: str | None = None
     tune_every_seed: bool = False
+    auto_margin: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("valid_fraction", "test_fraction"):
@@ -90,6 +96,9 @@ class ProtocolConfig:
             raise InputError(f"max_source_rows must be >= 1, got {self.max_source_rows}")
         if self.n_boot < 1:
             raise InputError(f"n_boot must be >= 1, got {self.n_boot}")
+        if not 0.0 <= self.auto_margin <= 5.0:
+            raise InputError(f"auto_margin must be in [0, 5] (standard errors), "
+                             f"got {self.auto_margin}")
         for name in ("lr_grid", "weight_decay_grid"):
             grid = tuple(getattr(self, name))
             object.__setattr__(self, name, grid)

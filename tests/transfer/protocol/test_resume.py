@@ -48,13 +48,15 @@ def test_records_round_trip_through_json():
 
 def test_store_saves_and_loads_a_unit_and_a_selection(tmp_path):
     store = RunStore(tmp_path / "run")
-    assert store.load_unit("ecat", 1, None, 2) is None and not (tmp_path / "run").exists()
+    assert store.load_unit("ecat", 1, None, 2, 1) is None and not (tmp_path / "run").exists()
     predictions = np.array([0.25, 0.75], dtype=np.float32)
-    store.save_unit(UnitResult((RECORD,), predictions, EFFORT))
-    unit = store.load_unit("ecat", 1, None, 2)
+    store.save_unit(UnitResult((RECORD,), predictions, EFFORT,
+                               valid_predictions=np.array([0.5], np.float32)))
+    unit = store.load_unit("ecat", 1, None, 2, 1)
     assert unit is not None and unit.records == (RECORD,) and unit.effort == EFFORT
     assert unit.test_predictions.dtype == np.float32
     assert unit.test_predictions.tolist() == [0.25, 0.75]
+    assert unit.valid_predictions.tolist() == [0.5]
     selection = Selection(np.array([True, False, True]), np.array([1.5, 0, 1], np.float32),
                           {"hop": np.array([0, -1, 1], np.int32)})
     store.save_selection(selection, None)
@@ -67,16 +69,18 @@ def test_store_saves_and_loads_a_unit_and_a_selection(tmp_path):
 def test_unusable_files_are_recomputed_with_a_warning(tmp_path):
     lines: list[str] = []
     store = RunStore(tmp_path, on_warning=lines.append)
-    store.save_unit(UnitResult((RECORD,), np.zeros(2), EFFORT))
-    assert store.load_unit("ecat", 1, None, 3) is None       # another test set
-    assert store.load_unit("ecat", 1, POINT, 2) is None      # it tuned; this run reuses
+    store.save_unit(UnitResult((RECORD,), np.zeros(2), EFFORT, valid_predictions=np.zeros(4)))
+    assert store.load_unit("ecat", 1, None, 3, 4) is None    # another test set
+    assert store.load_unit("ecat", 1, None, 2, 5) is None    # another validation set
+    assert store.load_unit("ecat", 1, POINT, 2, 4) is None   # it tuned; this run reuses
     path = store.unit_path("ecat", 1)
     path.write_bytes(path.read_bytes()[:50])                 # truncated by a crash
-    assert store.load_unit("ecat", 1, None, 2) is None
+    assert store.load_unit("ecat", 1, None, 2, 4) is None
     store.selection_path.write_text("not a zip")
     assert store.load_selection(3) is None
-    assert len(lines) == 4 and all("recomputing it" in line for line in lines)
-    assert "do not cover the 3 test rows" in lines[0] and "tuned differently" in lines[1]
+    assert len(lines) == 5 and all("recomputing it" in line for line in lines)
+    assert "do not cover the 3 test rows" in lines[0] and "tuned differently" in lines[2]
+    assert "do not cover the 5 validation rows" in lines[1]
     assert "\n" not in "".join(lines)
 
 
