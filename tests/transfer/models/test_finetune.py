@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -242,8 +243,37 @@ def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
     assert plan.rows.tolist() == [101, 105] and plan.weight.tolist() == [1.0, 1.0]
     assert plan.schedule == "joint" and plan.focus is None
     assert get_strategy("budget_finetune").learner is FinetuneLearner
+    # with the source log the budget goes to the users in turns: row 105 is user 7's second
+    # row (101 is its best), so row 108, user 8's best, comes first
+    user = np.zeros(110, np.int64)
+    user[[100, 101, 105]], user[[102, 108]], user[104] = 7, 8, 9
+    log = SimpleNamespace(user=user)  # the plan reads only the source's users
+    plan = get_strategy("budget_finetune").plan(StrategyContext(rows, selection, 0, log))
+    assert plan.rows.tolist() == [101, 108]
     # knn ties (0.5: rows 0 and 4) are broken by p_target; NaN knn ranks last
     assert np.flatnonzero(finetune.budget_mask(selection, 0.5)).tolist() == [0, 1, 4, 5, 8]
     assert np.flatnonzero(finetune.budget_mask(selection, 0.4)).tolist() == [1, 4, 5, 8]
     # a selection within the budget is kept whole
     assert finetune.budget_mask(selection, 0.6).tolist() == mask.tolist()
+
+
+def test_budget_shared_out_by_group_takes_each_groups_best_rows_in_turns():
+    rng = np.random.default_rng(3)
+    n = 40
+    mask = rng.random(n) < 0.8
+    knn = rng.random(n).astype(np.float32)
+    groups = rng.integers(0, 5, n)
+    selection = Selection(mask, np.ones(n, np.float32), {"knn_score": knn})
+    chosen = finetune.budget_mask(selection, 0.25, groups)
+    # slow oracle: rounds over the groups, each round takes every group's next best row,
+    # a round's rows in score order; the budget cuts the sequence
+    queues = {g: sorted(np.flatnonzero(mask & (groups == g)), key=lambda r: -knn[r])
+              for g in np.unique(groups)}
+    sequence = []
+    while any(queues.values()):
+        heads = [queue.pop(0) for queue in queues.values() if queue]
+        sequence += sorted(heads, key=lambda r: -knn[r])
+    assert sorted(np.flatnonzero(chosen)) == sorted(sequence[:int(0.25 * n)])
+    # one group holding every row: the plain rank
+    same = finetune.budget_mask(selection, 0.25, np.zeros(n, np.int64))
+    assert same.tolist() == finetune.budget_mask(selection, 0.25).tolist()
