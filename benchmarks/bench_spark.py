@@ -201,7 +201,10 @@ def _run_worker(args: list[str]) -> dict[str, Any]:
                              capture_output=True, text=True, check=False)
     lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
     if process.returncode != 0 or not lines:
-        sys.stderr.write(process.stderr[-4000:])
+        # a Java stack trace can fill the tail: keep the lines that say what failed
+        said = [line for line in process.stderr.splitlines()
+                if line.strip() and not line.startswith(("\tat ", "\t... "))]
+        sys.stderr.write("\n".join(said)[-4000:] + "\n")
         raise SystemExit(f"the {args[0]} engine failed (exit code {process.returncode})")
     return json.loads(lines[-1][len("RESULT "):])
 
