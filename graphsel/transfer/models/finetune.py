@@ -17,10 +17,12 @@ then fine-tunes on
   :data:`SOURCE_BUDGET` share of the source rows that the selection ranks highest, shared out
   over the source's users in turns (:func:`budget_mask`), not on every row, then fine-tunes on
   the target rows: the industrial argument for selection is a model nearly as good for a
-  fifth of the rows. Why users in turns: the kNN score favours the rows of a few heavy users,
-  while what a target model gains from the source is, first, its users' embeddings; chosen
-  on validation (the plain top 20 % against the turns on ``make bench-quality``'s 19 splits:
-  the turns scored the higher validation AUC on 14).
+  fifth of the rows. A selection smaller than the budget is filled up to it with the
+  next-ranked unselected rows. Why users in turns: the kNN score favours the rows of a few
+  heavy users, while what a target model gains from the source is, first, its users'
+  embeddings. Both choices were made on validation, on ``make bench-quality``'s 19 splits:
+  the turns scored a higher validation AUC than the plain top 20 % on 14 splits, and
+  filling a small selection than not filling it on 18.
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can
@@ -162,8 +164,8 @@ def merge_finetune_random(context: StrategyContext) -> SourcePlan:
                       focus=random_same_size_mask(context))
 
 
-def budget_mask(selection: Selection, fraction: float,
-                groups: np.ndarray | None = None) -> np.ndarray:
+def budget_mask(selection: Selection, fraction: float, groups: np.ndarray | None = None,
+                fill: bool = False) -> np.ndarray:
     """``(N,)`` bool: the selected rows, cut to the ``int(fraction * N)`` ranked highest.
 
     The rank is the selection's last score: ``knn_score`` (descending), then ``p_target``,
@@ -171,7 +173,8 @@ def budget_mask(selection: Selection, fraction: float,
     ranks last. With ``groups`` (e.g. each row's user), the budget is shared out in turns:
     every group's best row first, then every group's second best, and so on (each turn in
     rank order), so that a few heavy groups cannot take it all. A selection within the
-    budget is returned whole.
+    budget is returned whole; with ``fill``, the rest of the budget then goes to the
+    unselected rows, in the same order.
 
     >>> nan = np.nan
     >>> selection = Selection(np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], bool),
@@ -181,40 +184,51 @@ def budget_mask(selection: Selection, fraction: float,
     >>> users = np.array([7, 7, 8, 7, 7, 7, 7, 7, 7, 7])  # row 2 is user 8's only row
     >>> np.flatnonzero(budget_mask(selection, 0.3, users)).tolist()
     [1, 2, 5]
+    >>> np.flatnonzero(budget_mask(selection, 0.6, fill=True)).tolist()  # row 3 fills it
+    [0, 1, 2, 3, 4, 5]
     """
     mask = np.asarray(selection.mask, dtype=bool)
     budget = int(fraction * len(mask))
+    chosen = np.zeros(len(mask), dtype=bool)
     if int(mask.sum()) <= budget:
-        return mask.copy()
-    rows = np.flatnonzero(mask)
+        chosen[mask] = True
+        if fill:
+            rest = _ranked(selection, np.flatnonzero(~mask), groups)
+            chosen[rest[:budget - int(mask.sum())]] = True
+        return chosen
+    chosen[_ranked(selection, np.flatnonzero(mask), groups)[:budget]] = True
+    return chosen
+
+
+def _ranked(selection: Selection, rows: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """``rows`` in :func:`budget_mask`'s order (in turns over ``groups`` when given)."""
     keys = [rows, -selection.weight[rows].astype(np.float64)]  # lexsort: the last key first
     for name in ("p_target", "knn_score"):
         if name in selection.scores:
             keys.append(np.nan_to_num(-selection.scores[name][rows].astype(np.float64),
                                       nan=np.inf))
     ranked = rows[np.lexsort(keys)]
-    if groups is not None:
-        group = np.asarray(groups)[ranked]
-        by_group = np.argsort(group, kind="stable")  # each group's rows, in rank order
-        sorted_group = group[by_group]
-        starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
-        turn = np.empty(len(ranked), dtype=np.int64)
-        turn[by_group] = np.arange(len(ranked)) - np.repeat(
-            starts, np.diff(np.r_[starts, len(ranked)]))
-        ranked = ranked[np.argsort(turn, kind="stable")]
-    chosen = np.zeros(len(mask), dtype=bool)
-    chosen[ranked[:budget]] = True
-    return chosen
+    if groups is None:
+        return ranked
+    group = np.asarray(groups)[ranked]
+    by_group = np.argsort(group, kind="stable")  # each group's rows, in rank order
+    sorted_group = group[by_group]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    turn = np.empty(len(ranked), dtype=np.int64)
+    turn[by_group] = np.arange(len(ranked)) - np.repeat(
+        starts, np.diff(np.r_[starts, len(ranked)]))
+    return ranked[np.argsort(turn, kind="stable")]
 
 
 @register_strategy("budget_finetune", needs_selection=True, learner=FinetuneLearner,
                    options=FinetuneOptions())
 def budget_finetune(context: StrategyContext) -> SourcePlan:
-    """The target rows and the selection's top :data:`SOURCE_BUDGET` of the source rows, in
-    turns over their users (without the source log in ``context``: the plain top), then
-    fine-tuning on the target's rows."""
+    """The target rows and the selection's top :data:`SOURCE_BUDGET` of the source rows (a
+    smaller selection filled up with the next-ranked rows), in turns over their users
+    (without the source log in ``context``: the plain rank), then fine-tuning on the
+    target's rows."""
     users = (None if context.source is None
              else np.asarray(context.source.user)[context.source_rows])
-    mask = budget_mask(selection_of(context), SOURCE_BUDGET, users)
+    mask = budget_mask(selection_of(context), SOURCE_BUDGET, users, fill=True)
     rows = np.asarray(context.source_rows[mask], dtype=np.int64)
     return SourcePlan(rows, np.ones(len(rows), dtype=np.float32), "joint")

@@ -250,6 +250,10 @@ def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
     log = SimpleNamespace(user=user)  # the plan reads only the source's users
     plan = get_strategy("budget_finetune").plan(StrategyContext(rows, selection, 0, log))
     assert plan.rows.tolist() == [101, 108]
+    # a selection under the budget is filled up with the best unselected row (row 3: 0.99)
+    one = Selection(np.arange(10) == 1, np.ones(10, np.float32), {"knn_score": knn})
+    plan = get_strategy("budget_finetune").plan(StrategyContext(rows, one, 0))
+    assert plan.rows.tolist() == [101, 103]
     # knn ties (0.5: rows 0 and 4) are broken by p_target; NaN knn ranks last
     assert np.flatnonzero(finetune.budget_mask(selection, 0.5)).tolist() == [0, 1, 4, 5, 8]
     assert np.flatnonzero(finetune.budget_mask(selection, 0.4)).tolist() == [1, 4, 5, 8]
@@ -277,3 +281,17 @@ def test_budget_shared_out_by_group_takes_each_groups_best_rows_in_turns():
     # one group holding every row: the plain rank
     same = finetune.budget_mask(selection, 0.25, np.zeros(n, np.int64))
     assert same.tolist() == finetune.budget_mask(selection, 0.25).tolist()
+
+
+def test_a_selection_under_the_budget_is_filled_with_the_next_ranked_rows():
+    mask = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 0], bool)
+    knn = np.array([0.9, 0.3, 0.8, 0.95, np.nan, 0.1, 0.7, 0.2, 0.6, 0.5], np.float32)
+    selection = Selection(mask, mask.astype(np.float32), {"knn_score": knn})
+    # budget 4: the two selected rows, then the best two unselected (0.8: row 2, 0.7: row 6)
+    filled = finetune.budget_mask(selection, 0.4, fill=True)
+    assert np.flatnonzero(filled).tolist() == [0, 2, 3, 6]
+    assert finetune.budget_mask(selection, 0.4).tolist() == mask.tolist()  # no fill: as is
+    # in turns: user 1 holds rows 2 and 6, so row 8 (user 2's best) comes before row 6
+    users = np.array([0, 0, 1, 0, 0, 0, 1, 0, 2, 0])
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.4, users, fill=True)).tolist() == [
+        0, 2, 3, 8]
