@@ -21,8 +21,8 @@ then fine-tunes on
   next-ranked unselected rows. Why users in turns: the kNN score favours the rows of a few
   heavy users, while what a target model gains from the source is, first, its users'
   embeddings. Both choices were made on validation, on ``make bench-quality``'s 19 splits:
-  the turns scored a higher validation AUC than the plain top 20 % on 14 splits, and
-  filling a small selection than not filling it on 18.
+  the turns scored a higher validation AUC than the plain top 20 % on 14 splits, and a
+  filled small selection a higher one than an unfilled one on 18.
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can

@@ -621,7 +621,8 @@ class ValidationRows:
 def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence[PeriodRecord],
               test_predictions: Mapping[str, Sequence[np.ndarray]],
               efforts: Sequence[EffortRecord], valid: ValidationRows | None = None,
-              margin: float = 0.0, n_boot: int = 1000,
+              margin: float = ProtocolConfig.auto_margin,
+              n_boot: int = ProtocolConfig.n_boot,
               ) -> tuple[list[PeriodRecord], list[np.ndarray], list[EffortRecord]]:
     """The ``auto`` strategy: per seed, ``merge_all`` unless another candidate beats it on
     validation beyond noise; its records, test predictions and choice under the name
@@ -655,8 +656,8 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
         efforts: every candidate's :class:`EffortRecord` per seed.
         valid: the validation rows and the candidates' predictions on them. Default None.
         margin: how many bootstrap standard errors a candidate's validation lead over
-            ``merge_all`` must exceed (``ProtocolConfig.auto_margin``). Default 0.
-        n_boot: bootstrap replicates. Default 1000.
+            ``merge_all`` must exceed. Default ``ProtocolConfig.auto_margin``.
+        n_boot: bootstrap replicates. Default ``ProtocolConfig.n_boot``.
 
     Returns:
         ``auto``'s records, its test predictions per seed and its effort records.
