@@ -171,7 +171,10 @@ class InteractionLog:
 
     Build one with :func:`read_log`, :func:`read_pair` or :meth:`from_columns`; they validate
     the table. Slicing with a boolean mask or an index array (``log[mask]``) keeps the index,
-    so slices of one log stay comparable.
+    so slices of one log stay comparable. A slice copies the key arrays only: the rows of the
+    other columns are taken when first asked for (:attr:`table`, :meth:`column`), and then
+    only those columns (the selector slices a million-row log at each stage and reads a few
+    side columns of it; a copy of every column was ML-1M's largest allocation after reading).
 
     Attributes:
         table: every column of the log as read (``N`` rows), ids in their original type.
@@ -183,13 +186,16 @@ class InteractionLog:
         name: where the log came from, used in messages.
     """
 
-    table: pa.Table
+    base_table: pa.Table
+    """The table the rows come from: :attr:`table` itself, or the table a slice was cut from."""
     index: IdIndex
     user: np.ndarray
     item: np.ndarray
     ts: np.ndarray
     label: np.ndarray
     name: str = "<memory>"
+    base_rows: np.ndarray | None = field(default=None, repr=False)
+    """``(N,)`` int64 rows of :attr:`base_table` this log holds; None: all of them."""
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- construction ------------------------------------------------------------------------
@@ -269,7 +275,7 @@ class InteractionLog:
     # -- access ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return len(self.user)
 
     def __getitem__(self, rows: np.ndarray | slice | Sequence[int]) -> InteractionLog:
         """Rows selected by a boolean mask of length ``N`` or by row indices."""
@@ -282,32 +288,51 @@ class InteractionLog:
                     f"{self.name}: mask has shape {rows.shape}, expected ({len(self)},)")
             rows = np.flatnonzero(rows)
         rows = rows.astype(np.int64, copy=False)
+        base_rows = rows if self.base_rows is None else self.base_rows[rows]
         return InteractionLog(
-            self.table.take(pa.array(rows)), self.index, _frozen(self.user[rows]),
-            _frozen(self.item[rows]), _frozen(self.ts[rows]), _frozen(self.label[rows]),
-            self.name)
+            self.base_table, self.index, _frozen(self.user[rows]), _frozen(self.item[rows]),
+            _frozen(self.ts[rows]), _frozen(self.label[rows]), self.name, _frozen(base_rows))
+
+    @property
+    def table(self) -> pa.Table:
+        """Every column of the log (``N`` rows); a slice takes its rows here, once."""
+        if self.base_rows is None:
+            return self.base_table
+        if "<table>" not in self._cache:
+            self._cache["<table>"] = self.base_table.take(pa.array(self.base_rows))
+        return self._cache["<table>"]
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The columns' names and Arrow types (without taking a slice's rows)."""
+        return self.base_table.schema
+
+    def arrow_column(self, name: str) -> pa.ChunkedArray:
+        """Column ``name`` as Arrow holds it: a slice takes the rows of this column only."""
+        if name not in self.base_table.column_names:
+            raise InputError(f"{self.name}: no column '{name}' (has: {', '.join(self.columns)})")
+        if self.base_rows is None or "<table>" in self._cache:
+            return self.table.column(name)
+        return self.base_table.column(name).take(pa.array(self.base_rows))
 
     @property
     def columns(self) -> list[str]:
-        return list(self.table.column_names)
+        return list(self.base_table.column_names)
 
     @property
     def feature_columns(self) -> list[str]:
         """Side-feature columns: everything but the required and optional ones."""
         known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-        return [c for c in self.table.column_names if c not in known]
+        return [c for c in self.columns if c not in known]
 
     @property
     def has_behavior(self) -> bool:
-        return "behavior" in self.table.column_names
+        return "behavior" in self.columns
 
     def column(self, name: str) -> np.ndarray:
         """Column ``name`` as a numpy array (strings as an object array), cached."""
         if name not in self._cache:
-            if name not in self.table.column_names:
-                raise InputError(
-                    f"{self.name}: no column '{name}' (has: {', '.join(self.columns)})")
-            self._cache[name] = _frozen(_to_numpy(self.table.column(name)))
+            self._cache[name] = _frozen(_to_numpy(self.arrow_column(name)))
         return self._cache[name]
 
     def factorize(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +346,8 @@ class InteractionLog:
         >>> codes.tolist(), uniques.tolist()
         ([0, -1, 0], ['b'])
         """
-        if name in self.table.column_names and _is_string(self.table.column(name).type):
-            uniques, codes = _distinct(self.table.column(name))
+        if name in self.columns and _is_string(self.schema.field(name).type):
+            uniques, codes = _distinct(self.arrow_column(name))
             return codes, uniques
         return pd.factorize(self.column(name))
 
@@ -366,7 +391,7 @@ class InteractionLog:
     @property
     def domains(self) -> list[str]:
         """The distinct values of ``domain``, sorted."""
-        return sorted(pc.unique(self.table.column("domain")).to_pylist())
+        return sorted(pc.unique(self.arrow_column("domain")).to_pylist())
 
     def unique_users(self) -> np.ndarray:
         """Sorted codes of the users that appear in this log."""
@@ -590,8 +615,12 @@ def read_log(path: str | os.PathLike, *, index: IdIndex | None = None,
     """
     path = Path(path)
     table = _read_table(path)
-    return InteractionLog.from_table(_in_seconds(table, ts_unit, str(path)), name=str(path),
-                                     index=index)
+    log = InteractionLog.from_table(_in_seconds(table, ts_unit, str(path)), name=str(path),
+                                    index=index)
+    # decoding leaves freed buffers in Arrow's pool, which keeps them from the process
+    # (ML-1M's million rows: 43 MB of the 250 MB reading takes)
+    pa.default_memory_pool().release_unused()
+    return log
 
 
 def _in_seconds(table: pa.Table, ts_unit: str, name: str) -> pa.Table:
@@ -672,7 +701,7 @@ def share_index(*logs: InteractionLog) -> tuple[InteractionLog, ...]:
         InputError: if one log has integer ids and another string ids.
     """
     for col in ("user_id", "item_id"):
-        kinds = {log.name: _arrow_kind(log.table.column(col).type) for log in logs}
+        kinds = {log.name: _arrow_kind(log.schema.field(col).type) for log in logs}
         if len(set(kinds.values())) > 1:
             described = " but ".join(f"{kind} in {name}" for name, kind in kinds.items())
             raise InputError(f"column '{col}' is {described}; ids must have one type")
@@ -685,8 +714,8 @@ def share_index(*logs: InteractionLog) -> tuple[InteractionLog, ...]:
 def _reencode(log: InteractionLog, index: IdIndex) -> InteractionLog:
     user = index.user_codes(log.index.users)[log.user]
     item = index.item_codes(log.index.items)[log.item]
-    return InteractionLog(log.table, index, _frozen(user), _frozen(item), log.ts, log.label,
-                          log.name)
+    return InteractionLog(log.base_table, index, _frozen(user), _frozen(item), log.ts,
+                          log.label, log.name, log.base_rows)
 
 
 def _arrow_kind(t: pa.DataType) -> str:

@@ -208,8 +208,8 @@ def _is_numeric(log: InteractionLog, column: str) -> bool:
     column is a category whether or not it has nulls (numpy would see floats where it has:
     ML-100K's source has 15 rows of unknown release year, its Horror target none); strings
     never become Python objects (:meth:`InteractionLog.factorize` encodes them)."""
-    if column in log.table.column_names:
-        kind = log.table.column(column).type
+    if column in log.columns:
+        kind = log.schema.field(column).type
         if isinstance(kind, pa.DictionaryType):
             kind = kind.value_type
         if (pa.types.is_string(kind) or pa.types.is_large_string(kind)

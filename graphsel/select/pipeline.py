@@ -405,8 +405,8 @@ class SampleSelector(BaseEstimator):
                 start = time.perf_counter()
                 if position:
                     check_candidates(stage, stages[position - 1], len(candidates), len(target))
-                # candidates only shrink, so an equal length means the same rows: slicing
-                # copies every column, and the "da" stage keeps every row unless told otherwise
+                # candidates only shrink, so an equal length means the same rows (the "da"
+                # stage keeps every row unless told otherwise); a slice copies the key arrays
                 if len(part) != len(candidates):
                     part = source[candidates]
                 stage.fit(part, target, context=context)
@@ -421,7 +421,7 @@ class SampleSelector(BaseEstimator):
                                      f"of {len(candidates):,} candidate rows: "
                                      f"{stage.empty_reason()}")
                 candidates = kept
-                # counted on the code arrays: slicing the log would copy every column
+                # counted on the code arrays, without slicing the log
                 reports.append(StageReport(
                     stage.name, len(candidates), len(np.unique(source.user[candidates])),
                     len(np.unique(source.item[candidates])),

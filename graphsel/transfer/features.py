@@ -243,7 +243,7 @@ class FeatureEncoder:
                 (c, "numeric") for c in numeric]:
             if name not in (USER_FIELD, ITEM_FIELD) and _kind(log, name) != expected:
                 raise InputError(f"{log.name}: column '{name}' has type "
-                                 f"{log.table.column(name).type}, not usable as {expected}")
+                                 f"{log.schema.field(name).type}, not usable as {expected}")
         return categorical, numeric
 
     def _fit_categorical(self, log: InteractionLog, name: str) -> CategoricalField:
@@ -285,7 +285,7 @@ class FeatureEncoder:
 
 def _kind(log: InteractionLog, name: str) -> str:
     # The Arrow type, not the numpy one: an integer column with nulls reads as float.
-    return "numeric" if pa.types.is_floating(log.table.column(name).type) else "categorical"
+    return "numeric" if pa.types.is_floating(log.schema.field(name).type) else "categorical"
 
 
 def _factorized(log: InteractionLog, name: str) -> tuple[np.ndarray, np.ndarray]:

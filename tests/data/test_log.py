@@ -68,6 +68,24 @@ def test_mask_and_index_slicing_agree():
     assert len(log[2:]) == 2
 
 
+
+def test_a_slice_of_a_slice_takes_its_rows_from_the_table_read():
+    log = _source()
+    part = log[[3, 2, 0]][np.array([False, True, True])]  # rows 2 and 0 of the log
+    assert part.base_table is log.table  # no column was copied to slice
+    assert part.base_rows.tolist() == [2, 0]
+    # each way of reading a column agrees with taking the rows from the table
+    taken = log.table.take(pa.array([2, 0]))
+    assert part.arrow_column("city").to_pylist() == ["a", "a"]
+    assert part.column("price").tolist() == [3.0, 1.0]
+    assert part.factorize("behavior")[1].tolist() == ["purchase", "click"]
+    assert part.table.equals(taken)
+    assert part.arrow_column("behavior").to_pylist() == ["purchase", "click"]
+    assert part.schema.equals(log.table.schema)
+    assert part[[1]].table.equals(log.table.take(pa.array([0])))
+    with pytest.raises(InputError, match="source: no column 'zip'"):
+        part.arrow_column("zip")
+
 def test_wrong_mask_length_is_an_input_error():
     with pytest.raises(InputError, match=r"mask has shape \(2,\), expected \(4,\)"):
         _source()[np.array([True, False])]

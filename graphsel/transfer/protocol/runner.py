@@ -179,7 +179,7 @@ def feature_columns(source: InteractionLog, target: InteractionLog) -> tuple[lis
     input must exist for every row.
     """
     shared = [c for c in target.feature_columns if c in set(source.feature_columns)]
-    numeric = [c for c in shared if pa.types.is_floating(target.table.column(c).type)]
+    numeric = [c for c in shared if pa.types.is_floating(target.schema.field(c).type)]
     categorical = [USER_FIELD, ITEM_FIELD] + [c for c in shared if c not in numeric]
     return categorical, numeric
 
