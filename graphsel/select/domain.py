@@ -500,23 +500,36 @@ fold), got 3 (valid: 2 to 3)
         p_target = np.empty(len(y), dtype=np.float64)
         plans = self.fold_plans(y)
 
-        def score(plan: tuple[int, np.ndarray, float, np.ndarray]) -> None:
-            fold, train, drawn_share, test = plan
+        def limit() -> contextlib.AbstractContextManager:
             # OpenMP's thread count is per calling thread (libgomp): a limit set around the
-            # pool would not reach the fold threads, so each fold sets its own
-            limit = (contextlib.nullcontext() if self.n_threads is None
-                     else threadpool_limits(self.n_threads, user_api="openmp"))
-            with limit:
-                model = self.make_model(categorical).fit(feature_rows(train), y[train])
-                # a block at a time: the model's float64 copy of the rows stays small
-                for start in range(0, len(test), _PREDICT_BLOCK):
-                    block = test[start:start + _PREDICT_BLOCK]
-                    p_target[block] = fold_probability(model, feature_rows(block), drawn_share)
-            folds[test] = fold
+            # pool would not reach the pool's threads, so each task sets its own
+            return (contextlib.nullcontext() if self.n_threads is None
+                    else threadpool_limits(self.n_threads, user_api="openmp"))
 
+        def fit(plan: tuple[int, np.ndarray, float, np.ndarray]) -> ClassifierMixin:
+            _, train, _, test = plan
+            with limit():
+                return self.make_model(categorical).fit(feature_rows(train), y[train])
+
+        def predict(fold: int, block: np.ndarray) -> None:
+            _, _, drawn_share, _ = plans[fold]
+            model = models[fold].result()
+            with limit():
+                p_target[block] = fold_probability(model, feature_rows(block), drawn_share)
+            folds[block] = fold
+
+        # Every fit is queued before any prediction, so a prediction waits only for a fit
+        # that already runs; the predictions (most of the work: every row, against a
+        # sample of the candidates for the fits) then share the threads a block at a
+        # time, and the model's float64 copy of the rows stays small.
         n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(n_jobs) as pool:
-            list(pool.map(score, plans))  # list() re-raises a fold's exception here
+            models = [pool.submit(fit, plan) for plan in plans]
+            blocks = [pool.submit(predict, fold, test[start:start + _PREDICT_BLOCK])
+                      for fold, _, _, test in plans
+                      for start in range(0, len(test), _PREDICT_BLOCK)]
+            for done in (*models, *blocks):
+                done.result()  # re-raises a task's exception here
         p_cand = p_target[:n_cand]
         self.p_target_ = p_cand
         self.p_target_in_target_ = p_target[n_cand:]

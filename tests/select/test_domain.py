@@ -14,6 +14,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from graphsel.data.log import InteractionLog, share_index
 from graphsel.errors import InputError
+from graphsel.select import domain
 from graphsel.select.domain import MAX_CATEGORIES, DomainClassifier, domain_features
 
 
@@ -301,3 +302,20 @@ def test_an_integer_column_is_a_category_with_or_without_nulls():
     # 1990 is the one value both logs share (code 0); 1995 and the null get none
     np.testing.assert_array_equal(features.matrices[0][:, 0], [np.nan, np.nan, 0])
     np.testing.assert_array_equal(features.matrices[1][:, 0], [0, 0])
+
+
+def test_predictions_in_blocks_on_threads_equal_one_thread(monkeypatch):
+    # the fits run first and the fold's blocks after, on whichever thread is free: the
+    # scores must not depend on the schedule
+    rng = np.random.default_rng(5)
+    x_candidates = rng.normal(size=(700, 3)).astype(np.float32)
+    x_target = (rng.normal(size=(120, 3)) + 0.5).astype(np.float32)
+    monkeypatch.setattr(domain, "_PREDICT_BLOCK", 37)
+    one = DomainClassifier(cv=3, max_train_candidates=300, n_jobs=1).fit_arrays(
+        x_candidates, x_target)
+    three = DomainClassifier(cv=3, max_train_candidates=300, n_jobs=3).fit_arrays(
+        x_candidates, x_target)
+    np.testing.assert_array_equal(three.p_target_, one.p_target_)
+    np.testing.assert_array_equal(three.p_target_in_target_, one.p_target_in_target_)
+    np.testing.assert_array_equal(three.folds_, one.folds_)
+    assert 0.6 < one.auc_ < 1.0
