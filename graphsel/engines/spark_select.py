@@ -74,6 +74,7 @@ from graphsel.select.domain import (
 )
 from graphsel.select.expansion import GraphExpansion
 from graphsel.select.neighbors import (
+    GroupedSearch,
     NeighborReport,
     NeighborScorer,
     build_index,
@@ -507,6 +508,15 @@ def _score_neighbors_batch(payload: Any, table: pa.Table) -> list[np.ndarray]:
     return [searcher.scores(table)]
 
 
+def _row_codes(live: dict[str, Any], index: IdIndex,
+               table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """User and item codes of a batch's rows; the ids are hashed once per process (``live``)."""
+    if "users" not in live:
+        live["users"], live["items"] = pd.Index(index.users), pd.Index(index.items)
+    return (live["users"].get_indexer(_ids(table, "user_id")),
+            live["items"].get_indexer(_ids(table, "item_id")))
+
+
 @dataclass(eq=False)
 class _NeighborSearch:
     """The target's FAISS index, serialised, and how to turn rows into query vectors."""
@@ -523,12 +533,9 @@ class _NeighborSearch:
     def scores(self, table: pa.Table) -> np.ndarray:
         import faiss
 
-        if "index" not in self._live:  # deserialised and hashed once per process
+        if "index" not in self._live:  # deserialised once per process
             self._live["index"] = faiss.deserialize_index(self.blob)
-            self._live["users"], self._live["items"] = (pd.Index(self.index.users),
-                                                        pd.Index(self.index.items))
-        users = self._live["users"].get_indexer(_ids(table, "user_id"))
-        items = self._live["items"].get_indexer(_ids(table, "item_id"))
+        users, items = _row_codes(self._live, self.index, table)
         xq = sample_vectors(_codes_log(self.index, users, items, "candidates"),
                             self.user_factors, self.item_factors)
         stage = self.stage
@@ -536,6 +543,21 @@ class _NeighborSearch:
             self._live["index"], self.key, self.xb, xq, stage.k, lsh_rerank=stage.lsh_rerank,
             batch_size=stage.batch_size, n_threads=1)
         return neighbor_scores(similarity, neighbors)
+
+
+@dataclass(eq=False)
+class _GroupedNeighborSearch:
+    """The target's :class:`~graphsel.select.neighbors.GroupedSearch`, and the ids' codes."""
+
+    search: GroupedSearch
+    index: IdIndex
+    batch_size: int
+    _live: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def scores(self, table: pa.Table) -> np.ndarray:
+        users, items = _row_codes(self._live, self.index, table)
+        return neighbor_scores(*self.search.search_samples(
+            users, items, batch_size=self.batch_size, n_threads=1))
 
 
 def score_neighbors(candidates: SparkCandidates, context: SparkContext,
@@ -555,6 +577,13 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
                               stage.random_state)
     assert factors is not None  # embedding_dim >= 1 (check_params)
     users, items = context.target_codes()
+    grouped = stage.grouped_search(*factors, users, items)
+    if grouped is not None:  # exact, as the in-memory stage searches it
+        payload = _broadcast(candidates.frame.sparkSession,
+                             _GroupedNeighborSearch(grouped, context.index, stage.batch_size))
+        scored = context.materialise(_with_columns(candidates, [(_KNN_SCORE, "float")],
+                                                   _score_neighbors_batch, payload))
+        return scored, NeighborReport("Flat", grouped.side)
     xb = unit_rows(sample_vectors(_codes_log(context.index, users, items, "target"), *factors))
     key = resolve_index(stage.index, len(xb), candidates.count)
     index = build_index(xb, key, nprobe=stage.nprobe, ef_search=stage.ef_search,

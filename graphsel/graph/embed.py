@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer
 
-__all__ = ["NORMALIZATIONS", "adjacency", "svd_factors", "sample_vectors"]
+__all__ = ["NORMALIZATIONS", "adjacency", "sample_halves", "sample_vectors", "svd_factors"]
 
 NORMALIZATIONS: tuple[str, ...] = ("degree", "log", "none")
 """How :func:`adjacency` weights the interaction counts ``C`` (``C[u, i]`` = rows of ``(u, i)``):
@@ -158,13 +158,26 @@ def sample_vectors(
         if factors.ndim != 2 or factors.shape[0] != rows:
             raise InputError(f"{name} has shape {factors.shape}, expected ({rows}, d) for the "
                              f"id index of {log.name}")
-    # filled in place: stacking the halves and scaling would make three (N, 2d) arrays
-    dim = user_factors.shape[1]
-    vectors = np.empty((len(log), dim + item_factors.shape[1]), dtype=np.float32)
-    np.take(_unit_rows(user_factors), log.user, axis=0, out=vectors[:, :dim])
-    np.take(_unit_rows(item_factors), log.item, axis=0, out=vectors[:, dim:])
-    vectors *= np.float32(np.sqrt(0.5))
+    # filled in place: stacking the halves would make two more (N, 2d) arrays
+    users, items = sample_halves(user_factors, item_factors)
+    dim = users.shape[1]
+    vectors = np.empty((len(log), dim + items.shape[1]), dtype=np.float32)
+    np.take(users, log.user, axis=0, out=vectors[:, :dim])
+    np.take(items, log.item, axis=0, out=vectors[:, dim:])
     return vectors
+
+
+def sample_halves(user_factors: np.ndarray,
+                  item_factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two halves of :func:`sample_vectors` per node: every row of the factors scaled to
+    norm ``1/sqrt(2)`` (zero rows stay zero), float32.
+
+    A row's sample vector is ``[users[u], items[i]]``, so the inner product of two samples is
+    ``users[u] @ users[u'] + items[i] @ items[i']``.
+    """
+    scale = np.float32(np.sqrt(0.5))
+    return (_unit_rows(np.asarray(user_factors, dtype=np.float32)) * scale,
+            _unit_rows(np.asarray(item_factors, dtype=np.float32)) * scale)
 
 
 def _unit_rows(factors: np.ndarray) -> np.ndarray:

@@ -32,13 +32,22 @@ Index types (``index=`` factory strings, as in FAISS):
 ===============  ===========================================================================
 
 All vectors are L2-normalised first, so inner product is cosine similarity.
+
+:meth:`NeighborScorer.fit` on logs searches exactly without any FAISS index when ``index`` is
+``"auto"`` or ``"Flat"`` and the target has at most :data:`GROUPED_MAX_GROUPS` distinct
+items (or users): :class:`GroupedSearch` uses that a sample vector is a user half plus an
+item half (ML-1M Documentary, 990k candidates against 7,910 target rows on 110 movies:
+brute force's scores in 1.0-1.4 s on two threads, where ``IVF64`` took 2.7-3.3 s at recall@10
+0.94).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, choice_error
-from graphsel.graph.embed import NORMALIZATIONS, sample_vectors
+from graphsel.graph.embed import NORMALIZATIONS, sample_halves, sample_vectors
 from graphsel.select.stage import (
     ParamError,
     RuleMixin,
@@ -64,14 +73,18 @@ from graphsel.select.stage import (
 __all__ = [
     "AUTO_FLAT_MAX",
     "AUTO_FLAT_WORK",
+    "GROUPED_MAX_ENTRIES",
+    "GROUPED_MAX_GROUPS",
     "INDEX_CHOICES",
     "IVF_MARGIN",
     "IVF_STORAGE",
+    "GroupedSearch",
     "NeighborReport",
     "NeighborScorer",
     "build_index",
     "default_nprobe",
     "exact_knn",
+    "grouping_side",
     "ivf_lists",
     "knn_search",
     "neighbor_scores",
@@ -411,14 +424,194 @@ def neighbor_scores(similarity: np.ndarray, neighbors: np.ndarray) -> np.ndarray
     return score
 
 
+# --------------------------------------------------------------------------------------------
+# Exact search grouped by the target's items (or users)
+# --------------------------------------------------------------------------------------------
+
+GROUPED_MAX_GROUPS = 256
+"""The most distinct target items (or users) for which an exact search of a log's samples is
+grouped by them (:class:`GroupedSearch`). Measured on 1M queries against 8,000 target rows
+(6,000 users, 4,000 items, d = 32, two threads, load 1.0): 64 / 128 / 256 / 512 groups took
+1.33 / 1.64 / 2.38 / 3.46 s, FAISS's ``"auto"`` index (IVF64, approximate) 2.7 s."""
+
+GROUPED_MAX_ENTRIES = 20_000_000
+"""The largest ``nodes x groups x k`` table a :class:`GroupedSearch` may hold (float32 and
+int32: 160 MB at this bound)."""
+
+
+_GROUPED_BLOCK = 1 << 20
+"""Elements of the largest temporary of a :meth:`GroupedSearch.search` batch."""
+
+
+def grouping_side(target_user: np.ndarray, target_item: np.ndarray, num_users: int,
+                  num_items: int, k: int) -> str | None:
+    """Which target side an exact search of sample vectors groups by: ``"item"``, ``"user"``
+    or None (neither fits :data:`GROUPED_MAX_GROUPS` and :data:`GROUPED_MAX_ENTRIES`).
+
+    The side with fewer distinct target values is the groups; the table holds, per node of
+    the other side (all ``num_users`` or ``num_items`` of the index) and group, the ``k``
+    best rows.
+
+    >>> grouping_side(np.array([0, 1, 2]), np.array([5, 5, 6]), 10, 10, k=2)
+    'item'
+    >>> grouping_side(np.arange(300), np.arange(300), 300, 300, k=2) is None
+    True
+    """
+    sides = sorted(((len(np.unique(target_item)), "item", num_users),
+                    (len(np.unique(target_user)), "user", num_items)))
+    groups, side, other_nodes = sides[0]
+    if groups > GROUPED_MAX_GROUPS or other_nodes * groups * k > GROUPED_MAX_ENTRIES:
+        return None
+    return side
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedSearch:
+    """Exact ``k`` nearest target samples of sample vectors made of two halves, by groups.
+
+    A sample is ``[a[p], b[g]]`` (:func:`graphsel.graph.embed.sample_halves`: a user half and
+    an item half), so a query ``(p, g)`` and a target row ``(p', g')`` have inner product
+    ``a[p] @ a[p'] + b[g] @ b[g']``. Group the target rows by ``g'`` (a target domain with
+    few items: a genre, a category, an ad slot): the best rows of group ``g'`` for a query
+    depend on its ``p`` alone, so they are computed once per node ``p`` (:attr:`values`),
+    and a query only adds ``b[g] @ b[g']`` per group. Only the ``k`` groups whose best row
+    scores highest can hold a query's ``k`` nearest rows (any other group has ``k`` rows
+    above all of its own), so a query ranks ``J`` group bests and then ``k x k`` rows,
+    instead of scanning the target. The result is brute force's, up to float32 rounding
+    (the halves are summed separately) and the order of equal similarities.
+
+    Attributes:
+        values: ``(P, J, k)`` float32 ``a[p] @ a[p']`` of each node's best ``k`` rows in
+            each group, descending; ``-inf`` beyond a group's rows.
+        rows: ``(P, J, k)`` int32 target rows of those values; -1 beyond a group's rows.
+        group_b: ``(J, d)`` the groups' ``b`` halves.
+        b: ``(G, d)`` the ``b`` halves of every node of the query side.
+        k: neighbours per query.
+        side: ``"item"`` when ``b`` is the item half (the groups are target items),
+            ``"user"`` when it is the user half.
+    """
+
+    values: np.ndarray
+    rows: np.ndarray
+    group_b: np.ndarray
+    b: np.ndarray
+    k: int
+    side: str = "item"
+
+    @classmethod
+    def for_samples(cls, user_factors: np.ndarray, item_factors: np.ndarray,
+                    target_user: np.ndarray, target_item: np.ndarray, k: int, *,
+                    n_threads: int | None = None) -> GroupedSearch | None:
+        """The search of the target rows' sample vectors
+        (:func:`~graphsel.graph.embed.sample_vectors` of these factors), grouped by the side
+        :func:`grouping_side` picks; None when neither side fits its bounds."""
+        side = grouping_side(target_user, target_item, len(user_factors), len(item_factors),
+                             k)
+        if side is None:
+            return None
+        users, items = sample_halves(user_factors, item_factors)
+        if side == "item":
+            search = cls.build(users, items, target_user, target_item, k, n_threads=n_threads)
+        else:
+            search = cls.build(items, users, target_item, target_user, k, n_threads=n_threads)
+        return dataclasses.replace(search, side=side)
+
+    def search_samples(self, user: np.ndarray, item: np.ndarray, *, batch_size: int = 65_536,
+                       n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` of queries given as ``(N,)`` user and item codes."""
+        query_a, query_b = (user, item) if self.side == "item" else (item, user)
+        return self.search(query_a, query_b, batch_size=batch_size, n_threads=n_threads)
+
+    @classmethod
+    def build(cls, a: np.ndarray, b: np.ndarray, target_a: np.ndarray, target_b: np.ndarray,
+              k: int, *, n_threads: int | None = None) -> GroupedSearch:
+        """The tables for target rows ``(target_a, target_b)``.
+
+        Args:
+            a: ``(P, d_a)`` halves of the side that is not grouped (every node).
+            b: ``(G, d_b)`` halves of the grouped side.
+            target_a, target_b: ``(N_tgt,)`` codes of the target rows.
+            k: neighbours per query, at most ``N_tgt``.
+            n_threads: threads. Defaults to FAISS's setting.
+        """
+        order = np.argsort(target_b, kind="stable")
+        groups, starts, counts = np.unique(target_b[order], return_index=True,
+                                           return_counts=True)
+        target_vectors = np.ascontiguousarray(a[target_a[order]], dtype=np.float32)
+        values = np.full((len(a), len(groups), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(a), len(groups), k), -1, dtype=np.int32)
+        # nodes a block at a time: (block, N_tgt) similarities stay near 16 MB
+        block = max(1, 4_000_000 // len(order))
+
+        def fill(start: int) -> None:
+            nodes = slice(start, start + block)
+            similarity = a[nodes] @ target_vectors.T
+            for group, (first, count) in enumerate(zip(starts, counts)):
+                part = similarity[:, first:first + count]
+                m = min(k, count)
+                best = (np.argpartition(-part, m - 1, axis=1)[:, :m] if count > m
+                        else np.broadcast_to(np.arange(count), part.shape))
+                found = np.take_along_axis(part, best, axis=1)
+                ranked = np.argsort(-found, axis=1, kind="stable")
+                values[nodes, group, :m] = np.take_along_axis(found, ranked, axis=1)
+                rows[nodes, group, :m] = order[first + np.take_along_axis(best, ranked, axis=1)]
+
+        _threaded(fill, range(0, len(a), block), n_threads)
+        return cls(values, rows, np.ascontiguousarray(b[groups]), b, k)
+
+    def search(self, query_a: np.ndarray, query_b: np.ndarray, *, batch_size: int = 65_536,
+               n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``D, I`` of the queries ``(query_a, query_b)`` (codes), as :func:`knn_search`."""
+        k = self.k
+        distances = np.empty((len(query_a), k), dtype=np.float32)
+        labels = np.empty((len(query_a), k), dtype=np.int64)
+        n_groups = len(self.group_b)
+        m = min(k, n_groups)
+        # a batch's (B, J) and (B, k, k) temporaries stay near 4 MB each (ML-1M, 65,536
+        # queries at once: 150 MB per thread)
+        batch_size = max(1, min(batch_size, _GROUPED_BLOCK // max(n_groups, k * k)))
+
+        def run(start: int) -> None:
+            batch = slice(start, start + batch_size)
+            nodes = query_a[batch]
+            near = self.b[query_b[batch]] @ self.group_b.T  # (B, J)
+            best = near + self.values[nodes, :, 0]
+            groups = (np.argpartition(best, n_groups - m, axis=1)[:, n_groups - m:]
+                      if n_groups > m else np.broadcast_to(np.arange(n_groups), best.shape))
+            found = (np.take_along_axis(near, groups, axis=1)[:, :, None]
+                     + self.values[nodes[:, None], groups]).reshape(len(nodes), -1)
+            found_rows = self.rows[nodes[:, None], groups].reshape(len(nodes), -1)
+            top = np.argpartition(found, found.shape[1] - k, axis=1)[:, found.shape[1] - k:]
+            found = np.take_along_axis(found, top, axis=1)
+            ranked = np.argsort(-found, axis=1, kind="stable")
+            distances[batch] = np.take_along_axis(found, ranked, axis=1)
+            labels[batch] = np.take_along_axis(np.take_along_axis(found_rows, top, axis=1),
+                                               ranked, axis=1)
+
+        _threaded(run, range(0, len(query_a), batch_size), n_threads)
+        return distances, labels
+
+
+def _threaded(work: Callable[[int], None], starts: range, n_threads: int | None) -> None:
+    """``work(start)`` for every start, on ``n_threads`` threads (numpy releases the GIL in
+    the products and partitions), BLAS single-threaded inside them."""
+    threads = n_threads or faiss.omp_get_max_threads()
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, starts))  # list() re-raises a worker's exception here
+
+
 @dataclass(frozen=True)
 class NeighborReport(StageDetails):
-    """What the neighbour scorer reports: ``index``, the FAISS factory string it used."""
+    """What the neighbour scorer reports: ``index``, the FAISS factory string it used
+    (``"Flat"``: exact), and ``grouped_by``, the target side an exact search was grouped by
+    (:class:`GroupedSearch`; None: a FAISS index searched)."""
 
     index: str
+    grouped_by: str | None = None
 
     def note(self) -> str:
-        return f"index {self.index}"
+        grouped = f", grouped by target {self.grouped_by}" if self.grouped_by else ""
+        return f"index {self.index}{grouped}"
 
 
 @register_stage("knn")
@@ -562,8 +755,24 @@ class NeighborScorer(RuleMixin, SelectionStage):
                                   self.random_state)
         assert factors is not None  # embedding_dim >= 1 (check_params)
         user_factors, item_factors = factors
-        return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
-                               sample_vectors(target, user_factors, item_factors))
+        search = self.grouped_search(user_factors, item_factors, target.user, target.item)
+        if search is None:
+            return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
+                                   sample_vectors(target, user_factors, item_factors))
+        similarity, neighbors = search.search_samples(
+            candidates.user, candidates.item, batch_size=self.batch_size,
+            n_threads=self.n_threads)
+        return self._scored(similarity, neighbors, NeighborReport("Flat", search.side))
+
+    def grouped_search(self, user_factors: np.ndarray, item_factors: np.ndarray,
+                       target_user: np.ndarray, target_item: np.ndarray) -> GroupedSearch | None:
+        """The exact search :meth:`fit` runs instead of a FAISS index when ``index`` is
+        ``"auto"`` or ``"Flat"`` and the target has few items (or users): brute force's
+        neighbours without its cost (:class:`GroupedSearch`). None when it does not apply."""
+        if self.index not in ("auto", "Flat"):
+            return None
+        return GroupedSearch.for_samples(user_factors, item_factors, target_user, target_item,
+                                         self.k, n_threads=self.n_threads)
 
     def fit_arrays(self, x_candidates: np.ndarray, x_target: np.ndarray) -> NeighborScorer:
         """Like :meth:`fit` on ready vectors: ``x_candidates (N_cand, d)`` are the queries
@@ -573,15 +782,19 @@ class NeighborScorer(RuleMixin, SelectionStage):
             self
         """
         self.check_params()
-        rule = self._selection_rule()
         similarity, neighbors = knn_search(
             x_target, x_candidates, self.k, self.index, nprobe=self.nprobe,
             ef_search=self.ef_search, lsh_nbits=self.lsh_nbits, lsh_rerank=self.lsh_rerank,
             batch_size=self.batch_size, n_threads=self.n_threads,
             random_state=self.random_state)
-        self.index_key_ = resolve_index(self.index, len(x_target), len(x_candidates))
+        return self._scored(similarity, neighbors, NeighborReport(
+            resolve_index(self.index, len(x_target), len(x_candidates))))
+
+    def _scored(self, similarity: np.ndarray, neighbors: np.ndarray,
+                report: NeighborReport) -> NeighborScorer:
+        self.index_key_ = report.index
         self.neighbors_ = neighbors
         self.knn_score_ = neighbor_scores(similarity, neighbors)
-        self.support_ = rule.mask(self.knn_score_)
-        self.report_ = NeighborReport(self.index_key_)
+        self.support_ = self._selection_rule().mask(self.knn_score_)
+        self.report_ = report
         return self

@@ -10,11 +10,14 @@ from sklearn.exceptions import NotFittedError
 
 from graphsel.data.log import InteractionLog, share_index
 from graphsel.errors import InputError
-from graphsel.graph.embed import sample_vectors, svd_factors
+from graphsel.graph.embed import sample_halves, sample_vectors, svd_factors
 from graphsel.select import neighbors
 from graphsel.select.neighbors import (
+    GroupedSearch,
+    NeighborReport,
     NeighborScorer,
     exact_knn,
+    grouping_side,
     knn_search,
     resolve_index,
 )
@@ -190,7 +193,10 @@ def test_scorer_on_logs_ranks_target_like_candidates_first():
     expected = NeighborScorer(index="Flat", keep_quantile=0.5).fit_arrays(
         sample_vectors(near, user_factors, item_factors),
         sample_vectors(target, user_factors, item_factors))
-    np.testing.assert_allclose(given.knn_score_, expected.knn_score_)
+    # fit groups the exact search by the target's 40 items (its halves summed apart):
+    # brute force's scores up to float32 rounding
+    assert given.report_ == NeighborReport("Flat", grouped_by="item")
+    np.testing.assert_allclose(given.knn_score_, expected.knn_score_, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_threads", [None, 1, 2])
@@ -213,3 +219,63 @@ def test_faiss_searches_on_its_threads_while_blas_is_limited(vectors, monkeypatc
     monkeypatch.setattr(neighbors, "_build_index", lambda *a, **kw: Spy(build(*a, **kw)))
     knn_search(xb, xq, K, "Flat", n_threads=n_threads)
     assert seen and set(seen) == {expected}
+
+
+def _halves(rng: np.random.Generator, users: int, items: int,
+            dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Sample halves as sample_halves makes them: rows of norm 1/sqrt(2), one zero row."""
+    user_factors = rng.normal(size=(users, dim)).astype(np.float32)
+    item_factors = rng.normal(size=(items, dim)).astype(np.float32)
+    user_factors[3] = 0.0  # a node without interactions: a zero half
+    return sample_halves(user_factors, item_factors)
+
+
+@pytest.mark.parametrize(("groups", "k"), [(7, 3), (3, 5), (1, 4)])
+def test_grouped_search_finds_brute_forces_neighbours(groups, k):
+    # queries (user, item) against target rows on `groups` items; 3 groups and k = 5: fewer
+    # groups than neighbours, and one group smaller than k
+    rng = np.random.default_rng(groups)
+    users, items = _halves(rng, 40, 30)
+    target_user = rng.integers(0, 40, 60)
+    target_item = rng.choice(groups, 60, p=None if groups < 3 else
+                             np.r_[0.05, np.full(groups - 1, 0.95 / (groups - 1))])
+    query_user, query_item = rng.integers(0, 40, 500), rng.integers(0, 30, 500)
+    search = GroupedSearch.build(users, items, target_user, target_item, k)
+    found_d, found_i = search.search(query_user, query_item, batch_size=64, n_threads=2)
+    xb = np.hstack([users[target_user], items[target_item]])
+    xq = np.hstack([users[query_user], items[query_item]])
+    expected_d, expected_i = exact_knn(xb, xq, k)
+    np.testing.assert_allclose(found_d, expected_d, rtol=0, atol=1e-6)
+    # the same rows wherever the k-th similarity is not tied with the next one
+    distinct = np.sort(xq @ xb.T, axis=1)[:, ::-1]
+    untied = distinct[:, k - 1] - distinct[:, k] > 1e-5 if k < len(xb) else np.ones(500, bool)
+    assert untied.mean() > 0.25  # one group: the target's repeated users tie often
+    for row in np.flatnonzero(untied):
+        assert set(found_i[row]) == set(expected_i[row])
+    assert found_i.dtype == np.int64 and (found_i >= 0).all()
+
+
+def test_grouping_side_takes_the_side_with_fewer_target_values_within_the_bounds(monkeypatch):
+    users, items = np.array([0, 1, 2, 3]), np.array([7, 7, 8, 8])
+    assert grouping_side(users, items, 10, 10, k=2) == "item"
+    assert grouping_side(items, users, 10, 10, k=2) == "user"
+    monkeypatch.setattr(neighbors, "GROUPED_MAX_GROUPS", 1)
+    assert grouping_side(users, items, 10, 10, k=2) is None
+    monkeypatch.setattr(neighbors, "GROUPED_MAX_GROUPS", 2)
+    monkeypatch.setattr(neighbors, "GROUPED_MAX_ENTRIES", 10 * 2 * 2 - 1)  # 10 users x 2 x k
+    assert grouping_side(users, items, 10, 10, k=2) is None
+
+
+def test_scorer_groups_an_exact_search_only_when_asked_for_an_exact_or_automatic_index():
+    rng = np.random.default_rng(1)
+    source = InteractionLog.from_columns(rng.integers(0, 60, 400), rng.integers(0, 50, 400),
+                                         np.zeros(400, np.int64), rng.integers(0, 2, 400), "s")
+    target = InteractionLog.from_columns(rng.integers(0, 60, 80), rng.integers(0, 5, 80),
+                                         np.zeros(80, np.int64), rng.integers(0, 2, 80), "t")
+    source, target = share_index(source, target)
+    grouped = NeighborScorer(k=4, embedding_dim=4).fit(source, target)
+    assert grouped.report_.note() == "index Flat, grouped by target item"
+    faiss_flat = NeighborScorer(index="IVF2,Flat", nprobe=2, k=4, embedding_dim=4).fit(
+        source, target)  # 2 lists, both probed: exact, through FAISS
+    assert faiss_flat.report_ == NeighborReport("IVF2,Flat")
+    np.testing.assert_allclose(grouped.knn_score_, faiss_flat.knn_score_, rtol=0, atol=1e-6)
