@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from graphsel._memory import release_memory
 from graphsel.data.io import atomic_path
 from graphsel.errors import InputError, check_choice
 
@@ -619,7 +620,7 @@ def read_log(path: str | os.PathLike, *, index: IdIndex | None = None,
                                     index=index)
     # decoding leaves freed buffers in Arrow's pool, which keeps them from the process
     # (ML-1M's million rows: 43 MB of the 250 MB reading takes)
-    pa.default_memory_pool().release_unused()
+    release_memory()
     return log
 
 

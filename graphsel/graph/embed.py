@@ -27,7 +27,8 @@ from threadpoolctl import threadpool_limits
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer
 
-__all__ = ["NORMALIZATIONS", "adjacency", "sample_halves", "sample_vectors", "svd_factors"]
+__all__ = ["NORMALIZATIONS", "adjacency", "sample_halves", "sample_vectors", "stack_halves",
+           "svd_factors"]
 
 NORMALIZATIONS: tuple[str, ...] = ("degree", "log", "none")
 """How :func:`adjacency` weights the interaction counts ``C`` (``C[u, i]`` = rows of ``(u, i)``):
@@ -158,12 +159,18 @@ def sample_vectors(
         if factors.ndim != 2 or factors.shape[0] != rows:
             raise InputError(f"{name} has shape {factors.shape}, expected ({rows}, d) for the "
                              f"id index of {log.name}")
-    # filled in place: stacking the halves would make two more (N, 2d) arrays
-    users, items = sample_halves(user_factors, item_factors)
+    return stack_halves(*sample_halves(user_factors, item_factors), log.user, log.item)
+
+
+def stack_halves(users: np.ndarray, items: np.ndarray, user: np.ndarray,
+                 item: np.ndarray) -> np.ndarray:
+    """``(N, d_u + d_i)`` float32 sample vectors of the rows ``(user[r], item[r])`` from the
+    per-node halves of :func:`sample_halves`."""
+    # filled in place: stacking the gathered halves would make two more (N, 2d) arrays
     dim = users.shape[1]
-    vectors = np.empty((len(log), dim + items.shape[1]), dtype=np.float32)
-    np.take(users, log.user, axis=0, out=vectors[:, :dim])
-    np.take(items, log.item, axis=0, out=vectors[:, dim:])
+    vectors = np.empty((len(user), dim + items.shape[1]), dtype=np.float32)
+    np.take(users, user, axis=0, out=vectors[:, :dim])
+    np.take(items, item, axis=0, out=vectors[:, dim:])
     return vectors
 
 

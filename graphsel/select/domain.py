@@ -50,6 +50,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from graphsel._memory import release_memory
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, check_real
 from graphsel.graph.embed import NORMALIZATIONS
@@ -439,6 +440,7 @@ fold), got 3 (valid: 2 to 3)
                                    user_factors=user_factors, item_factors=item_factors,
                                    shared_ids=self.shared_ids)
         x_candidates, x_target = features.matrices
+        release_memory()  # the columns and codes the features were made of
         self._fit_matrix(x_candidates, x_target, features.categorical)
         self.feature_names_ = list(features.names)
         return self

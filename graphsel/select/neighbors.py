@@ -58,7 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError, check_choice, check_integer, choice_error
-from graphsel.graph.embed import NORMALIZATIONS, sample_halves, sample_vectors
+from graphsel.graph.embed import NORMALIZATIONS, sample_halves, stack_halves
 from graphsel.select.stage import (
     ParamError,
     RuleMixin,
@@ -439,6 +439,10 @@ GROUPED_MAX_ENTRIES = 20_000_000
 int32: 160 MB at this bound)."""
 
 
+_GROUPED_ROWS = 1 << 18
+"""Candidates :meth:`NeighborScorer.fit` hands a :class:`GroupedSearch` at once (its threads
+split them further)."""
+
 _GROUPED_BLOCK = 1 << 20
 """Elements of the largest temporary of a :meth:`GroupedSearch.search` batch."""
 
@@ -477,8 +481,11 @@ class GroupedSearch:
     and a query only adds ``b[g] @ b[g']`` per group. Only the ``k`` groups whose best row
     scores highest can hold a query's ``k`` nearest rows (any other group has ``k`` rows
     above all of its own), so a query ranks ``J`` group bests and then ``k x k`` rows,
-    instead of scanning the target. The result is brute force's, up to float32 rounding
-    (the halves are summed separately) and the order of equal similarities.
+    instead of scanning the target. The result is brute force's on L2-normalised vectors, up
+    to float32 rounding (the halves are summed separately) and the order of equal
+    similarities: a query with one zero half (a node without factors) has norm ``1/sqrt(2)``,
+    so its similarities are scaled by ``sqrt(2)``, as normalising it would; target rows
+    must have both halves (:meth:`for_samples` declines a target with a zero half).
 
     Attributes:
         values: ``(P, J, k)`` float32 ``a[p] @ a[p']`` of each node's best ``k`` rows in
@@ -487,6 +494,7 @@ class GroupedSearch:
         group_b: ``(J, d)`` the groups' ``b`` halves.
         b: ``(G, d)`` the ``b`` halves of every node of the query side.
         k: neighbours per query.
+        a_zero: ``(P,)`` bool, the nodes whose ``a`` half is zero.
         side: ``"item"`` when ``b`` is the item half (the groups are target items),
             ``"user"`` when it is the user half.
     """
@@ -496,6 +504,7 @@ class GroupedSearch:
     group_b: np.ndarray
     b: np.ndarray
     k: int
+    a_zero: np.ndarray
     side: str = "item"
 
     @classmethod
@@ -510,6 +519,8 @@ class GroupedSearch:
         if side is None:
             return None
         users, items = sample_halves(user_factors, item_factors)
+        if not (users[target_user].any(axis=1).all() and items[target_item].any(axis=1).all()):
+            return None  # a target row of norm 1/sqrt(2): normalised, its halves weigh more
         if side == "item":
             search = cls.build(users, items, target_user, target_item, k, n_threads=n_threads)
         else:
@@ -557,7 +568,8 @@ class GroupedSearch:
                 rows[nodes, group, :m] = order[first + np.take_along_axis(best, ranked, axis=1)]
 
         _threaded(fill, range(0, len(a), block), n_threads)
-        return cls(values, rows, np.ascontiguousarray(b[groups]), b, k)
+        return cls(values, rows, np.ascontiguousarray(b[groups]), b, k,
+                   np.logical_not(a.any(axis=1)))
 
     def search(self, query_a: np.ndarray, query_b: np.ndarray, *, batch_size: int = 65_536,
                n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -584,7 +596,11 @@ class GroupedSearch:
             top = np.argpartition(found, found.shape[1] - k, axis=1)[:, found.shape[1] - k:]
             found = np.take_along_axis(found, top, axis=1)
             ranked = np.argsort(-found, axis=1, kind="stable")
-            distances[batch] = np.take_along_axis(found, ranked, axis=1)
+            found = np.take_along_axis(found, ranked, axis=1)
+            # a query with one zero half, normalised, is sqrt(2) times its halves' sum
+            half = self.a_zero[nodes] != ~self.b[query_b[batch]].any(axis=1)
+            found[half] *= np.float32(np.sqrt(2.0))
+            distances[batch] = found
             labels[batch] = np.take_along_axis(np.take_along_axis(found_rows, top, axis=1),
                                                ranked, axis=1)
 
@@ -645,7 +661,7 @@ class NeighborScorer(RuleMixin, SelectionStage):
 
     Attributes:
         knn_score_: ``(N_cand,)`` float32 mean similarity to the ``k`` nearest target samples.
-        neighbors_: ``(N_cand, k)`` int64 target rows of those neighbours (``-1``: none).
+        neighbors_: ``(N_cand, k)`` int32 target rows of those neighbours (``-1``: none).
         support_: ``(N_cand,)`` bool, the kept candidates (also :meth:`get_support`).
         index_key_: the factory string actually used (``"auto"`` resolved).
         report_: a :class:`NeighborReport`.
@@ -755,14 +771,28 @@ class NeighborScorer(RuleMixin, SelectionStage):
                                   self.random_state)
         assert factors is not None  # embedding_dim >= 1 (check_params)
         user_factors, item_factors = factors
-        search = self.grouped_search(user_factors, item_factors, target.user, target.item)
-        if search is None:
-            return self.fit_arrays(sample_vectors(candidates, user_factors, item_factors),
-                                   sample_vectors(target, user_factors, item_factors))
-        similarity, neighbors = search.search_samples(
-            candidates.user, candidates.item, batch_size=self.batch_size,
-            n_threads=self.n_threads)
-        return self._scored(similarity, neighbors, NeighborReport("Flat", search.side))
+        grouped = self.grouped_search(user_factors, item_factors, target.user, target.item)
+        if grouped is not None:
+            return self._scored(
+                len(candidates), _GROUPED_ROWS, NeighborReport("Flat", grouped.side),
+                lambda rows: grouped.search_samples(
+                    candidates.user[rows], candidates.item[rows], batch_size=self.batch_size,
+                    n_threads=self.n_threads))
+        # the candidates' vectors are made a batch at a time from the nodes' halves (all of
+        # them at once: 128 bytes a row, the largest array of the stage)
+        users, items = sample_halves(user_factors, item_factors)
+        key = resolve_index(self.index, len(target), len(candidates))
+        xb = unit_rows(stack_halves(users, items, target.user, target.item))
+        index = build_index(xb, key, nprobe=self.nprobe, ef_search=self.ef_search,
+                            lsh_nbits=self.lsh_nbits, random_state=self.random_state,
+                            n_threads=self.n_threads)
+        return self._scored(
+            len(candidates), self.batch_size, NeighborReport(key),
+            lambda rows: search_index(
+                index, key, xb, stack_halves(users, items, candidates.user[rows],
+                                             candidates.item[rows]),
+                self.k, lsh_rerank=self.lsh_rerank, batch_size=self.batch_size,
+                n_threads=self.n_threads))
 
     def grouped_search(self, user_factors: np.ndarray, item_factors: np.ndarray,
                        target_user: np.ndarray, target_item: np.ndarray) -> GroupedSearch | None:
@@ -787,14 +817,25 @@ class NeighborScorer(RuleMixin, SelectionStage):
             ef_search=self.ef_search, lsh_nbits=self.lsh_nbits, lsh_rerank=self.lsh_rerank,
             batch_size=self.batch_size, n_threads=self.n_threads,
             random_state=self.random_state)
-        return self._scored(similarity, neighbors, NeighborReport(
-            resolve_index(self.index, len(x_target), len(x_candidates))))
+        report = NeighborReport(resolve_index(self.index, len(x_target), len(x_candidates)))
+        return self._scored(len(x_candidates), len(x_candidates), report,
+                            lambda rows: (similarity, neighbors))
 
-    def _scored(self, similarity: np.ndarray, neighbors: np.ndarray,
-                report: NeighborReport) -> NeighborScorer:
+    def _scored(self, n_candidates: int, block: int, report: NeighborReport,
+                search: Callable[[slice], tuple[np.ndarray, np.ndarray]]) -> NeighborScorer:
+        """Sets the fitted attributes from ``search(rows)`` (``D, I`` of those candidates),
+        ``block`` candidates at a time: only the scores and neighbours are kept."""
+        scores = np.empty(n_candidates, dtype=np.float32)
+        found: np.ndarray | None = None  # (N_cand, k) once the first block says k
+        for start in range(0, n_candidates, block):
+            rows = slice(start, start + block)
+            similarity, neighbors = search(rows)
+            if found is None:
+                found = np.empty((n_candidates, neighbors.shape[1]), dtype=np.int32)
+            scores[rows] = neighbor_scores(similarity, neighbors)
+            found[rows] = neighbors
+        self.knn_score_, self.neighbors_ = scores, found
         self.index_key_ = report.index
-        self.neighbors_ = neighbors
-        self.knn_score_ = neighbor_scores(similarity, neighbors)
         self.support_ = self._selection_rule().mask(self.knn_score_)
         self.report_ = report
         return self

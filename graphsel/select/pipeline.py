@@ -42,6 +42,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
+from graphsel._memory import release_memory
 from graphsel._table import format_table
 from graphsel.data.card import disjoint_line
 from graphsel.data.log import InteractionLog, write_log
@@ -421,6 +422,7 @@ class SampleSelector(BaseEstimator):
                                      f"of {len(candidates):,} candidate rows: "
                                      f"{stage.empty_reason()}")
                 candidates = kept
+                release_memory()  # what the stage freed, before the next one allocates
                 # counted on the code arrays, without slicing the log
                 reports.append(StageReport(
                     stage.name, len(candidates), len(np.unique(source.user[candidates])),

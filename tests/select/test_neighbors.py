@@ -20,6 +20,7 @@ from graphsel.select.neighbors import (
     grouping_side,
     knn_search,
     resolve_index,
+    unit_rows,
 )
 
 K = 10
@@ -236,14 +237,15 @@ def test_grouped_search_finds_brute_forces_neighbours(groups, k):
     # groups than neighbours, and one group smaller than k
     rng = np.random.default_rng(groups)
     users, items = _halves(rng, 40, 30)
-    target_user = rng.integers(0, 40, 60)
+    target_user = rng.choice(np.r_[0:3, 4:40], 60)  # every target row has both halves
     target_item = rng.choice(groups, 60, p=None if groups < 3 else
                              np.r_[0.05, np.full(groups - 1, 0.95 / (groups - 1))])
     query_user, query_item = rng.integers(0, 40, 500), rng.integers(0, 30, 500)
     search = GroupedSearch.build(users, items, target_user, target_item, k)
     found_d, found_i = search.search(query_user, query_item, batch_size=64, n_threads=2)
     xb = np.hstack([users[target_user], items[target_item]])
-    xq = np.hstack([users[query_user], items[query_item]])
+    xq = unit_rows(np.hstack([users[query_user], items[query_item]]))  # user 3's queries too
+    assert (query_user == 3).any()
     expected_d, expected_i = exact_knn(xb, xq, k)
     np.testing.assert_allclose(found_d, expected_d, rtol=0, atol=1e-6)
     # the same rows wherever the k-th similarity is not tied with the next one
@@ -253,6 +255,17 @@ def test_grouped_search_finds_brute_forces_neighbours(groups, k):
     for row in np.flatnonzero(untied):
         assert set(found_i[row]) == set(expected_i[row])
     assert found_i.dtype == np.int64 and (found_i >= 0).all()
+
+
+def test_a_target_row_with_a_zero_half_is_not_grouped():
+    rng = np.random.default_rng(0)
+    user_factors = rng.normal(size=(6, 4)).astype(np.float32)
+    item_factors = rng.normal(size=(5, 4)).astype(np.float32)
+    assert GroupedSearch.for_samples(user_factors, item_factors, np.array([0, 1, 2]),
+                                     np.array([0, 0, 1]), k=2) is not None
+    user_factors[1] = 0.0
+    assert GroupedSearch.for_samples(user_factors, item_factors, np.array([0, 1, 2]),
+                                     np.array([0, 0, 1]), k=2) is None
 
 
 def test_grouping_side_takes_the_side_with_fewer_target_values_within_the_bounds(monkeypatch):
@@ -279,3 +292,13 @@ def test_scorer_groups_an_exact_search_only_when_asked_for_an_exact_or_automatic
         source, target)  # 2 lists, both probed: exact, through FAISS
     assert faiss_flat.report_ == NeighborReport("IVF2,Flat")
     np.testing.assert_allclose(grouped.knn_score_, faiss_flat.knn_score_, rtol=0, atol=1e-6)
+    # fit on logs searches FAISS a batch of candidate vectors at a time: what fit_arrays
+    # finds with every vector made up front
+    batched = NeighborScorer(index="IVF2,Flat", nprobe=2, k=4, embedding_dim=4,
+                             batch_size=7).fit(source, target)
+    factors = svd_factors([source, target], dim=4)
+    whole = NeighborScorer(index="IVF2,Flat", nprobe=2, k=4).fit_arrays(
+        sample_vectors(source, *factors), sample_vectors(target, *factors))
+    np.testing.assert_array_equal(batched.knn_score_, whole.knn_score_)
+    np.testing.assert_array_equal(batched.neighbors_, whole.neighbors_)
+    assert batched.neighbors_.dtype == np.int32

@@ -1,0 +1,43 @@
+"""Giving freed memory back to the operating system between the large steps of a selection.
+
+Two allocators keep what a step frees for later reuse instead of returning it: Arrow's pool
+(mimalloc), which holds the buffers of decoded Parquet pages and of columns taken from a
+table, and glibc's ``malloc``, whose heaps keep freed blocks below its mmap threshold (numpy's
+temporaries of a few MB; the threshold grows to 32 MB once large blocks are freed). Neither is
+a leak, but the kept memory counts in the process's resident size, and the next step
+allocates fresh memory on top of it: on ML-1M Documentary the domain classifier's stage left
+180 MB of such memory (Arrow's pool 79 MB, glibc's heaps 100 MB) under the neighbour search.
+:func:`release_memory` returns both; it costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+
+import pyarrow as pa
+
+__all__ = ["release_memory"]
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None on a C library without it (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_memory() -> None:
+    """Returns the free memory of Arrow's pool and of glibc's heaps to the operating system."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
