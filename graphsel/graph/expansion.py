@@ -243,7 +243,17 @@ def _induced_edges(edges: Any, user_reached: np.ndarray, item_reached: np.ndarra
     def part(first: int, last: int) -> None:
         start, stop = int(indptr[first]), int(indptr[last])
         out = mask[start:stop]
-        out[:] = np.repeat(user_reached[first:last], degree[first:last])
+        reached, degrees = user_reached[first:last], degree[first:last]
+        # at 2 hops nearly every user is reached: fill the part and clear the few other
+        # users' edge slices, instead of repeating each user's flag over its edges
+        other = np.flatnonzero(~reached)
+        other_edges = int(degrees[other].sum())
+        if other_edges <= _DENSE_SHARE * (stop - start):
+            out[:] = True
+            out[_slice_positions(indptr[first + other] - start, degrees[other],
+                                 other_edges)] = False
+        else:
+            out[:] = np.repeat(reached, degrees)
         if not every_item:
             out &= _gather(item_reached, edges.indices[start:stop])
         if as_of is not None:
