@@ -585,8 +585,8 @@ class GroupedSearch:
 
         def run(start: int) -> None:
             batch = slice(start, start + batch_size)
-            nodes = query_a[batch]
-            near = self.b[query_b[batch]] @ self.group_b.T  # (B, J)
+            nodes, halves = query_a[batch], self.b[query_b[batch]]
+            near = halves @ self.group_b.T  # (B, J)
             best = near + self.values[nodes, :, 0]
             groups = (np.argpartition(best, n_groups - m, axis=1)[:, n_groups - m:]
                       if n_groups > m else np.broadcast_to(np.arange(n_groups), best.shape))
@@ -598,7 +598,7 @@ class GroupedSearch:
             ranked = np.argsort(-found, axis=1, kind="stable")
             found = np.take_along_axis(found, ranked, axis=1)
             # a query with one zero half, normalised, is sqrt(2) times its halves' sum
-            half = self.a_zero[nodes] != ~self.b[query_b[batch]].any(axis=1)
+            half = self.a_zero[nodes] != ~halves.any(axis=1)
             found[half] *= np.float32(np.sqrt(2.0))
             distances[batch] = found
             labels[batch] = np.take_along_axis(np.take_along_axis(found_rows, top, axis=1),
