@@ -51,6 +51,7 @@ __all__ = [
     "Overlap",
     "check_pair",
     "check_timestamps",
+    "distinct_codes",
     "log_format",
     "overlap",
     "read_log",
@@ -396,16 +397,29 @@ class InteractionLog:
 
     def unique_users(self) -> np.ndarray:
         """Sorted codes of the users that appear in this log."""
-        return np.unique(self.user)
+        return distinct_codes(self.user, self.index.num_users)
 
     def unique_items(self) -> np.ndarray:
         """Sorted codes of the items that appear in this log."""
-        return np.unique(self.item)
+        return distinct_codes(self.item, self.index.num_items)
 
     def __repr__(self) -> str:
         return (f"InteractionLog(name={self.name!r}, rows={len(self)}, "
                 f"users={len(self.unique_users())}, items={len(self.unique_items())}, "
                 f"columns={self.columns})")
+
+
+def distinct_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    """Sorted distinct values of ``codes``, codes below ``size`` (what ``np.unique`` returns,
+    as int64), from a presence mask: one pass instead of a hash table or a sort (6M rows:
+    0.6-1.6 s with ``np.unique``).
+
+    >>> distinct_codes(np.array([3, 0, 3, 1]), 5).tolist()
+    [0, 1, 3]
+    """
+    seen = np.zeros(size, dtype=bool)
+    seen[codes] = True
+    return np.flatnonzero(seen).astype(np.int64, copy=False)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

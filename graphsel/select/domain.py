@@ -199,7 +199,7 @@ def domain_features(
 
 def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
     """Whether every log has at least one ``attr`` (``"user"`` / ``"item"``) in common."""
-    shared = functools.reduce(np.intersect1d, (np.unique(getattr(log, attr)) for log in logs))
+    shared = functools.reduce(np.intersect1d, (getattr(log, f"unique_{attr}s")() for log in logs))
     return len(shared) > 0
 
 

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from graphsel._memory import release_memory
 from graphsel._table import format_table
 from graphsel.data.card import disjoint_line
-from graphsel.data.log import InteractionLog, write_log
+from graphsel.data.log import InteractionLog, distinct_codes, write_log
 from graphsel.errors import InputError
 from graphsel.select.domain import DomainClassifier
 from graphsel.select.expansion import GraphExpansion, GraphReport
@@ -425,8 +425,9 @@ class SampleSelector(BaseEstimator):
                 release_memory()  # what the stage freed, before the next one allocates
                 # counted on the code arrays, without slicing the log
                 reports.append(StageReport(
-                    stage.name, len(candidates), len(np.unique(source.user[candidates])),
-                    len(np.unique(source.item[candidates])),
+                    stage.name, len(candidates),
+                    len(distinct_codes(source.user[candidates], source.index.num_users)),
+                    len(distinct_codes(source.item[candidates], source.index.num_items)),
                     round(time.perf_counter() - start, 3), stage.report_))
         mask = np.zeros(n, dtype=bool)
         mask[candidates] = True
@@ -476,8 +477,12 @@ def _report(source: InteractionLog, target: InteractionLog, mask: np.ndarray,
     return SelectionReport(
         source_rows=len(source), target_rows=len(target), stages=tuple(stages),
         selected=int(mask.sum()),
-        target_user_coverage=_share(np.isin(target.unique_users(), source.user[mask])),
-        target_item_coverage=_share(np.isin(target.unique_items(), source.item[mask])),
+        target_user_coverage=_share(np.isin(
+            target.unique_users(), distinct_codes(source.user[mask], source.index.num_users),
+            assume_unique=True)),
+        target_item_coverage=_share(np.isin(
+            target.unique_items(), distinct_codes(source.item[mask], source.index.num_items),
+            assume_unique=True)),
         target_label_rate=round(float(target.label.mean()), 6),
         selected_label_rate=(round(float(selected_labels.mean()), 6) if len(selected_labels)
                              else None),
