@@ -26,7 +26,7 @@ torch's training and prediction follow a second rule, :func:`training_threads`: 
 count. The small CTR models spend their time in short parallel regions, where waking a
 sleeping second thread costs more than it saves (measured on 2 cores, a 4-strategy ML-1M
 ``graphsel run``: 21.6 s on one thread, 27.2 s on two PASSIVE threads; ``graphsel demo``
-100.3 s and 168.2 s), while FAISS's large searches keep using every CPU (ML-1M Documentary's
+100.3 s and 168.2 s), while the large neighbour searches keep using every CPU (ML-1M Documentary's
 kNN stage: 1.03-1.09 s on two threads, 1.83 s on one). ``GRAPHSEL_THREADS=N`` trains on ``N``
 threads as well, ``off`` leaves torch's count alone, and a model's own ``num_threads``
 always wins.
