@@ -565,7 +565,9 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
     """The ``knn`` stage on Spark: ``stage.fit(candidates, target)``'s ``knn_score``.
 
     The index of the target's sample vectors is built on the driver, as the in-memory stage
-    builds it, and sent to the executors serialised; each queries it with its candidates.
+    builds it, and sent to the executors serialised; each queries it with its candidates. A
+    target of few items (or users) sends the grouped exact search's tables instead, as the
+    in-memory stage searches it (:meth:`NeighborScorer.grouped_search`).
 
     Returns:
         The candidates with ``knn_score`` (float32), materialised, not yet cut by the stage's
@@ -578,23 +580,24 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
     assert factors is not None  # embedding_dim >= 1 (check_params)
     users, items = context.target_codes()
     grouped = stage.grouped_search(*factors, users, items)
-    if grouped is not None:  # exact, as the in-memory stage searches it
-        payload = _broadcast(candidates.frame.sparkSession,
-                             _GroupedNeighborSearch(grouped, context.index, stage.batch_size))
-        scored = context.materialise(_with_columns(candidates, [(_KNN_SCORE, "float")],
-                                                   _score_neighbors_batch, payload))
-        return scored, NeighborReport("Flat", grouped.side)
-    xb = unit_rows(sample_vectors(_codes_log(context.index, users, items, "target"), *factors))
-    key = resolve_index(stage.index, len(xb), candidates.count)
-    index = build_index(xb, key, nprobe=stage.nprobe, ef_search=stage.ef_search,
-                        lsh_nbits=stage.lsh_nbits, random_state=stage.random_state,
-                        n_threads=stage.n_threads)
-    search = _NeighborSearch(faiss.serialize_index(index), key, xb, context.index, *factors,
-                             stage)
+    search: _NeighborSearch | _GroupedNeighborSearch
+    if grouped is not None:
+        search = _GroupedNeighborSearch(grouped, context.index, stage.batch_size)
+        report = NeighborReport("Flat", grouped.side)
+    else:
+        xb = unit_rows(sample_vectors(_codes_log(context.index, users, items, "target"),
+                                      *factors))
+        key = resolve_index(stage.index, len(xb), candidates.count)
+        index = build_index(xb, key, nprobe=stage.nprobe, ef_search=stage.ef_search,
+                            lsh_nbits=stage.lsh_nbits, random_state=stage.random_state,
+                            n_threads=stage.n_threads)
+        search = _NeighborSearch(faiss.serialize_index(index), key, xb, context.index,
+                                 *factors, stage)
+        report = NeighborReport(key)
     payload = _broadcast(candidates.frame.sparkSession, search)
     scored = context.materialise(_with_columns(candidates, [(_KNN_SCORE, "float")],
                                                _score_neighbors_batch, payload))
-    return scored, NeighborReport(key)
+    return scored, report
 
 
 # --------------------------------------------------------------------------------------------
