@@ -199,7 +199,8 @@ def domain_features(
 
 def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
     """Whether every log has at least one ``attr`` (``"user"`` / ``"item"``) in common."""
-    shared = functools.reduce(np.intersect1d, (getattr(log, f"unique_{attr}s")() for log in logs))
+    shared = functools.reduce(np.intersect1d,
+                              (getattr(log, f"unique_{attr}s")() for log in logs))
     return len(shared) > 0
 
 
@@ -508,12 +509,12 @@ fold), got 3 (valid: 2 to 3)
             return (contextlib.nullcontext() if self.n_threads is None
                     else threadpool_limits(self.n_threads, user_api="openmp"))
 
-        def fit(plan: tuple[int, np.ndarray, float, np.ndarray]) -> ClassifierMixin:
-            _, train, _, test = plan
+        def fit_fold(plan: tuple[int, np.ndarray, float, np.ndarray]) -> ClassifierMixin:
+            train = plan[1]
             with limit():
                 return self.make_model(categorical).fit(feature_rows(train), y[train])
 
-        def predict(fold: int, block: np.ndarray) -> None:
+        def predict_block(fold: int, block: np.ndarray) -> None:
             _, _, drawn_share, _ = plans[fold]
             model = models[fold].result()
             with limit():
@@ -526,8 +527,8 @@ fold), got 3 (valid: 2 to 3)
         # time, and the model's float64 copy of the rows stays small.
         n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(n_jobs) as pool:
-            models = [pool.submit(fit, plan) for plan in plans]
-            blocks = [pool.submit(predict, fold, test[start:start + _PREDICT_BLOCK])
+            models = [pool.submit(fit_fold, plan) for plan in plans]
+            blocks = [pool.submit(predict_block, fold, test[start:start + _PREDICT_BLOCK])
                       for fold, _, _, test in plans
                       for start in range(0, len(test), _PREDICT_BLOCK)]
             for done in (*models, *blocks):
