@@ -39,6 +39,7 @@ __all__ = [
     "expand",
     "graph_select",
     "last_hop",
+    "rank_in_runs",
     "seed_codes",
     "shared_seeds",
 ]
@@ -505,8 +506,19 @@ def cap_user_rows(user: np.ndarray, mask: np.ndarray, max_rows: int,
     # each heavy user's rows in a random order, users one after another
     order = np.lexsort((np.random.default_rng(seed).random(len(rows)), user[rows]))
     rows = rows[order]
-    owner = user[rows]
-    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
-    mask[rows[rank >= max_rows]] = False
+    mask[rows[rank_in_runs(user[rows]) >= max_rows]] = False
     return mask
+
+
+def rank_in_runs(keys: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 position of each element within its run of equal consecutive ``keys``
+    (sort by key first to rank within groups).
+
+    >>> rank_in_runs(np.array([4, 4, 4, 1, 1, 4])).tolist()
+    [0, 1, 2, 0, 1, 0]
+    """
+    keys = np.asarray(keys)
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return np.arange(len(keys)) - np.repeat(first, np.diff(np.r_[first, len(keys)]))

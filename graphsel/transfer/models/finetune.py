@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from graphsel.graph.expansion import rank_in_runs
 from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.options import FinetuneOptions
@@ -212,11 +213,8 @@ def _ranked(selection: Selection, rows: np.ndarray, groups: np.ndarray | None) -
         return ranked
     group = np.asarray(groups)[ranked]
     by_group = np.argsort(group, kind="stable")  # each group's rows, in rank order
-    sorted_group = group[by_group]
-    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
     turn = np.empty(len(ranked), dtype=np.int64)
-    turn[by_group] = np.arange(len(ranked)) - np.repeat(
-        starts, np.diff(np.r_[starts, len(ranked)]))
+    turn[by_group] = rank_in_runs(group[by_group])
     return ranked[np.argsort(turn, kind="stable")]
 
 
