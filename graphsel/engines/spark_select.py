@@ -77,11 +77,8 @@ from graphsel.select.neighbors import (
     GroupedSearch,
     NeighborReport,
     NeighborScorer,
-    build_index,
     neighbor_scores,
-    resolve_index,
     search_index,
-    unit_rows,
 )
 from graphsel.select.pipeline import (
     DEFAULT_STAGES,
@@ -585,12 +582,9 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
         search = _GroupedNeighborSearch(grouped, context.index, stage.batch_size)
         report = NeighborReport("Flat", grouped.side)
     else:
-        xb = unit_rows(sample_vectors(_codes_log(context.index, users, items, "target"),
-                                      *factors))
-        key = resolve_index(stage.index, len(xb), candidates.count)
-        index = build_index(xb, key, nprobe=stage.nprobe, ef_search=stage.ef_search,
-                            lsh_nbits=stage.lsh_nbits, random_state=stage.random_state,
-                            n_threads=stage.n_threads)
+        key, xb, index = stage.faiss_index(
+            sample_vectors(_codes_log(context.index, users, items, "target"), *factors),
+            candidates.count)
         search = _NeighborSearch(faiss.serialize_index(index), key, xb, context.index,
                                  *factors, stage)
         report = NeighborReport(key)

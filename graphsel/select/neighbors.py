@@ -781,18 +781,10 @@ class NeighborScorer(RuleMixin, SelectionStage):
         # the candidates' vectors are made a batch at a time from the nodes' halves (all of
         # them at once: 128 bytes a row, the largest array of the stage)
         users, items = sample_halves(user_factors, item_factors)
-        key = resolve_index(self.index, len(target), len(candidates))
-        xb = unit_rows(stack_halves(users, items, target.user, target.item))
-        index = build_index(xb, key, nprobe=self.nprobe, ef_search=self.ef_search,
-                            lsh_nbits=self.lsh_nbits, random_state=self.random_state,
-                            n_threads=self.n_threads)
-        return self._scored(
-            len(candidates), self.batch_size, NeighborReport(key),
-            lambda rows: search_index(
-                index, key, xb, stack_halves(users, items, candidates.user[rows],
-                                             candidates.item[rows]),
-                self.k, lsh_rerank=self.lsh_rerank, batch_size=self.batch_size,
-                n_threads=self.n_threads))
+        return self._faiss_scored(
+            stack_halves(users, items, target.user, target.item), len(candidates),
+            lambda rows: stack_halves(users, items, candidates.user[rows],
+                                      candidates.item[rows]))
 
     def grouped_search(self, user_factors: np.ndarray, item_factors: np.ndarray,
                        target_user: np.ndarray, target_item: np.ndarray) -> GroupedSearch | None:
@@ -812,14 +804,31 @@ class NeighborScorer(RuleMixin, SelectionStage):
             self
         """
         self.check_params()
-        similarity, neighbors = knn_search(
-            x_target, x_candidates, self.k, self.index, nprobe=self.nprobe,
-            ef_search=self.ef_search, lsh_nbits=self.lsh_nbits, lsh_rerank=self.lsh_rerank,
-            batch_size=self.batch_size, n_threads=self.n_threads,
-            random_state=self.random_state)
-        report = NeighborReport(resolve_index(self.index, len(x_target), len(x_candidates)))
-        return self._scored(len(x_candidates), len(x_candidates), report,
-                            lambda rows: (similarity, neighbors))
+        x_candidates = _checked(x_candidates, "xq")
+        return self._faiss_scored(x_target, len(x_candidates), lambda rows: x_candidates[rows])
+
+    def faiss_index(self, x_target: np.ndarray,
+                    n_candidates: int) -> tuple[str, np.ndarray, faiss.Index]:
+        """The FAISS index of the target's vectors that :meth:`fit` searches (both engines):
+        the factory string (``index`` resolved for ``n_candidates`` queries), the
+        L2-normalised ``(N_tgt, d)`` rows and the index built on them with this scorer's
+        parameters."""
+        xb = unit_rows(x_target)
+        key = resolve_index(self.index, len(xb), n_candidates)
+        return key, xb, build_index(xb, key, nprobe=self.nprobe, ef_search=self.ef_search,
+                                    lsh_nbits=self.lsh_nbits, random_state=self.random_state,
+                                    n_threads=self.n_threads)
+
+    def _faiss_scored(self, x_target: np.ndarray, n_candidates: int,
+                      queries: Callable[[slice], np.ndarray]) -> NeighborScorer:
+        """Scores the candidates whose vectors ``queries(rows)`` gives, a batch at a time,
+        against :meth:`faiss_index`."""
+        key, xb, index = self.faiss_index(x_target, n_candidates)
+        return self._scored(
+            n_candidates, self.batch_size, NeighborReport(key),
+            lambda rows: search_index(index, key, xb, queries(rows), self.k,
+                                      lsh_rerank=self.lsh_rerank, batch_size=self.batch_size,
+                                      n_threads=self.n_threads))
 
     def _scored(self, n_candidates: int, block: int, report: NeighborReport,
                 search: Callable[[slice], tuple[np.ndarray, np.ndarray]]) -> NeighborScorer:
