@@ -51,7 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from graphsel._memory import release_memory
-from graphsel.data.log import InteractionLog
+from graphsel.data.log import InteractionLog, distinct_codes
 from graphsel.errors import InputError, check_choice, check_integer, check_real
 from graphsel.graph.embed import NORMALIZATIONS
 from graphsel.select.stage import (
@@ -71,8 +71,10 @@ __all__ = [
     "DomainFeatures",
     "DomainReport",
     "domain_features",
+    "distinct_rows",
     "fold_probability",
     "ranked_categories",
+    "stacked_rows",
 ]
 
 MODELS: tuple[str, ...] = ("hgb", "logistic")
@@ -85,6 +87,14 @@ HistGradientBoosting's limit (``max_bins``)."""
 
 _PREDICT_BLOCK = 65_536
 """Rows each fold's model scores at once."""
+
+_ROW_BLOCK = 65_536
+"""Rows gathered, hashed or compared at once (:func:`domain_features`,
+:func:`distinct_rows`)."""
+
+_DISTINCT_SHARE = 0.8
+"""Above this share of distinct rows, :func:`distinct_rows` leaves every row its own group:
+checking the groups would cost more than the scoring it saves."""
 
 _NEVER_FEATURES = ("domain", "user_id", "item_id", "ts", "label")
 
@@ -144,14 +154,18 @@ def domain_features(
     explicit = columns is not None
     if columns is None:
         columns = [c for c in logs[0].feature_columns if all(c in log.columns for log in logs)]
-    blocks: list[list[np.ndarray]] = [[] for _ in logs]
+    # each log's features as (values, rows) parts, the feature rows being values[rows]
+    # (rows None: values as they are), gathered into one matrix per log at the end
+    parts: list[list[tuple[np.ndarray, np.ndarray | None]]] = [[] for _ in logs]
     names: list[str] = []
     categorical: list[bool] = []
 
-    def add(name: str, per_log: list[np.ndarray], is_categorical: bool) -> None:
-        for block, values in zip(blocks, per_log):
-            block.append(np.asarray(values, dtype=np.float32).reshape(len(values), -1))
-        width = blocks[0][-1].shape[1]
+    def add(name: str, per_log: list[np.ndarray], is_categorical: bool,
+            rows: list[np.ndarray] | None = None) -> None:
+        for i, values in enumerate(per_log):
+            values = np.asarray(values)
+            parts[i].append((values.reshape(len(values), -1), None if rows is None else rows[i]))
+        width = parts[0][-1][0].shape[1]
         names.extend([name] if width == 1 else [f"{name}_{j}" for j in range(width)])
         categorical.extend([is_categorical] * width)
 
@@ -188,13 +202,30 @@ def domain_features(
     for name, factors, attr in (("user_svd", user_factors, "user"),
                                 ("item_svd", item_factors, "item")):
         if factors is not None and _share_nodes(logs, attr):
-            factors = np.asarray(factors, dtype=np.float32)
-            add(name, [factors[getattr(log, attr)] for log in logs], False)
+            add(name, [factors] * len(logs), False, [getattr(log, attr) for log in logs])
     if not names:
         raise InputError("no domain features: the logs share no side-feature column and no "
                          "graph factors were given")
-    return DomainFeatures(tuple(np.hstack(block) for block in blocks), tuple(names),
-                          np.asarray(categorical, dtype=bool))
+    return DomainFeatures(tuple(_gathered(log_parts, len(log))
+                                for log_parts, log in zip(parts, logs)),
+                          tuple(names), np.asarray(categorical, dtype=bool))
+
+
+def _gathered(parts: list[tuple[np.ndarray, np.ndarray | None]], n_rows: int) -> np.ndarray:
+    """The ``(n_rows, F)`` float32 matrix of :func:`domain_features`' ``(values, rows)`` parts,
+    filled a block of rows at a time: no full-size copy of a part (the graph factors taken
+    at every row: 64 MB on ML-1M) and no second copy of all of them (``np.hstack``)."""
+    width = sum(values.shape[1] for values, _ in parts)
+    out = np.empty((n_rows, width), dtype=np.float32)
+    for start in range(0, n_rows, _ROW_BLOCK):
+        block = slice(start, start + _ROW_BLOCK)
+        column = 0
+        for values, rows in parts:
+            step = values.shape[1]
+            out[block, column:column + step] = values[block] if rows is None else \
+                values[rows[block]]
+            column += step
+    return out
 
 
 def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
@@ -490,18 +521,16 @@ fold), got 3 (valid: 2 to 3)
                              f"{self.cv} target samples, got {n_cand} and {n_tgt}")
         y = np.concatenate([np.zeros(n_cand, dtype=np.int8), np.ones(n_tgt, dtype=np.int8)])
 
-        def feature_rows(rows: np.ndarray) -> np.ndarray:
-            """Rows of ``[x_candidates; x_target]``, without stacking all of them (a copy of
-            every feature row, ML-1M: 83 MB)."""
-            out = np.empty((len(rows), x_candidates.shape[1]), dtype=np.float32)
-            is_target = rows >= n_cand
-            out[~is_target] = x_candidates[rows[~is_target]]
-            out[is_target] = x_target[rows[is_target] - n_cand]
-            return out
-
+        matrices = (x_candidates, x_target)
         folds = np.empty(len(y), dtype=np.int64)
         p_target = np.empty(len(y), dtype=np.float64)
         plans = self.fold_plans(y)
+        # Rows with equal features get equal scores from a fold's model: each fold scores
+        # the distinct rows among the rows it tests, once each (ML-1M: 152k distinct rows
+        # of 1M, the features being user attributes and factors and two item columns)
+        groups, first = distinct_rows(matrices)
+        tested = [distinct_codes(groups[test], len(first)) for _, _, _, test in plans]
+        scores = [np.empty(len(codes), dtype=np.float64) for codes in tested]
 
         def limit() -> contextlib.AbstractContextManager:
             # OpenMP's thread count is per calling thread (libgomp): a limit set around the
@@ -512,27 +541,30 @@ fold), got 3 (valid: 2 to 3)
         def fit_fold(plan: tuple[int, np.ndarray, float, np.ndarray]) -> ClassifierMixin:
             train = plan[1]
             with limit():
-                return self.make_model(categorical).fit(feature_rows(train), y[train])
+                return self.make_model(categorical).fit(stacked_rows(matrices, train), y[train])
 
-        def predict_block(fold: int, block: np.ndarray) -> None:
+        def predict_block(fold: int, block: slice) -> None:
             _, _, drawn_share, _ = plans[fold]
             model = models[fold].result()
             with limit():
-                p_target[block] = fold_probability(model, feature_rows(block), drawn_share)
-            folds[block] = fold
+                scores[fold][block] = fold_probability(
+                    model, stacked_rows(matrices, first[tested[fold][block]]), drawn_share)
 
         # Every fit is queued before any prediction, so a prediction waits only for a fit
-        # that already runs; the predictions (most of the work: every row, against a
+        # that already runs; the predictions (most of the work: the distinct rows, against a
         # sample of the candidates for the fits) then share the threads a block at a
         # time, and the model's float64 copy of the rows stays small.
         n_jobs = min(self.cv, self.n_jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(n_jobs) as pool:
             models = [pool.submit(fit_fold, plan) for plan in plans]
-            blocks = [pool.submit(predict_block, fold, test[start:start + _PREDICT_BLOCK])
-                      for fold, _, _, test in plans
-                      for start in range(0, len(test), _PREDICT_BLOCK)]
+            blocks = [pool.submit(predict_block, fold, slice(start, start + _PREDICT_BLOCK))
+                      for fold, codes in enumerate(tested)
+                      for start in range(0, len(codes), _PREDICT_BLOCK)]
             for done in (*models, *blocks):
                 done.result()  # re-raises a task's exception here
+        for (fold, _, _, test), codes, fold_scores in zip(plans, tested, scores):
+            p_target[test] = fold_scores[np.searchsorted(codes, groups[test])]
+            folds[test] = fold
         p_cand = p_target[:n_cand]
         self.p_target_ = p_cand
         self.p_target_in_target_ = p_target[n_cand:]
@@ -616,6 +648,80 @@ def fold_probability(model: ClassifierMixin, x: np.ndarray, drawn_share: float) 
     p = model.predict_proba(x)[:, 1]
     odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
     return odds / (1.0 + odds)
+
+
+def stacked_rows(matrices: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Rows of the matrices stacked (``np.vstack(matrices)[rows]``) without stacking them: a
+    copy of every row (ML-1M's features: 83 MB) for the few taken.
+
+    >>> stacked_rows([np.array([[0.], [1.]]), np.array([[2.]])], np.array([2, 0])).ravel()
+    array([2., 0.])
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), matrices[0].shape[1]), dtype=np.result_type(*matrices))
+    start = 0
+    for matrix in matrices:
+        inside = (rows >= start) & (rows < start + len(matrix))
+        out[inside] = matrix[rows[inside] - start]
+        start += len(matrix)
+    return out
+
+
+def distinct_rows(matrices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The groups of bit-for-bit equal rows of the matrices stacked (``NaN`` equals ``NaN``).
+
+    Rows are grouped by a hash of their bits, and the groups are then checked row by row
+    against their first row: rows that differ never share a group. When the hashes leave
+    little to share (groups for more than :data:`_DISTINCT_SHARE` of the rows) or two
+    different rows collide, every row is its own group.
+
+    Args:
+        matrices: ``(N_i, F)`` matrices of one dtype.
+
+    Returns:
+        ``(groups, first)``: ``(N,)`` int64 group of each stacked row, ``0..G-1`` in order of
+        first appearance, and ``(G,)`` the first row of each group; row ``r`` equals row
+        ``first[groups[r]]``.
+
+    >>> groups, first = distinct_rows([np.array([[1., np.nan], [2., 0.]]),
+    ...                                np.array([[1., np.nan], [2., 0.], [2., 0.]])])
+    >>> groups.tolist(), first.tolist()
+    ([0, 1, 0, 1, 1], [0, 1])
+    """
+    n_rows = sum(len(matrix) for matrix in matrices)
+    bits = np.dtype(f"u{np.dtype(matrices[0].dtype).itemsize}")
+    hashes = _row_hashes(matrices, bits)
+    groups, uniques = pd.factorize(hashes)
+    every_row = np.arange(n_rows, dtype=np.int64)
+    if len(uniques) > _DISTINCT_SHARE * n_rows:
+        return every_row, every_row
+    # codes come in order of first appearance: a row opens a group where its code first
+    # exceeds every code before it
+    opens = np.empty(n_rows, dtype=bool)
+    opens[0] = True
+    opens[1:] = groups[1:] > np.maximum.accumulate(groups)[:-1]
+    first = np.flatnonzero(opens)
+    for block in range(0, n_rows, _ROW_BLOCK):
+        rows = every_row[block:block + _ROW_BLOCK]
+        own = np.ascontiguousarray(stacked_rows(matrices, rows)).view(bits)
+        theirs = np.ascontiguousarray(stacked_rows(matrices, first[groups[rows]])).view(bits)
+        if not np.array_equal(own, theirs):
+            return every_row, every_row
+    return groups.astype(np.int64, copy=False), first
+
+
+def _row_hashes(matrices: Sequence[np.ndarray], bits: np.dtype) -> np.ndarray:
+    """``(N,)`` float64 hash of each stacked row: a random linear form of its ``bits`` (equal
+    rows hash alike; different rows almost never do, and :func:`distinct_rows` checks)."""
+    mix = np.random.default_rng(0).random(matrices[0].shape[1])
+    hashes = np.empty(sum(len(matrix) for matrix in matrices), dtype=np.float64)
+    start = 0
+    for matrix in matrices:
+        for block in range(0, len(matrix), _ROW_BLOCK):
+            part = np.ascontiguousarray(matrix[block:block + _ROW_BLOCK]).view(bits)
+            hashes[start:start + len(part)] = part @ mix
+            start += len(part)
+    return hashes
 
 
 def _clip_bounds(value: Any) -> tuple[float, float]:

@@ -319,3 +319,76 @@ def test_predictions_in_blocks_on_threads_equal_one_thread(monkeypatch):
     np.testing.assert_array_equal(three.p_target_in_target_, one.p_target_in_target_)
     np.testing.assert_array_equal(three.folds_, one.folds_)
     assert 0.6 < one.auc_ < 1.0
+
+
+def _with_repeats(rng, n_rows, n_distinct, width):
+    """``n_rows`` rows drawn from ``n_distinct`` float32 rows, one of them with a NaN."""
+    pool = rng.normal(size=(n_distinct, width)).astype(np.float32)
+    pool[0, 1] = np.nan
+    return pool[rng.integers(0, n_distinct, n_rows)]
+
+
+def test_distinct_rows_groups_equal_rows_only(monkeypatch):
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(domain, "_ROW_BLOCK", 7)  # groups checked across several blocks
+    first_part, second_part = _with_repeats(rng, 60, 9, 3), _with_repeats(rng, 25, 9, 3)
+    groups, first = domain.distinct_rows([first_part, second_part])
+    rows = np.vstack([first_part, second_part])
+    # the oracle: rows are equal (NaN equal to NaN) exactly when their groups are
+    same = (rows[:, None, :] == rows[None, :, :]) | (np.isnan(rows[:, None, :])
+                                                       & np.isnan(rows[None, :, :]))
+    np.testing.assert_array_equal(groups[:, None] == groups[None, :], same.all(axis=2))
+    np.testing.assert_array_equal(first, [np.flatnonzero(groups == g)[0]
+                                          for g in range(len(first))])
+    assert (np.diff(first) > 0).all()  # groups numbered in order of first appearance
+
+
+def test_distinct_rows_never_merges_rows_whose_hashes_collide(monkeypatch):
+    rows = np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    monkeypatch.setattr(domain, "_row_hashes", lambda matrices, bits: np.zeros(3))
+    groups, first = domain.distinct_rows([rows])
+    assert groups.tolist() == [0, 1, 2] and first.tolist() == [0, 1, 2]
+
+
+def test_distinct_rows_leaves_mostly_distinct_rows_alone():
+    rows = np.array([[1.0], [2.0], [3.0], [3.0], [4.0], [5.0]], dtype=np.float32)
+    groups, _ = domain.distinct_rows([rows])  # 5 groups of 6 rows: above 0.8
+    assert groups.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_repeated_rows_are_scored_once_per_fold_with_the_same_scores(monkeypatch):
+    # a fold scores each distinct row it tests once and hands the score to its repeats:
+    # the scores are those of scoring every row
+    rng = np.random.default_rng(4)
+    x_candidates = _with_repeats(rng, 900, 40, 3)
+    x_target = _with_repeats(rng, 150, 40, 3) + np.float32(0.4)
+    grouped = DomainClassifier(cv=3, max_train_candidates=300).fit_arrays(x_candidates,
+                                                                         x_target)
+    monkeypatch.setattr(domain, "_DISTINCT_SHARE", 0.0)  # every row its own group
+    every_row = DomainClassifier(cv=3, max_train_candidates=300).fit_arrays(x_candidates,
+                                                                           x_target)
+    np.testing.assert_array_equal(grouped.p_target_, every_row.p_target_)
+    np.testing.assert_array_equal(grouped.p_target_in_target_, every_row.p_target_in_target_)
+    assert grouped.auc_ == every_row.auc_
+
+
+class _CallSpy(_Spy):
+    """Also records every row value each ``predict_proba`` call was asked about."""
+
+    calls: ClassVar[list[list[float]]] = []
+
+    def predict_proba(self, x):
+        _CallSpy.calls.append(x[:, 0].tolist())
+        return super().predict_proba(x)
+
+
+def test_each_fold_scores_a_distinct_row_once():
+    _Spy.fits.clear()
+    _CallSpy.calls.clear()
+    rows = np.repeat(np.arange(40, dtype=np.float32), 3)[:, None]  # every row three times
+    classifier = DomainClassifier(model=_CallSpy(), cv=3, n_jobs=1).fit_arrays(rows[:90],
+                                                                              rows[90:])
+    assert len(_CallSpy.calls) == 3  # one block per fold, in fold order (one thread)
+    for fold, call in enumerate(_CallSpy.calls):
+        assert len(call) == len(set(call))  # no row value asked twice
+        assert set(call) == set(rows[classifier.folds_ == fold, 0].tolist())
