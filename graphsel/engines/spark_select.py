@@ -582,12 +582,24 @@ def score_neighbors(candidates: SparkCandidates, context: SparkContext,
         search = _GroupedNeighborSearch(grouped, context.index, stage.batch_size)
         report = NeighborReport("Flat", grouped.side)
     else:
-        key, xb, index = stage.faiss_index(
+        def queries(rows: np.ndarray) -> np.ndarray:
+            """The vectors of the candidates numbered ``rows`` (the few an IVF index is tuned
+            on), collected in that order."""
+            functions = _functions()
+            table = (candidates.frame
+                     .filter(functions.col(POSITION_COLUMN).isin([int(r) for r in rows]))
+                     .select("user_id", "item_id", POSITION_COLUMN).orderBy(POSITION_COLUMN)
+                     .toArrow())
+            return sample_vectors(_codes_log(context.index,
+                                             context.index.user_codes(_ids(table, "user_id")),
+                                             context.index.item_codes(_ids(table, "item_id")),
+                                             "candidates"), *factors)
+
+        xb, index, report = stage.faiss_index(
             sample_vectors(_codes_log(context.index, users, items, "target"), *factors),
-            candidates.count)
-        search = _NeighborSearch(faiss.serialize_index(index), key, xb, context.index,
+            candidates.count, queries)
+        search = _NeighborSearch(faiss.serialize_index(index), report.index, xb, context.index,
                                  *factors, stage)
-        report = NeighborReport(key)
     payload = _broadcast(candidates.frame.sparkSession, search)
     scored = context.materialise(_with_columns(candidates, [(_KNN_SCORE, "float")],
                                                _score_neighbors_batch, payload))

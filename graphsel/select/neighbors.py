@@ -28,7 +28,9 @@ Index types (``index=`` factory strings, as in FAISS):
 ``"auto"``       ``"Flat"`` for fewer than :data:`AUTO_FLAT_MAX` target samples and at most
                  :data:`AUTO_FLAT_WORK` query-target pairs, else
                  ``"IVF<n>,Flat"`` with ``n ~ sqrt(N_tgt)`` (the default; see
-                 ``benchmarks/bench_select.py`` for the measurements behind it)
+                 ``benchmarks/bench_select.py`` for the measurements behind it), which
+                 scans the fewest lists per query that reach recall@k
+                 :data:`TUNED_RECALL` on a sample of the candidates (:func:`tune_nprobe`)
 ===============  ===========================================================================
 
 All vectors are L2-normalised first, so inner product is cosine similarity.
@@ -78,6 +80,8 @@ __all__ = [
     "INDEX_CHOICES",
     "IVF_MARGIN",
     "IVF_STORAGE",
+    "TUNED_RECALL",
+    "TUNING_QUERIES",
     "GroupedSearch",
     "NeighborReport",
     "NeighborScorer",
@@ -88,8 +92,11 @@ __all__ = [
     "ivf_lists",
     "knn_search",
     "neighbor_scores",
+    "nprobe_ladder",
     "resolve_index",
     "search_index",
+    "tune_nprobe",
+    "tuning_rows",
     "unit_rows",
 ]
 
@@ -167,7 +174,9 @@ def ivf_lists(n_database: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """IVF lists scanned per query by default: ``nlist / 24`` rounded up, at least 8 (or all).
+    """IVF lists scanned per query by an index :func:`build_index` builds without ``nprobe``:
+    ``nlist / 24`` rounded up, at least 8 (or all). :func:`knn_search` and
+    :class:`NeighborScorer` tune it on their queries instead (:func:`tune_nprobe`).
 
     Measured in ``benchmarks/bench_select.py`` on clustered data (1M candidates x 50k
     targets, one process, load 1.7-3): IVF256 reaches recall@10 0.957 against Flat at
@@ -177,6 +186,76 @@ def default_nprobe(nlist: int) -> int:
     rows: IVF256) are the same at nprobe 11 and 13.
     """
     return min(nlist, max(8, math.ceil(nlist / 24)))
+
+
+TUNED_RECALL = 0.95
+"""recall@k an IVF index's ``nprobe`` is tuned to when none is given (:func:`tune_nprobe`)."""
+
+TUNING_QUERIES = 2_000
+"""Candidates (seeded, :func:`tuning_rows`) on which :func:`tune_nprobe` measures recall."""
+
+_TIE = 1e-6
+"""Similarity slack of a found neighbour against the exact ``k``-th (float32 rounding)."""
+
+
+def nprobe_ladder(nlist: int) -> list[int]:
+    """The ``nprobe`` values :func:`tune_nprobe` tries, about ``sqrt(2)`` apart, up to ``nlist``.
+
+    >>> nprobe_ladder(64)
+    [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64]
+    """
+    steps = math.ceil(2 * math.log2(max(nlist, 1)))
+    return sorted({min(nlist, round(2 ** (step / 2))) for step in range(steps + 1)})
+
+
+def tuning_rows(n_queries: int, random_state: int = 0) -> np.ndarray:
+    """Sorted, seeded rows of the :data:`TUNING_QUERIES` queries :func:`tune_nprobe` measures
+    (every row when there are fewer). Both engines tune on the same candidates."""
+    rng = np.random.default_rng(random_state)
+    if n_queries <= TUNING_QUERIES:
+        return np.arange(n_queries, dtype=np.int64)
+    return np.sort(rng.choice(n_queries, TUNING_QUERIES, replace=False))
+
+
+def tune_nprobe(faiss_index: faiss.Index, key: str, xb: np.ndarray, xq: np.ndarray, k: int,
+                *, recall: float = TUNED_RECALL,
+                n_threads: int | None = None) -> tuple[int, float]:
+    """Sets the fewest IVF lists per query (:func:`nprobe_ladder`) that reach ``recall``.
+
+    Recall is measured on the queries ``xq`` (a sample of the candidates,
+    :func:`tuning_rows`) against an exact search: the share of the ``k`` neighbours found
+    that are at least as similar as the exact ``k``-th, so that ties between equal vectors
+    (repeated users or items) do not count as misses. A fixed share of the lists is not
+    needed: how many lists hold a query's neighbours depends on how the data cluster, not on
+    their number (synthetic default, 6M source rows, IVF512: recall 0.948 at 4 lists, where
+    the fixed share ``nlist / 24`` scanned 22; the 1M x 50k benchmark needs 11 of 256).
+
+    Args:
+        faiss_index: an ``IVF`` index of ``xb`` (:func:`build_index`); its ``nprobe`` is set.
+        key: its factory string.
+        xb: ``(N_tgt, d)`` its L2-normalised rows.
+        xq: ``(n, d)`` the queries measured; L2-normalised here.
+        k: neighbours per query.
+        recall: the recall to reach. Defaults to :data:`TUNED_RECALL`.
+        n_threads: FAISS threads. Defaults to FAISS's setting.
+
+    Returns:
+        ``(nprobe, recall)``: the value set (all lists when none on the ladder reaches
+        ``recall``) and the recall measured at it.
+    """
+    xq = _unit(xq, "xq")
+    k = min(k, len(xb))
+    with _search_threads(n_threads):
+        exact, _ = faiss.knn(xq, xb, k, metric=faiss.METRIC_INNER_PRODUCT)
+    kth = exact[:, k - 1:k] - _TIE
+    ivf = faiss.extract_index_ivf(faiss_index)
+    for nprobe in nprobe_ladder(ivf.nlist):
+        ivf.nprobe = nprobe
+        found, _ = search_index(faiss_index, key, xb, xq, k, n_threads=n_threads)
+        reached = float(np.mean(found >= kth))  # a missing neighbour (NaN) is a miss
+        if reached >= recall:
+            break
+    return int(ivf.nprobe), reached
 
 
 def exact_knn(xb: np.ndarray, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,7 +383,8 @@ def knn_search(
         xq: ``(N_cand, d)`` query vectors (the candidates); L2-normalised here.
         k: neighbours per query. Defaults to 10. Capped at ``N_tgt``.
         index: a factory string of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
-        nprobe: IVF lists scanned per query. Defaults to :func:`default_nprobe`.
+        nprobe: IVF lists scanned per query. Defaults to the fewest that reach recall@k
+            :data:`TUNED_RECALL` on a sample of the queries (:func:`tune_nprobe`).
         ef_search: HNSW search breadth. Defaults to 64.
         lsh_nbits: LSH code length. Defaults to ``4 * d``.
         lsh_rerank: LSH fetches ``lsh_rerank * k`` Hamming neighbours and keeps the ``k``
@@ -328,6 +408,9 @@ def knn_search(
     with _search_threads(n_threads):
         faiss_index = _build_index(xb, key, nprobe=nprobe, ef_search=ef_search,
                                    lsh_nbits=lsh_nbits, random_state=random_state)
+    if key.startswith("IVF") and nprobe is None:
+        tune_nprobe(faiss_index, key, xb, xq[tuning_rows(len(xq), random_state)], k,
+                    n_threads=n_threads)
     return search_index(faiss_index, key, xb, xq, k, lsh_rerank=lsh_rerank,
                         batch_size=batch_size, n_threads=n_threads)
 
@@ -619,15 +702,22 @@ def _threaded(work: Callable[[int], None], starts: range, n_threads: int | None)
 @dataclass(frozen=True)
 class NeighborReport(StageDetails):
     """What the neighbour scorer reports: ``index``, the FAISS factory string it used
-    (``"Flat"``: exact), and ``grouped_by``, the target side an exact search was grouped by
-    (:class:`GroupedSearch`; None: a FAISS index searched)."""
+    (``"Flat"``: exact); ``grouped_by``, the target side an exact search was grouped by
+    (:class:`GroupedSearch`; None: a FAISS index searched); for an IVF index whose
+    ``nprobe`` was tuned (:func:`tune_nprobe`), that ``nprobe``, the ``recall`` it reached
+    and the candidates it was ``tuned_on``."""
 
     index: str
     grouped_by: str | None = None
+    nprobe: int | None = None
+    recall: float | None = None
+    tuned_on: int | None = None
 
     def note(self) -> str:
         grouped = f", grouped by target {self.grouped_by}" if self.grouped_by else ""
-        return f"index {self.index}{grouped}"
+        tuned = (f", nprobe {self.nprobe} (recall {self.recall:.3f} on {self.tuned_on:,} "
+                 f"candidates)" if self.nprobe is not None else "")
+        return f"index {self.index}{grouped}{tuned}"
 
 
 @register_stage("knn")
@@ -643,7 +733,8 @@ class NeighborScorer(RuleMixin, SelectionStage):
         index: FAISS factory string, one of :data:`INDEX_CHOICES`. Defaults to ``"auto"``.
         k: neighbours averaged per candidate, at most ``N_tgt`` (:meth:`check_inputs`).
             Defaults to 10.
-        nprobe: IVF lists scanned per query. Defaults to :func:`default_nprobe`.
+        nprobe: IVF lists scanned per query. Defaults to the fewest that reach recall@k
+            :data:`TUNED_RECALL` on a sample of the candidates (:func:`tune_nprobe`).
         ef_search: HNSW search breadth. Defaults to 64.
         lsh_nbits: LSH code bits. Defaults to ``4 * d``.
         lsh_rerank: LSH shortlist length as a multiple of ``k``. Defaults to 10.
@@ -807,26 +898,44 @@ class NeighborScorer(RuleMixin, SelectionStage):
         x_candidates = _checked(x_candidates, "xq")
         return self._faiss_scored(x_target, len(x_candidates), lambda rows: x_candidates[rows])
 
-    def faiss_index(self, x_target: np.ndarray,
-                    n_candidates: int) -> tuple[str, np.ndarray, faiss.Index]:
-        """The FAISS index of the target's vectors that :meth:`fit` searches (both engines):
-        the factory string (``index`` resolved for ``n_candidates`` queries), the
-        L2-normalised ``(N_tgt, d)`` rows and the index built on them with this scorer's
-        parameters."""
+    def faiss_index(
+        self, x_target: np.ndarray, n_candidates: int,
+        queries: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, faiss.Index, NeighborReport]:
+        """The FAISS index of the target's vectors that :meth:`fit` searches (both engines).
+
+        Args:
+            x_target: ``(N_tgt, d)`` the target's vectors.
+            n_candidates: the candidates that will query it (``"auto"`` resolves for them).
+            queries: the vectors of the candidates at the given rows: an IVF index without
+                ``nprobe`` is tuned on those of :func:`tuning_rows` (:func:`tune_nprobe`).
+
+        Returns:
+            The L2-normalised ``(N_tgt, d)`` rows, the index built on them with this
+            scorer's parameters, and the stage's report (the factory string, and the tuned
+            ``nprobe`` with the recall it reached).
+        """
         xb = unit_rows(x_target)
         key = resolve_index(self.index, len(xb), n_candidates)
-        return key, xb, build_index(xb, key, nprobe=self.nprobe, ef_search=self.ef_search,
-                                    lsh_nbits=self.lsh_nbits, random_state=self.random_state,
-                                    n_threads=self.n_threads)
+        index = build_index(xb, key, nprobe=self.nprobe, ef_search=self.ef_search,
+                            lsh_nbits=self.lsh_nbits, random_state=self.random_state,
+                            n_threads=self.n_threads)
+        if not key.startswith("IVF") or self.nprobe is not None:
+            return xb, index, NeighborReport(key)
+        rows = tuning_rows(n_candidates, self.random_state)
+        nprobe, recall = tune_nprobe(index, key, xb, queries(rows), self.k,
+                                     n_threads=self.n_threads)
+        return xb, index, NeighborReport(key, nprobe=nprobe, recall=round(recall, 4),
+                                         tuned_on=len(rows))
 
     def _faiss_scored(self, x_target: np.ndarray, n_candidates: int,
-                      queries: Callable[[slice], np.ndarray]) -> NeighborScorer:
+                      queries: Callable[[Any], np.ndarray]) -> NeighborScorer:
         """Scores the candidates whose vectors ``queries(rows)`` gives, a batch at a time,
         against :meth:`faiss_index`."""
-        key, xb, index = self.faiss_index(x_target, n_candidates)
+        xb, index, report = self.faiss_index(x_target, n_candidates, queries)
         return self._scored(
-            n_candidates, self.batch_size, NeighborReport(key),
-            lambda rows: search_index(index, key, xb, queries(rows), self.k,
+            n_candidates, self.batch_size, report,
+            lambda rows: search_index(index, report.index, xb, queries(rows), self.k,
                                       lsh_rerank=self.lsh_rerank, batch_size=self.batch_size,
                                       n_threads=self.n_threads))
 

@@ -302,3 +302,59 @@ def test_scorer_groups_an_exact_search_only_when_asked_for_an_exact_or_automatic
     np.testing.assert_array_equal(batched.knn_score_, whole.knn_score_)
     np.testing.assert_array_equal(batched.neighbors_, whole.neighbors_)
     assert batched.neighbors_.dtype == np.int32
+
+
+def _tie_recall(found_d: np.ndarray, exact_d: np.ndarray) -> float:
+    """Share of the found similarities at least the exact k-th one (the tuning's measure)."""
+    return float(np.mean(found_d >= exact_d[:, -1:] - 1e-6))
+
+
+@pytest.mark.parametrize("target", [0.8, 0.9, 0.99])
+def test_tuned_nprobe_is_the_fewest_lists_that_reach_the_recall(vectors, exact, target):
+    xb, xq = vectors
+    xb = unit_rows(xb)
+    index = neighbors.build_index(xb, "IVF32,Flat")
+    nprobe, reached = neighbors.tune_nprobe(index, "IVF32,Flat", xb, xq, K, recall=target)
+    assert faiss.extract_index_ivf(index).nprobe == nprobe
+    ladder = neighbors.nprobe_ladder(32)
+    # the oracle: brute force's k-th similarity, and the search at each ladder step
+    recall_at = {p: _tie_recall(knn_search(xb, xq, K, "IVF32,Flat", nprobe=p)[0], exact[0])
+                 for p in ladder}
+    assert reached == pytest.approx(recall_at[nprobe], abs=1e-12)
+    assert reached >= target
+    assert all(recall_at[p] < target for p in ladder if p < nprobe)
+
+
+def test_tuning_counts_a_tied_neighbour_as_found():
+    # every database vector twice: which copy a search returns is a tie, not a miss
+    rng = np.random.default_rng(2)
+    base = unit_rows(rng.standard_normal((300, 8)).astype(np.float32))
+    xb = np.vstack([base, base])
+    xq = rng.standard_normal((50, 8)).astype(np.float32)
+    index = neighbors.build_index(xb, "IVF4,Flat")
+    nprobe, reached = neighbors.tune_nprobe(index, "IVF4,Flat", xb, xq, 5, recall=1.0)
+    assert reached == 1.0 and nprobe <= 4
+
+
+def test_knn_search_and_the_scorer_tune_nprobe_unless_it_is_given(vectors):
+    xb, xq = vectors
+    tuned = NeighborScorer("IVF32,Flat", K).fit_arrays(xq, xb)
+    report = tuned.report_
+    assert report.nprobe in neighbors.nprobe_ladder(32) and report.tuned_on == len(xq)
+    assert report.recall >= neighbors.TUNED_RECALL
+    assert report.note() == (f"index IVF32,Flat, nprobe {report.nprobe} (recall "
+                             f"{report.recall:.3f} on 200 candidates)")
+    # knn_search tunes on the same rows: the same neighbours
+    np.testing.assert_array_equal(knn_search(xb, xq, K, "IVF32,Flat")[1], tuned.neighbors_)
+    fixed = NeighborScorer("IVF32,Flat", K, nprobe=3).fit_arrays(xq, xb)
+    assert fixed.report_ == NeighborReport("IVF32,Flat")
+    np.testing.assert_array_equal(fixed.neighbors_,
+                                  knn_search(xb, xq, K, "IVF32,Flat", nprobe=3)[1])
+
+
+def test_tuning_rows_are_a_seeded_sample_or_every_row():
+    assert neighbors.tuning_rows(5).tolist() == [0, 1, 2, 3, 4]
+    rows = neighbors.tuning_rows(100_000, random_state=4)
+    assert len(rows) == neighbors.TUNING_QUERIES == len(np.unique(rows))
+    assert (np.diff(rows) > 0).all()
+    np.testing.assert_array_equal(rows, neighbors.tuning_rows(100_000, random_state=4))
