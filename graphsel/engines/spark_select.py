@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from graphsel.data.log import (
@@ -69,6 +68,7 @@ from graphsel.graph.embed import sample_vectors, svd_factors
 from graphsel.select.domain import (
     DomainClassifier,
     DomainReport,
+    domain_auc,
     fold_probability,
     ranked_categories,
 )
@@ -483,15 +483,13 @@ def score_domain(candidates: SparkCandidates, context: SparkContext,
 
 def _auc(scored: DataFrame, p_in_target: np.ndarray) -> float:
     """The out-of-fold AUC of target against candidates, from a histogram of the candidates'
-    scores: ``roc_auc_score`` of every row, exactly (its curve only counts rows per score)."""
+    scores: every row's AUC exactly (:func:`~graphsel.select.domain.domain_auc` weighs each
+    distinct score by its count)."""
     functions = _functions()
     histogram = scored.groupBy(_P_TARGET).agg(
         functions.count(functions.lit(1)).alias("_n")).toArrow()
-    p_candidates = histogram.column(_P_TARGET).to_numpy()
-    counts = histogram.column("_n").to_numpy().astype(np.float64)
-    y = np.concatenate([np.zeros(len(p_candidates)), np.ones(len(p_in_target))])
-    return float(roc_auc_score(y, np.concatenate([p_candidates, p_in_target]),
-                               sample_weight=np.concatenate([counts, np.ones(len(p_in_target))])))
+    return domain_auc(histogram.column(_P_TARGET).to_numpy(), p_in_target,
+                      histogram.column("_n").to_numpy())
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -70,6 +69,7 @@ __all__ = [
     "DomainClassifier",
     "DomainFeatures",
     "DomainReport",
+    "domain_auc",
     "domain_features",
     "distinct_rows",
     "fold_probability",
@@ -92,9 +92,9 @@ _ROW_BLOCK = 65_536
 """Rows gathered, hashed or compared at once (:func:`domain_features`,
 :func:`distinct_rows`)."""
 
-_DISTINCT_SHARE = 0.8
-"""Above this share of distinct rows, :func:`distinct_rows` leaves every row its own group:
-checking the groups would cost more than the scoring it saves."""
+_MIN_REPEATS = 0.05
+"""The share of repeated rows in a sample below which :func:`distinct_rows` leaves every row
+its own group: grouping them would cost more than the scoring it saves."""
 
 _NEVER_FEATURES = ("domain", "user_id", "item_id", "ts", "label")
 
@@ -569,7 +569,7 @@ fold), got 3 (valid: 2 to 3)
         self.p_target_ = p_cand
         self.p_target_in_target_ = p_target[n_cand:]
         self.weight_ = self.density_weights(p_cand, n_cand, n_tgt)
-        self.auc_ = float(roc_auc_score(y, p_target))
+        self.auc_ = domain_auc(p_cand, self.p_target_in_target_)
         self.folds_ = folds
         self.n_features_in_ = x_candidates.shape[1]
         self.support_ = rule.mask(self.p_target_)
@@ -650,6 +650,34 @@ def fold_probability(model: ClassifierMixin, x: np.ndarray, drawn_share: float) 
     return odds / (1.0 + odds)
 
 
+def domain_auc(p_candidates: np.ndarray, p_target: np.ndarray,
+               candidate_counts: np.ndarray | None = None) -> float:
+    """ROC AUC of the target rows (positives) against the candidates, ties counting one half:
+    ``roc_auc_score``'s value from one sort of the target's scores (the small side) and two
+    binary searches per candidate, instead of a sort of every row (ML-1M: 0.17 s).
+
+    Args:
+        p_candidates: ``(N_cand,)`` the candidates' scores (or their distinct values).
+        p_target: ``(N_tgt,)`` the target rows' scores.
+        candidate_counts: ``(N_cand,)`` how many candidates have each score. Defaults to 1.
+
+    >>> domain_auc(np.array([0.1, 0.5, 0.7]), np.array([0.5, 0.9]))
+    0.75
+    """
+    positives = np.sort(np.asarray(p_target, dtype=np.float64))
+    scores = np.asarray(p_candidates, dtype=np.float64)
+    counts = (np.ones(len(scores)) if candidate_counts is None
+              else np.asarray(candidate_counts, dtype=np.float64))
+    wins = 0.0  # target rows above a candidate, plus half of those level with it
+    for start in range(0, len(scores), _ROW_BLOCK):
+        block = scores[start:start + _ROW_BLOCK]
+        above = np.searchsorted(positives, block, "right")
+        level = above - np.searchsorted(positives, block, "left")
+        wins += float(np.dot(len(positives) - above + 0.5 * level,
+                             counts[start:start + _ROW_BLOCK]))
+    return wins / (len(positives) * float(counts.sum()))
+
+
 def stacked_rows(matrices: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
     """Rows of the matrices stacked (``np.vstack(matrices)[rows]``) without stacking them: a
     copy of every row (ML-1M's features: 83 MB) for the few taken.
@@ -671,9 +699,10 @@ def distinct_rows(matrices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     """The groups of bit-for-bit equal rows of the matrices stacked (``NaN`` equals ``NaN``).
 
     Rows are grouped by a hash of their bits, and the groups are then checked row by row
-    against their first row: rows that differ never share a group. When the hashes leave
-    little to share (groups for more than :data:`_DISTINCT_SHARE` of the rows) or two
-    different rows collide, every row is its own group.
+    against their first row: rows that differ never share a group. Every row is its own
+    group when fewer than :data:`_MIN_REPEATS` of a seeded sample of :data:`_ROW_BLOCK` rows
+    (or of all rows) repeat another row of the sample (ML-1M's features: 39 %, the
+    synthetic default's: 1.3 %), or when two different rows collide.
 
     Args:
         matrices: ``(N_i, F)`` matrices of one dtype.
@@ -690,11 +719,15 @@ def distinct_rows(matrices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     """
     n_rows = sum(len(matrix) for matrix in matrices)
     bits = np.dtype(f"u{np.dtype(matrices[0].dtype).itemsize}")
-    hashes = _row_hashes(matrices, bits)
-    groups, uniques = pd.factorize(hashes)
     every_row = np.arange(n_rows, dtype=np.int64)
-    if len(uniques) > _DISTINCT_SHARE * n_rows:
+    # a seeded sample first: where its rows hardly repeat (graph factors of both the user
+    # and the item, a per-row price), grouping costs more than the scoring it saves
+    sample = every_row if n_rows <= _ROW_BLOCK else \
+        np.random.default_rng(0).choice(n_rows, _ROW_BLOCK, replace=False)
+    sampled = _row_hashes([stacked_rows(matrices, sample)], bits)
+    if len(np.unique(sampled)) > (1 - _MIN_REPEATS) * len(sample):
         return every_row, every_row
+    groups, _ = pd.factorize(_row_hashes(matrices, bits))
     # codes come in order of first appearance: a row opens a group where its code first
     # exceeds every code before it
     opens = np.empty(n_rows, dtype=bool)

@@ -141,6 +141,8 @@ class SelectionRule:
             keep = min(n, math.ceil(self.value * n - 1e-9))
         else:
             keep = min(n, int(self.value))
+        if keep == n:  # every row (the domain stage's default): no need to rank them
+            return np.ones(n, dtype=bool)
         mask = np.zeros(n, dtype=bool)
         mask[np.argsort(-scores, kind="stable")[:keep]] = True
         return mask

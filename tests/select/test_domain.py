@@ -350,10 +350,14 @@ def test_distinct_rows_never_merges_rows_whose_hashes_collide(monkeypatch):
     assert groups.tolist() == [0, 1, 2] and first.tolist() == [0, 1, 2]
 
 
-def test_distinct_rows_leaves_mostly_distinct_rows_alone():
-    rows = np.array([[1.0], [2.0], [3.0], [3.0], [4.0], [5.0]], dtype=np.float32)
-    groups, _ = domain.distinct_rows([rows])  # 5 groups of 6 rows: above 0.8
-    assert groups.tolist() == [0, 1, 2, 3, 4, 5]
+def test_distinct_rows_leaves_rows_that_hardly_repeat_alone():
+    some = np.array([[1.0], [2.0], [3.0], [3.0], [4.0], [5.0]], dtype=np.float32)
+    groups, first = domain.distinct_rows([some])  # 1 repeat in 6 rows: grouped
+    assert groups.tolist() == [0, 1, 2, 2, 3, 4] and first.tolist() == [0, 1, 2, 4, 5]
+    few = np.arange(40, dtype=np.float32)[:, None]
+    few[1] = few[0]  # 1 repeat in 40 rows: under 5 %, left alone
+    groups, first = domain.distinct_rows([few])
+    assert groups.tolist() == first.tolist() == list(range(40))
 
 
 def test_repeated_rows_are_scored_once_per_fold_with_the_same_scores(monkeypatch):
@@ -364,7 +368,7 @@ def test_repeated_rows_are_scored_once_per_fold_with_the_same_scores(monkeypatch
     x_target = _with_repeats(rng, 150, 40, 3) + np.float32(0.4)
     grouped = DomainClassifier(cv=3, max_train_candidates=300).fit_arrays(x_candidates,
                                                                          x_target)
-    monkeypatch.setattr(domain, "_DISTINCT_SHARE", 0.0)  # every row its own group
+    monkeypatch.setattr(domain, "_MIN_REPEATS", 1.01)  # every row its own group
     every_row = DomainClassifier(cv=3, max_train_candidates=300).fit_arrays(x_candidates,
                                                                            x_target)
     np.testing.assert_array_equal(grouped.p_target_, every_row.p_target_)
@@ -392,3 +396,18 @@ def test_each_fold_scores_a_distinct_row_once():
     for fold, call in enumerate(_CallSpy.calls):
         assert len(call) == len(set(call))  # no row value asked twice
         assert set(call) == set(rows[classifier.folds_ == fold, 0].tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_domain_auc_is_roc_auc_score_with_ties_and_counts(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(domain, "_ROW_BLOCK", 64)  # candidates in several blocks
+    # scores on a coarse grid: many ties within and across the two sides
+    p_candidates = rng.integers(0, 20, 500) / 20
+    p_target = rng.integers(5, 25, 70) / 25
+    y = np.r_[np.zeros(500), np.ones(70)]
+    expected = roc_auc_score(y, np.r_[p_candidates, p_target])
+    assert domain.domain_auc(p_candidates, p_target) == pytest.approx(expected, abs=1e-12)
+    # the same candidates as distinct values and their counts (the Spark engine's histogram)
+    values, counts = np.unique(p_candidates, return_counts=True)
+    assert domain.domain_auc(values, p_target, counts) == pytest.approx(expected, abs=1e-12)
