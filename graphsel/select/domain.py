@@ -69,6 +69,7 @@ __all__ = [
     "DomainClassifier",
     "DomainFeatures",
     "DomainReport",
+    "FeatureRows",
     "domain_auc",
     "domain_features",
     "distinct_rows",
@@ -99,20 +100,73 @@ its own group: grouping them would cost more than the scoring it saves."""
 _NEVER_FEATURES = ("domain", "user_id", "item_id", "ts", "label")
 
 
+class FeatureRows:
+    """A log's ``(N, F)`` float32 feature matrix, made a block of rows at a time from its parts.
+
+    Each part is ``(values, index)``: the part's columns are ``values[index]`` (a table of
+    graph factors taken at the rows' users, a category's codes at the rows' values) or
+    ``values`` itself when ``index`` is None. The classifier takes the rows it fits on and the
+    rows it scores from it, so the whole matrix (ML-1M: 83 MB; the synthetic default at 6M
+    rows: 930 MB) is never made; ``np.asarray`` makes it.
+
+    Args:
+        parts: ``(values, index)`` pairs; ``values`` 2-D, ``(N, w)`` or ``(T, w)`` with
+            ``index`` ``(N,)`` rows of it (``-1``: its last row).
+        n_rows: ``N``.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, parts: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                 n_rows: int) -> None:
+        self.parts = tuple(parts)
+        self.shape = (n_rows, sum(values.shape[1] for values, _ in self.parts))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The ``(n, F)`` float32 rows ``rows`` (a slice or row numbers)."""
+        n = len(range(*rows.indices(len(self)))) if isinstance(rows, slice) else len(rows)
+        out = np.empty((n, self.shape[1]), dtype=np.float32)
+        column = 0
+        for values, index in self.parts:
+            step = values.shape[1]
+            out[:, column:column + step] = values[rows] if index is None else \
+                values[index[rows]]
+            column += step
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.float32)
+        for start in range(0, len(self), _ROW_BLOCK):
+            out[start:start + _ROW_BLOCK] = self[start:start + _ROW_BLOCK]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+Matrix = np.ndarray | FeatureRows
+"""Feature rows the classifier reads: a matrix, or one made on demand."""
+
+
 @dataclass(frozen=True)
 class DomainFeatures:
-    """Feature matrices of several logs encoded together, so equal values get equal codes.
+    """Features of several logs encoded together, so equal values get equal codes.
 
     Attributes:
-        matrices: one ``(N_i, F)`` float32 matrix per log; categorical columns hold codes
-            ``0..MAX_CATEGORIES-1``, ``NaN`` is missing.
+        rows: one :class:`FeatureRows` per log, ``(N_i, F)`` float32; categorical columns
+            hold codes ``0..MAX_CATEGORIES-1``, ``NaN`` is missing.
         names: ``(F,)`` feature names.
         categorical: ``(F,)`` bool, which features are categorical.
     """
 
-    matrices: tuple[np.ndarray, ...]
+    rows: tuple[FeatureRows, ...]
     names: tuple[str, ...]
     categorical: np.ndarray
+
+    @property
+    def matrices(self) -> tuple[np.ndarray, ...]:
+        """Each log's whole ``(N_i, F)`` float32 matrix (made on each call)."""
+        return tuple(np.asarray(rows) for rows in self.rows)
 
 
 def domain_features(
@@ -163,7 +217,7 @@ def domain_features(
     def add(name: str, per_log: list[np.ndarray], is_categorical: bool,
             rows: list[np.ndarray] | None = None) -> None:
         for i, values in enumerate(per_log):
-            values = np.asarray(values)
+            values = np.asarray(values, dtype=np.float32)
             parts[i].append((values.reshape(len(values), -1), None if rows is None else rows[i]))
         width = parts[0][-1][0].shape[1]
         names.extend([name] if width == 1 else [f"{name}_{j}" for j in range(width)])
@@ -192,13 +246,15 @@ def domain_features(
                                   [pd.Index(uniques) for _, uniques in factorized]).to_numpy()
         if len(shared) == 0 and not explicit:
             continue
-        add(column, _encode_categories(factorized, allowed=shared), True)
+        add(column, _encode_categories(factorized, allowed=shared), True,
+            [rows for rows, _ in factorized])
     if shared_ids:
         for name in ("user", "item"):
             codes = [getattr(log, name) for log in logs]
             shared = functools.reduce(np.intersect1d, codes)
-            add(f"{name}_id", _encode_categories([pd.factorize(c) for c in codes],
-                                                 allowed=shared), True)
+            factorized = [pd.factorize(c) for c in codes]
+            add(f"{name}_id", _encode_categories(factorized, allowed=shared), True,
+                [rows for rows, _ in factorized])
     for name, factors, attr in (("user_svd", user_factors, "user"),
                                 ("item_svd", item_factors, "item")):
         if factors is not None and _share_nodes(logs, attr):
@@ -206,26 +262,9 @@ def domain_features(
     if not names:
         raise InputError("no domain features: the logs share no side-feature column and no "
                          "graph factors were given")
-    return DomainFeatures(tuple(_gathered(log_parts, len(log))
+    return DomainFeatures(tuple(FeatureRows(log_parts, len(log))
                                 for log_parts, log in zip(parts, logs)),
                           tuple(names), np.asarray(categorical, dtype=bool))
-
-
-def _gathered(parts: list[tuple[np.ndarray, np.ndarray | None]], n_rows: int) -> np.ndarray:
-    """The ``(n_rows, F)`` float32 matrix of :func:`domain_features`' ``(values, rows)`` parts,
-    filled a block of rows at a time: no full-size copy of a part (the graph factors taken
-    at every row: 64 MB on ML-1M) and no second copy of all of them (``np.hstack``)."""
-    width = sum(values.shape[1] for values, _ in parts)
-    out = np.empty((n_rows, width), dtype=np.float32)
-    for start in range(0, n_rows, _ROW_BLOCK):
-        block = slice(start, start + _ROW_BLOCK)
-        column = 0
-        for values, rows in parts:
-            step = values.shape[1]
-            out[block, column:column + step] = values[block] if rows is None else \
-                values[rows[block]]
-            column += step
-    return out
 
 
 def _share_nodes(logs: Sequence[InteractionLog], attr: str) -> bool:
@@ -280,16 +319,20 @@ def _encode_categories(
     ``factorized`` holds each log's ``pd.factorize`` ``(codes, uniques)``: the counting and
     the ranking then run on the distinct values, not on every row (ML-1M: a million rows,
     a few dozen values per column).
+
+    Returns:
+        Per log, the code of each of its distinct values and NaN last (for the null
+        sentinel ``-1``): a row's code is ``encoded[codes]``.
     """
     kept = ranked_categories([pd.Series(np.bincount(codes[codes >= 0], minlength=len(uniques)),
                                         index=uniques) for codes, uniques in factorized],
                              allowed)
     encoded = []
-    for codes, uniques in factorized:
+    for _, uniques in factorized:
         # one code per distinct value, NaN appended for the null sentinel -1
         lookup = kept.get_indexer(uniques).astype(np.float32)
         lookup[lookup < 0] = np.nan
-        encoded.append(np.append(lookup, np.float32(np.nan))[codes])
+        encoded.append(np.append(lookup, np.float32(np.nan)))
     return encoded
 
 
@@ -471,8 +514,8 @@ fold), got 3 (valid: 2 to 3)
         features = domain_features([candidates, target], self.columns,
                                    user_factors=user_factors, item_factors=item_factors,
                                    shared_ids=self.shared_ids)
-        x_candidates, x_target = features.matrices
-        release_memory()  # the columns and codes the features were made of
+        release_memory()  # what the features were made of
+        x_candidates, x_target = features.rows
         self._fit_matrix(x_candidates, x_target, features.categorical)
         self.feature_names_ = list(features.names)
         return self
@@ -512,7 +555,7 @@ fold), got 3 (valid: 2 to 3)
         return self
 
     def _fit_matrix(
-        self, x_candidates: np.ndarray, x_target: np.ndarray, categorical: np.ndarray
+        self, x_candidates: Matrix, x_target: Matrix, categorical: np.ndarray
     ) -> None:
         rule = self._selection_rule()
         n_cand, n_tgt = len(x_candidates), len(x_target)
@@ -678,7 +721,7 @@ def domain_auc(p_candidates: np.ndarray, p_target: np.ndarray,
     return wins / (len(positives) * float(counts.sum()))
 
 
-def stacked_rows(matrices: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+def stacked_rows(matrices: Sequence[Matrix], rows: np.ndarray) -> np.ndarray:
     """Rows of the matrices stacked (``np.vstack(matrices)[rows]``) without stacking them: a
     copy of every row (ML-1M's features: 83 MB) for the few taken.
 
@@ -686,7 +729,8 @@ def stacked_rows(matrices: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray
     array([2., 0.])
     """
     rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty((len(rows), matrices[0].shape[1]), dtype=np.result_type(*matrices))
+    out = np.empty((len(rows), matrices[0].shape[1]),
+                   dtype=np.result_type(*(matrix.dtype for matrix in matrices)))
     start = 0
     for matrix in matrices:
         inside = (rows >= start) & (rows < start + len(matrix))
@@ -695,7 +739,7 @@ def stacked_rows(matrices: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray
     return out
 
 
-def distinct_rows(matrices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(matrices: Sequence[Matrix]) -> tuple[np.ndarray, np.ndarray]:
     """The groups of bit-for-bit equal rows of the matrices stacked (``NaN`` equals ``NaN``).
 
     Rows are grouped by a hash of their bits, and the groups are then checked row by row
@@ -743,7 +787,7 @@ def distinct_rows(matrices: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return groups.astype(np.int64, copy=False), first
 
 
-def _row_hashes(matrices: Sequence[np.ndarray], bits: np.dtype) -> np.ndarray:
+def _row_hashes(matrices: Sequence[Matrix], bits: np.dtype) -> np.ndarray:
     """``(N,)`` float64 hash of each stacked row: a random linear form of its ``bits`` (equal
     rows hash alike; different rows almost never do, and :func:`distinct_rows` checks)."""
     mix = np.random.default_rng(0).random(matrices[0].shape[1])

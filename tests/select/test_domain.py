@@ -14,6 +14,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from graphsel.data.log import InteractionLog, share_index
 from graphsel.errors import InputError
+from graphsel.graph.embed import svd_factors
 from graphsel.select import domain
 from graphsel.select.domain import MAX_CATEGORIES, DomainClassifier, domain_features
 
@@ -411,3 +412,38 @@ def test_domain_auc_is_roc_auc_score_with_ties_and_counts(seed, monkeypatch):
     # the same candidates as distinct values and their counts (the Spark engine's histogram)
     values, counts = np.unique(p_candidates, return_counts=True)
     assert domain.domain_auc(values, p_target, counts) == pytest.approx(expected, abs=1e-12)
+
+
+def test_feature_rows_are_the_parts_taken_at_each_row(identical):
+    source, target = identical
+    factors = np.arange(2 * source.index.num_users, dtype=np.float32).reshape(-1, 2)
+    features = domain_features([source, target], user_factors=factors)
+    rows = features.rows[0]
+    whole = np.asarray(rows)
+    assert whole.shape == rows.shape == (len(source), len(features.names)) == (1_000, 4)
+    assert features.names == ("city", "price", "user_svd_0", "user_svd_1")
+    np.testing.assert_array_equal(whole[:, 2:], factors[source.user])  # taken at the users
+    np.testing.assert_array_equal(whole[:, 1], source.column("price").astype(np.float32))
+    picked = np.array([999, 3, 3, 0])
+    np.testing.assert_array_equal(rows[picked], whole[picked])
+    np.testing.assert_array_equal(rows[10:20], whole[10:20])
+    np.testing.assert_array_equal(features.matrices[1], np.asarray(features.rows[1]))
+
+
+def test_a_missing_category_is_the_last_row_of_its_codes():
+    # a null is code -1 of pd.factorize: the part's last row, NaN
+    rows = domain.FeatureRows([(np.array([[0.0], [1.0], [np.nan]], dtype=np.float32),
+                                np.array([1, -1, 0]))], 3)
+    np.testing.assert_array_equal(np.asarray(rows).ravel(), [1.0, np.nan, 0.0])
+
+
+def test_fit_on_logs_equals_fit_on_the_whole_matrices(identical):
+    source, target = identical
+    factors = svd_factors([source, target], dim=3)
+    on_logs = DomainClassifier(cv=3, embedding_dim=3).fit(source, target, user_factors=factors[0],
+                                                         item_factors=factors[1])
+    features = domain_features([source, target], user_factors=factors[0],
+                               item_factors=factors[1])
+    on_arrays = DomainClassifier(cv=3).fit_arrays(*features.matrices, features.categorical)
+    np.testing.assert_array_equal(on_logs.p_target_, on_arrays.p_target_)
+    assert on_logs.auc_ == on_arrays.auc_
