@@ -90,8 +90,8 @@ _PREDICT_BLOCK = 65_536
 """Rows each fold's model scores at once."""
 
 _ROW_BLOCK = 65_536
-"""Rows gathered, hashed or compared at once (:func:`domain_features`,
-:func:`distinct_rows`)."""
+"""Rows made, hashed, compared or searched at once (:class:`FeatureRows`,
+:func:`distinct_rows`, :func:`domain_auc`)."""
 
 _MIN_REPEATS = 0.05
 """The share of repeated rows in a sample below which :func:`distinct_rows` leaves every row
@@ -138,6 +138,7 @@ class FeatureRows:
         return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The whole matrix (``np.asarray(rows)``), made a block of rows at a time."""
         out = np.empty(self.shape, dtype=np.float32)
         for start in range(0, len(self), _ROW_BLOCK):
             out[start:start + _ROW_BLOCK] = self[start:start + _ROW_BLOCK]
@@ -209,7 +210,7 @@ def domain_features(
     if columns is None:
         columns = [c for c in logs[0].feature_columns if all(c in log.columns for log in logs)]
     # each log's features as (values, rows) parts, the feature rows being values[rows]
-    # (rows None: values as they are), gathered into one matrix per log at the end
+    # (rows None: values as they are), which FeatureRows reads a block of rows at a time
     parts: list[list[tuple[np.ndarray, np.ndarray | None]]] = [[] for _ in logs]
     names: list[str] = []
     categorical: list[bool] = []
