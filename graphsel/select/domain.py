@@ -107,7 +107,8 @@ class FeatureRows:
     graph factors taken at the rows' users, a category's codes at the rows' values) or
     ``values`` itself when ``index`` is None. The classifier takes the rows it fits on and the
     rows it scores from it, so the whole matrix (ML-1M: 83 MB; the synthetic default at 6M
-    rows: 930 MB) is never made; ``np.asarray`` makes it.
+    source rows, 904k candidates and 270k target rows of 37 features: 174 MB) is never made;
+    ``np.asarray`` makes it.
 
     Args:
         parts: ``(values, index)`` pairs; ``values`` 2-D, ``(N, w)`` or ``(T, w)`` with
