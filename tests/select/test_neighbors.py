@@ -358,3 +358,14 @@ def test_tuning_rows_are_a_seeded_sample_or_every_row():
     assert len(rows) == neighbors.TUNING_QUERIES == len(np.unique(rows))
     assert (np.diff(rows) > 0).all()
     np.testing.assert_array_equal(rows, neighbors.tuning_rows(100_000, random_state=4))
+
+
+def test_tuning_scans_every_list_when_no_step_reaches_the_recall(vectors, exact):
+    xb, xq = vectors
+    xb = unit_rows(xb)
+    index = neighbors.build_index(xb, "IVF32,Flat")
+    nprobe, reached = neighbors.tune_nprobe(index, "IVF32,Flat", xb, xq, K, recall=1.01)
+    assert nprobe == 32 == faiss.extract_index_ivf(index).nprobe
+    assert reached == pytest.approx(_tie_recall(knn_search(xb, xq, K, "IVF32,Flat",
+                                                           nprobe=32)[0], exact[0]))
+    assert reached == 1.0  # every list scanned: exact
