@@ -211,10 +211,10 @@ def nprobe_ladder(nlist: int) -> list[int]:
 def tuning_rows(n_queries: int, random_state: int = 0) -> np.ndarray:
     """Sorted, seeded rows of the :data:`TUNING_QUERIES` queries :func:`tune_nprobe` measures
     (every row when there are fewer). Both engines tune on the same candidates."""
-    rng = np.random.default_rng(random_state)
     if n_queries <= TUNING_QUERIES:
         return np.arange(n_queries, dtype=np.int64)
-    return np.sort(rng.choice(n_queries, TUNING_QUERIES, replace=False))
+    return np.sort(np.random.default_rng(random_state).choice(n_queries, TUNING_QUERIES,
+                                                              replace=False))
 
 
 def tune_nprobe(faiss_index: faiss.Index, key: str, xb: np.ndarray, xq: np.ndarray, k: int,
