@@ -6,7 +6,9 @@ stays light (no torch, FAISS or scikit-learn until they are needed).
 
 Importing it first applies the thread policy of :mod:`graphsel._runtime` (idle OpenMP
 threads sleep instead of spinning; ``GRAPHSEL_THREADS=off`` leaves the libraries' defaults):
-it must be in the environment before numpy, torch or FAISS load their thread pools.
+it must be in the environment before numpy, torch or FAISS load their thread pools. It also
+makes Arrow allocate with ``malloc``, which returns freed memory sooner than Arrow's default
+pool (:func:`graphsel._memory.use_system_pool`; ``ARROW_DEFAULT_MEMORY_POOL`` wins).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from typing import Any
 from graphsel._runtime import apply_policy, set_threads
 
 apply_policy()  # before the next import loads numpy and its BLAS threads
+
+from graphsel._memory import use_system_pool  # noqa: E402
+
+use_system_pool()
 
 from graphsel.data.log import (  # noqa: E402
     IdIndex,

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -22,3 +26,17 @@ def test_freed_heap_memory_goes_back_to_the_system():
     _memory.release_memory()
     assert before - _rss_mib() > 100  # of the ~190 MiB freed
     assert last.sum() == 96 * 1024 // 8
+
+
+def test_import_makes_malloc_arrows_pool_unless_the_user_named_one():
+    code = "import graphsel, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+
+    def backend(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if k != _memory.POOL_VARIABLE}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**base, **env}, check=True, timeout=120)
+        return run.stdout.strip()
+
+    assert backend() == "system"
+    assert backend(ARROW_DEFAULT_MEMORY_POOL="jemalloc") == "jemalloc"
+    assert not _memory.use_system_pool({_memory.POOL_VARIABLE: "mimalloc"})
