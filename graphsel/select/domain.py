@@ -607,8 +607,10 @@ fold), got 3 (valid: 2 to 3)
                       for start in range(0, len(codes), _PREDICT_BLOCK)]
             for done in (*models, *blocks):
                 done.result()  # re-raises a task's exception here
+        by_group = np.empty(len(first), dtype=np.float64)  # a fold's score of each group
         for (fold, _, _, test), codes, fold_scores in zip(plans, tested, scores):
-            p_target[test] = fold_scores[np.searchsorted(codes, groups[test])]
+            by_group[codes] = fold_scores
+            p_target[test] = by_group[groups[test]]
             folds[test] = fold
         p_cand = p_target[:n_cand]
         self.p_target_ = p_cand

@@ -679,23 +679,28 @@ class GroupedSearch:
         # a batch's (B, J) and (B, k, k) temporaries stay near 1-2 MB each (ML-1M, 65,536
         # queries at once: 150 MB per thread)
         batch_size = max(1, min(batch_size, _GROUPED_BLOCK // max(n_groups, k * k)))
+        b_zero = np.logical_not(self.b.any(axis=1))
+        # the tables as (nodes x groups, k) rows: a query's m chosen groups are m rows
+        values, rows = self.values.reshape(-1, k), self.rows.reshape(-1, k)
 
         def run(start: int) -> None:
             batch = slice(start, start + batch_size)
-            nodes, halves = query_a[batch], self.b[query_b[batch]]
-            near = halves @ self.group_b.T  # (B, J)
+            nodes, query_nodes = query_a[batch], query_b[batch]
+            near = self.b[query_nodes] @ self.group_b.T  # (B, J)
             best = near + self.values[nodes, :, 0]
             groups = (np.argpartition(best, n_groups - m, axis=1)[:, n_groups - m:]
                       if n_groups > m else np.broadcast_to(np.arange(n_groups), best.shape))
+            cells = (nodes[:, None] * n_groups + groups).ravel()
             found = (np.take_along_axis(near, groups, axis=1)[:, :, None]
-                     + self.values[nodes[:, None], groups]).reshape(len(nodes), -1)
-            found_rows = self.rows[nodes[:, None], groups].reshape(len(nodes), -1)
+                     + values.take(cells, axis=0).reshape(len(nodes), m, k)
+                     ).reshape(len(nodes), -1)
+            found_rows = rows.take(cells, axis=0).reshape(len(nodes), -1)
             top = np.argpartition(found, found.shape[1] - k, axis=1)[:, found.shape[1] - k:]
             found = np.take_along_axis(found, top, axis=1)
             ranked = np.argsort(-found, axis=1, kind="stable")
             found = np.take_along_axis(found, ranked, axis=1)
             # a query with one zero half, normalised, is sqrt(2) times its halves' sum
-            half = self.a_zero[nodes] != ~halves.any(axis=1)
+            half = self.a_zero[nodes] != b_zero[query_nodes]
             found[half] *= np.float32(np.sqrt(2.0))
             distances[batch] = found
             labels[batch] = np.take_along_axis(np.take_along_axis(found_rows, top, axis=1),
