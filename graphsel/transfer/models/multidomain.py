@@ -62,12 +62,15 @@ from graphsel.transfer.models.multidomain_options import (
     STAROptions,
     TowerOptions,
 )
-from graphsel.transfer.models.options import ModelConfig
+from graphsel.transfer.models.finetune import FinetuneLearner
+from graphsel.transfer.models.options import FinetuneOptions, ModelConfig
 from graphsel.transfer.protocol.learners import LearnerContext, PlanLearner
 from graphsel.transfer.protocol.strategies import merge_all, register_strategy
 
 __all__ = [
     "MultiDomainLearner",
+    "StarFinetuneLearner",
+    "multi_domain_model",
     "route",
     "DomainInput",
     "SharedBottom",
@@ -709,10 +712,22 @@ class MultiDomainLearner(PlanLearner):
 
     def __init__(self, context: LearnerContext, options: object = None) -> None:
         super().__init__(context)
-        spec = context.spec
-        field = spec.field_index(DOMAIN_FIELD)
-        build = get_model(self.model_name)
-        self.model = build(spec.vocab_sizes, len(spec.numeric), context.model,
+        self.model = multi_domain_model(context, self.model_name, options)
+
+
+def multi_domain_model(context: LearnerContext, name: str, options: object = None
+                       ) -> nn.Module:
+    """A fresh multi-domain model ``name`` sized for the run, routed on its
+    :data:`~graphsel.transfer.features.DOMAIN_FIELD` field.
+
+    Args:
+        context: the run's context (its feature spec and :class:`ModelConfig`).
+        name: a :data:`MULTI_DOMAIN_MODELS` name.
+        options: the model's options. Default None: its defaults.
+    """
+    spec = context.spec
+    field = spec.field_index(DOMAIN_FIELD)
+    return get_model(name)(spec.vocab_sizes, len(spec.numeric), context.model,
                            domain_field=field, num_domains=spec.vocab_sizes[field] - 1,
                            options=options)
 
@@ -723,3 +738,25 @@ for _name, _options in MULTI_DOMAIN_MODELS.items():
         "__doc__": f"The {_name} model as a strategy (see :class:`MultiDomainLearner`)."})
     globals()[_learner.__name__] = _learner  # a module attribute, so pickle finds it (resume)
     register_strategy(_name, learner=_learner, options=_options)(merge_all)
+
+
+class StarFinetuneLearner(FinetuneLearner):
+    """STAR on every row (as the ``star`` strategy), then fine-tuned on the target's rows as
+    ``merge_finetune`` fine-tunes the base model (:meth:`FinetuneLearner.specialise`: lower
+    learning rate, early stopping, the merged weights kept when no epoch beats them, the best
+    weight-space mix). STAR takes its default :class:`STAROptions`.
+
+    Args:
+        context: the run's context.
+        options: the fine-tuning step. Default ``FinetuneOptions()``.
+    """
+
+    needs_domain_field = True
+
+    def __init__(self, context: LearnerContext, options: FinetuneOptions | None = None) -> None:
+        super().__init__(context, options)
+        self.model = multi_domain_model(context, "star")
+
+
+register_strategy("star_finetune", learner=StarFinetuneLearner,
+                  options=FinetuneOptions())(merge_all)

@@ -367,6 +367,7 @@ declare_strategy("weighted_all", "graphsel.transfer.models.weighted", WeightedOp
 declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", SubdomainOptions())
 for _name, _options in MULTI_DOMAIN_MODELS.items():
     declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
+declare_strategy("star_finetune", "graphsel.transfer.models.multidomain", FinetuneOptions())
 
 
 # --------------------------------------------------------------------------------------------

@@ -306,3 +306,39 @@ def test_each_model_is_a_strategy_trained_on_every_row_with_its_domain():
         "star": True, "mmoe": True}
     assert get_strategy("star").options == MULTI_DOMAIN_MODELS["star"]
     assert DOMAIN_FIELD == "domain_id"
+
+
+def test_star_finetune_trains_star_on_every_row_then_fine_tunes_it_on_the_target_rows():
+    from graphsel.data.datasets import get_dataset
+    from graphsel.transfer.models.options import FinetuneOptions
+    from graphsel.transfer.protocol.runner import compare_strategies
+    from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
+    from graphsel.transfer.train.options import TrainConfig
+    from graphsel.transfer.train.trainer import Trainer
+
+    split = get_dataset("synthetic")(scale=0.05)
+    source, target = split.source, split.target
+    protocol = ProtocolConfig(periods=2, n_boot=20)
+    fits = []
+    trainer_fit = Trainer.fit
+
+    def spy_fit(self, model, rows, valid=None, *, keep_start=False):
+        fits.append((type(model).__name__, len(rows), keep_start, self.config.lr))
+        return trainer_fit(self, model, rows, valid, keep_start=keep_start)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "fit", spy_fit)
+        results = compare_strategies(
+            source, target, ["star_finetune"], model=ModelConfig(embed_dim=4, hidden=(8,)),
+            train=TrainConfig(epochs=1, batch_size=256, lr=0.01, num_threads=1,
+                              progress=False),
+            protocol=protocol, strategy_options={"star_finetune": FinetuneOptions(0.5)})
+    time_split = split_by_time(source, target, protocol)
+    ts = source.ts[time_split.source_rows]
+    expected = []
+    for period in range(2):
+        t = len(time_split.periods_rows[period])
+        window = int(time_split.source_window(period, ts).sum())
+        expected += [("STAR", t + window, False, 0.01), ("STAR", t, True, 0.005)]
+    assert fits == expected
+    assert [e.choice.domain_feature for e in results.effort] == [True]
