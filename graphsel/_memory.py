@@ -12,10 +12,10 @@ allocates fresh memory on top of it: on ML-1M Documentary the domain classifier'
 Between those calls, mimalloc still holds what a step's Arrow temporaries freed (the decoded
 pages of a read, the casts of a validation), so ``import graphsel`` makes Arrow allocate with
 the C library's ``malloc`` instead (:func:`use_system_pool`), unless the user chose a pool
-with ``ARROW_DEFAULT_MEMORY_POOL``. Measured with ``graphsel select`` (alternating runs, load
-about 1): ML-1M Documentary peaked at 787 MiB instead of 803 MiB, in 0.96x the wall time; the
-synthetic default at ``--scale 30`` (6M rows) at 2.05 GiB instead of 2.15 GiB, in 19.8 s
-instead of 21.0 s.
+with ``ARROW_DEFAULT_MEMORY_POOL``. Measured with ``graphsel select`` at load about 1: ML-1M
+Documentary peaked at 787 MiB instead of 803 MiB, in 0.96x the wall time (6 alternating runs
+each); the synthetic default at ``--scale 30`` (6M rows) at 2,099 MiB instead of 2,200 MiB,
+in 19.8 s instead of 21.0 s (one run each).
 """
 
 from __future__ import annotations
