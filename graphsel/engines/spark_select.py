@@ -10,8 +10,9 @@ selection's rows, columns and report. Each stage sees the rows the one before it
 - ``da`` (:func:`score_domain`): the :class:`~graphsel.select.domain.DomainClassifier`'s
   out-of-fold plan (:meth:`~graphsel.select.domain.DomainClassifier.fold_plans`) depends on
   the row counts and the seed only, so the driver computes it, collects exactly the rows
-  each fold's model learns from (the drawn candidates, at most ``max_train_candidates`` per
-  fold, and the target) and fits the same models on the same rows in the same order. The
+  each fold's model learns from (the drawn candidates and target rows, at most
+  ``max_train_candidates`` and ``max_train_target`` per fold) and fits the same models on the
+  same rows in the same order. The
   models are broadcast and every candidate is scored by its fold's model on the executors
   (``mapInArrow``); the AUC comes from a histogram of the scores. Weights equal the
   in-memory ones to float rounding (the tests hold them within 1e-6);

@@ -376,6 +376,9 @@ class DomainClassifier(RuleMixin, SelectionStage):
             drawn at random (every candidate is still scored, out of fold); the odds are
             rescaled by the share drawn, so ``p_target_`` and ``weight_`` keep the meaning
             they have on all candidates. Defaults to 30,000; None uses them all.
+        max_train_target: the same cap on the target rows each fold's model learns from
+            (every target row is still scored); the odds are rescaled by the share drawn
+            too. Defaults to 30,000; None uses them all.
         weight_clip: ``(low, high)`` bounds of ``weight_``. Defaults to ``(0.05, 20.0)``.
         threshold: keep candidates with ``p_target_ >= threshold``. Defaults to None.
         keep_quantile: keep the top fraction by ``p_target_``. Defaults to None.
@@ -418,6 +421,7 @@ class DomainClassifier(RuleMixin, SelectionStage):
         max_iter: int = 30,
         learning_rate: float = 0.3,
         max_train_candidates: int | None = 30_000,
+        max_train_target: int | None = 30_000,
         weight_clip: tuple[float, float] = (0.05, 20.0),
         threshold: float | None = None,
         keep_quantile: float | None = None,
@@ -435,6 +439,7 @@ class DomainClassifier(RuleMixin, SelectionStage):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_train_candidates = max_train_candidates
+        self.max_train_target = max_train_target
         self.weight_clip = weight_clip
         self.threshold = threshold
         self.keep_quantile = keep_quantile
@@ -454,8 +459,9 @@ class DomainClassifier(RuleMixin, SelectionStage):
         check_integer("embedding_dim", self.embedding_dim, 0)
         check_integer("max_iter", self.max_iter, 1)
         check_real("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        if self.max_train_candidates is not None:
-            check_integer("max_train_candidates", self.max_train_candidates, 1)
+        for name in ("max_train_candidates", "max_train_target"):
+            if getattr(self, name) is not None:
+                check_integer(name, getattr(self, name), 1)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         _clip_bounds(self.weight_clip)
         for name in ("n_threads", "n_jobs"):
@@ -589,11 +595,11 @@ fold), got 3 (valid: 2 to 3)
                 return self.make_model(categorical).fit(stacked_rows(matrices, train), y[train])
 
         def predict_block(fold: int, block: slice) -> None:
-            _, _, drawn_share, _ = plans[fold]
+            _, _, odds_scale, _ = plans[fold]
             model = models[fold].result()
             with limit():
                 scores[fold][block] = fold_probability(
-                    model, stacked_rows(matrices, first[tested[fold][block]]), drawn_share)
+                    model, stacked_rows(matrices, first[tested[fold][block]]), odds_scale)
 
         # Every fit is queued before any prediction, so a prediction waits only for a fit
         # that already runs; the predictions (most of the work: the distinct rows, against a
@@ -625,22 +631,24 @@ fold), got 3 (valid: 2 to 3)
     def fold_plans(self, y: np.ndarray) -> list[tuple[int, np.ndarray, float, np.ndarray]]:
         """The out-of-fold plan of ``N = N_cand + N_tgt`` rows, candidates first.
 
-        It depends on ``y``'s counts, ``cv``, ``max_train_candidates`` and ``random_state``
-        only, so another engine can fit the same models on the same rows.
+        It depends on ``y``'s counts, ``cv``, ``max_train_candidates``, ``max_train_target``
+        and ``random_state`` only, so another engine can fit the same models on the same
+        rows.
 
         Args:
             y: ``(N,)`` 0 for a candidate, 1 for a target row.
 
         Returns:
-            Per fold ``(fold, train, drawn_share, test)``: the rows its model learns from
-            (sorted; the candidates among them drawn), the share of the fold's candidates
-            drawn, and the rows it scores.
+            Per fold ``(fold, train, odds_scale, test)``: the rows its model learns from
+            (sorted; the candidates and target rows among them drawn), the share of the
+            fold's candidates drawn over the share of its target rows drawn (what its
+            model's odds are scaled by, :func:`fold_probability`), and the rows it scores.
         """
         splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         rng = np.random.default_rng(self.random_state)
-        # the candidates each fold learns from are drawn here, in fold order, so the result
-        # does not depend on how the folds are scheduled
-        return [(fold, *self._draw_candidates(train, y, rng), test)
+        # the rows each fold learns from are drawn here, in fold order, so the result does
+        # not depend on how the folds are scheduled
+        return [(fold, *self._draw_rows(train, y, rng), test)
                 for fold, (train, test) in enumerate(splitter.split(y, y))]
 
     def density_weights(self, p_candidates: np.ndarray, n_candidates: int,
@@ -657,15 +665,21 @@ fold), got 3 (valid: 2 to 3)
         check_is_fitted(self, "weight_")
         return self.weight_
 
-    def _draw_candidates(self, train: np.ndarray, y: np.ndarray,
-                         rng: np.random.Generator) -> tuple[np.ndarray, float]:
-        """``train`` with its candidates cut to ``max_train_candidates``; the share kept."""
-        candidates = train[y[train] == 0]
-        cap = self.max_train_candidates
-        if cap is None or len(candidates) <= cap:
-            return train, 1.0
-        drawn = rng.choice(candidates, cap, replace=False)
-        return np.sort(np.concatenate([drawn, train[y[train] == 1]])), cap / len(candidates)
+    def _draw_rows(self, train: np.ndarray, y: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """``train`` with its candidates cut to ``max_train_candidates`` and its target rows
+        to ``max_train_target`` (candidates drawn first); the share of candidates kept over
+        the share of target rows kept."""
+        parts, shares = [], []
+        for label, cap in ((0, self.max_train_candidates), (1, self.max_train_target)):
+            rows = train[y[train] == label]
+            if cap is not None and len(rows) > cap:
+                rows = rng.choice(rows, cap, replace=False)
+                shares.append(cap / len(train[y[train] == label]))
+            else:
+                shares.append(1.0)
+            parts.append(rows)
+        return np.sort(np.concatenate(parts)), shares[0] / shares[1]
 
     def make_model(self, categorical: np.ndarray) -> ClassifierMixin:
         """An unfitted model of one fold, for features whose ``categorical`` columns hold codes."""
@@ -685,15 +699,16 @@ fold), got 3 (valid: 2 to 3)
                                                         random_state=self.random_state))
 
 
-def fold_probability(model: ClassifierMixin, x: np.ndarray, drawn_share: float) -> np.ndarray:
-    """``p(target | x)`` from a fold's fitted model, its odds scaled by ``drawn_share``: a
-    model that saw a share ``s`` of the candidates overstates the odds by ``1 / s``.
+def fold_probability(model: ClassifierMixin, x: np.ndarray, odds_scale: float) -> np.ndarray:
+    """``p(target | x)`` from a fold's fitted model, its odds scaled by ``odds_scale``: a
+    model that saw a share ``s`` of the candidates and ``t`` of the target rows overstates
+    the odds by ``t / s`` (``odds_scale`` is ``s / t``, :meth:`DomainClassifier.fold_plans`).
 
     Returns:
         ``(N,)`` float64.
     """
     p = model.predict_proba(x)[:, 1]
-    odds = p / np.maximum(1.0 - p, 1e-12) * drawn_share
+    odds = p / np.maximum(1.0 - p, 1e-12) * odds_scale
     return odds / (1.0 + odds)
 
 

@@ -175,6 +175,7 @@ def test_threshold_rule_and_determinism(identical):
     ({"model": "xgb"}, r"Could not resolve model 'xgb' among \['hgb', 'logistic'\]"),
     ({"normalize": "l1"}, "Could not resolve normalize 'l1'"),
     ({"cv": 1}, "cv must be an integer >= 2"),
+    ({"max_train_target": 0}, "max_train_target must be an integer >= 1"),
     ({"learning_rate": 0.0}, r"learning_rate must be a number in \(0.0, 1.0\], got 0.0"),
     ({"weight_clip": (5.0, 1.0)}, r"weight_clip must be a \(low, high\) pair with 0 < low"),
     ({"weight_clip": 3}, r"weight_clip must be a \(low, high\) pair"),
@@ -261,6 +262,34 @@ def test_training_on_a_share_of_the_candidates_keeps_the_weights_calibrated():
     assert np.median(full.weight_) == pytest.approx(1.0, abs=0.1)
     assert np.median(drawn.weight_) == pytest.approx(1.0, abs=0.15)
     assert np.isfinite(drawn.p_target_).all() and len(drawn.p_target_) == 4000
+
+
+def test_training_on_a_share_of_the_target_rows_keeps_the_weights_calibrated():
+    # identical domains, more target rows than candidates: the odds are rescaled by both
+    # shares, so every density ratio stays ~1 when the folds see 10% of the target rows
+    rng = np.random.default_rng(4)
+    x_candidates, x_target = rng.normal(size=(800, 3)), rng.normal(size=(4000, 3))
+    drawn = DomainClassifier("logistic", cv=4, keep_quantile=1.0,
+                             max_train_target=300).fit_arrays(x_candidates, x_target)
+    skewed = DomainClassifier("logistic", cv=4, keep_quantile=1.0, max_train_target=300)
+    skewed.fold_plans = lambda y: [(f, train, 1.0, test) for f, train, _, test  # no rescale
+                                   in DomainClassifier.fold_plans(drawn, y)]
+    skewed.fit_arrays(x_candidates, x_target)
+    assert np.median(drawn.weight_) == pytest.approx(1.0, abs=0.15)
+    assert np.median(skewed.weight_) < 0.5  # what the rescaling corrects
+    assert np.isfinite(drawn.p_target_in_target_).all() and len(drawn.p_target_in_target_) == 4000
+
+
+def test_fold_plans_draw_each_side_up_to_its_cap():
+    y = np.r_[np.zeros(100, np.int8), np.ones(40, np.int8)]
+    stage = DomainClassifier(cv=4, max_train_candidates=30, max_train_target=20)
+    for fold, train, odds_scale, test in stage.fold_plans(y):
+        assert (y[train] == 0).sum() == 30 and (y[train] == 1).sum() == 20
+        assert not np.isin(train, test).any() and (np.diff(train) > 0).all()
+        assert odds_scale == pytest.approx((30 / 75) / (20 / 30))
+    uncapped = DomainClassifier(cv=4, max_train_candidates=None, max_train_target=None)
+    for fold, train, odds_scale, test in uncapped.fold_plans(y):
+        assert len(train) == 105 and odds_scale == 1.0
 
 
 def test_feature_kinds_follow_arrow_types_and_strings_are_encoded_by_arrow():
