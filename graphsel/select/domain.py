@@ -674,11 +674,11 @@ fold), got 3 (valid: 2 to 3)
         for label, cap in ((0, self.max_train_candidates), (1, self.max_train_target)):
             rows = train[y[train] == label]
             if cap is not None and len(rows) > cap:
-                rows = rng.choice(rows, cap, replace=False)
-                shares.append(cap / len(train[y[train] == label]))
+                parts.append(rng.choice(rows, cap, replace=False))
+                shares.append(cap / len(rows))
             else:
+                parts.append(rows)
                 shares.append(1.0)
-            parts.append(rows)
         return np.sort(np.concatenate(parts)), shares[0] / shares[1]
 
     def make_model(self, categorical: np.ndarray) -> ClassifierMixin:
