@@ -419,15 +419,15 @@ def _thread_limit(n_threads: int | None) -> Any:
 
 def _score_domain_batch(payload: Any, table: pa.Table) -> list[np.ndarray]:
     """``[p_target, weight]`` of a batch of candidates (float64), on an executor."""
-    plan, models, shares, folds, stage, n_cand, n_tgt = payload.value
+    plan, models, odds_scales, folds, stage, n_cand, n_tgt = payload.value
     x = plan.matrix(table)
     fold = folds[table.column(POSITION_COLUMN).to_numpy()]
     p_target = np.empty(len(x), dtype=np.float64)
     with _thread_limit(stage.n_threads):
-        for index, (model, share) in enumerate(zip(models, shares)):
+        for index, (model, odds_scale) in enumerate(zip(models, odds_scales)):
             rows = np.flatnonzero(fold == index)
             if len(rows):
-                p_target[rows] = fold_probability(model, x[rows], share)
+                p_target[rows] = fold_probability(model, x[rows], odds_scale)
     return [p_target, stage.density_weights(p_target, n_cand, n_tgt)]
 
 
@@ -461,21 +461,22 @@ def score_domain(candidates: SparkCandidates, context: SparkContext,
               .select(*plan.columns, POSITION_COLUMN).toArrow())
     sample = sample.take(pa.array(np.argsort(sample.column(POSITION_COLUMN).to_numpy())))
     x_drawn = plan.matrix(sample)
-    models, shares = [], []
+    models, odds_scales = [], []
     folds = np.empty(n_cand, dtype=np.int8)
     p_in_target = np.empty(n_tgt, dtype=np.float64)
-    for fold, train, share, test in plans:
+    for fold, train, odds_scale, test in plans:
         train_target = train[train >= n_cand] - n_cand
         x_train = np.vstack([x_drawn[np.searchsorted(drawn, train[train < n_cand])],
                              x_target[train_target]])
         with _thread_limit(stage.n_threads):
             model = stage.make_model(plan.categorical).fit(x_train, y[train])
             test_target = test[test >= n_cand] - n_cand
-            p_in_target[test_target] = fold_probability(model, x_target[test_target], share)
+            p_in_target[test_target] = fold_probability(model, x_target[test_target],
+                                                           odds_scale)
         folds[test[test < n_cand]] = fold
         models.append(model)
-        shares.append(share)
-    payload = _broadcast(spark, (plan, models, shares, folds, stage, n_cand, n_tgt))
+        odds_scales.append(odds_scale)
+    payload = _broadcast(spark, (plan, models, odds_scales, folds, stage, n_cand, n_tgt))
     scored = context.materialise(_with_columns(  # stored by the AUC's job, which reads it all
         candidates, [(_P_TARGET, "double"), (_WEIGHT, "double")], _score_domain_batch, payload),
         eager=False)
