@@ -263,6 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true",
                         help="one seed, the first learning-rate pair, two epochs (for tests)")
     args = parser.parse_args(argv)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        print(f"peer_swr: --device {args.device!r} is not a torch device (e.g. cpu, cuda)",
+              file=sys.stderr)
+        return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"peer_swr: --device {args.device!r}: no CUDA device is available here",
+              file=sys.stderr)
+        return 2
     seeds = args.seeds or (SEEDS[:1] if args.small else SEEDS)
     grid = LR_GRID[:1] if args.small else LR_GRID
     epochs = args.epochs or (SMALL_EPOCHS if args.small else TRAIN.epochs)

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from tests.data.datasets.atomic import write_ml1m_folder
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "peer_swr.py"
@@ -36,12 +39,13 @@ def write_folder(folder: Path) -> Path:
 
 def test_small_peer_check_prints_both_tables_and_the_targets(tmp_path):
     out = tmp_path / "runs.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--small", "--path",
-                          str(write_folder(tmp_path)), "--json", str(out)],
+    run = subprocess.run([sys.executable, str(SCRIPT), "--small", "--device", "cpu",
+                          "--path", str(write_folder(tmp_path)), "--json", str(out)],
                          capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("peer_swr: ML-1M SWR split, models base, shared_bottom")
+    assert "; cpu, 1 threads, torch " in lines[0]
     assert "fields user_id, item_id, gender, occupation, zip, first_genre, domain_id, age" \
         in lines[1]
     auc_table = run.stdout.split("\n\n")[0].splitlines()
@@ -59,6 +63,18 @@ def test_small_peer_check_prints_both_tables_and_the_targets(tmp_path):
         assert record["lr"] == [1e-3, 3e-2]
         assert 0.0 <= record["auc"] <= 1.0 and len(record["domain_auc"]) == 3
         assert record["best_epoch"] in (0, 1) and record["train_rows"] > 0
+
+
+@pytest.mark.parametrize("device", ["nope", "cuda:0"])
+def test_a_device_torch_cannot_use_is_a_one_line_error(tmp_path, device):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("a CUDA device is available here")
+    run = subprocess.run([sys.executable, str(SCRIPT), "--small", "--device", device,
+                          "--path", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith(f"peer_swr: --device '{device}'")
+    assert len(run.stderr.splitlines()) == 1
 
 
 def test_an_unknown_folder_is_a_one_line_error(tmp_path):
