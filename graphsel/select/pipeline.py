@@ -45,7 +45,7 @@ from tqdm import tqdm
 from graphsel._memory import release_memory
 from graphsel._table import format_table
 from graphsel.data.card import disjoint_line
-from graphsel.data.log import InteractionLog, distinct_codes, write_log
+from graphsel.data.log import InteractionLog, decode_strings, distinct_codes, write_log
 from graphsel.errors import InputError
 from graphsel.select.domain import DomainClassifier
 from graphsel.select.expansion import GraphExpansion, GraphReport
@@ -259,12 +259,13 @@ class Selection:
         return np.flatnonzero(self.mask)
 
     def to_table(self, source: InteractionLog) -> pa.Table:
-        """The selected rows of ``source`` with every score column, then ``weight``."""
+        """The selected rows of ``source`` with every score column, then ``weight``; string
+        columns as plain strings, as :meth:`write` writes them."""
         if len(source) != len(self.mask):
             raise InputError(f"{source.name} has {len(source)} rows, the selection "
                              f"{len(self.mask)}")
         rows = self.indices()
-        table = source.table.take(pa.array(rows))
+        table = decode_strings(source.table.take(pa.array(rows)))
         for name, values in [*self.scores.items(), ("weight", self.weight)]:
             if name in table.column_names:
                 table = table.drop_columns([name])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +17,7 @@ from graphsel import (
     share_index,
     write_log,
 )
-from graphsel.data.log import Overlap, overlap
+from graphsel.data.log import Overlap, compact_strings, decode_strings, overlap
 
 
 def _source() -> InteractionLog:
@@ -221,3 +222,60 @@ def test_codes_match_the_numpy_unique_oracle(values):
     codes, got = log.codes("feature")
     assert codes.dtype == np.int64 and codes.tolist() == inverse.tolist()
     assert got.dtype == categories.dtype and got.tolist() == categories.tolist()
+
+
+def test_compact_strings_uses_the_narrowest_index_and_one_dictionary():
+    many = [f"v{i}" for i in range(200)]
+    few = pa.chunked_array([["b", "a"], [None, "b"]])
+    many_column = pa.chunked_array([many[:150], many[150:]])
+    coded = pa.chunked_array([pa.array(["x", "y"]).dictionary_encode(),
+                              pa.array(["z", "x"]).dictionary_encode()])
+    table = compact_strings(pa.table({"few": few, "coded": coded, "n": [1, 2, 3, 4]}))
+    assert table.schema.field("few").type == pa.dictionary(pa.int8(), pa.string())
+    assert table.column("few").to_pylist() == ["b", "a", None, "b"]
+    assert table.column("coded").to_pylist() == ["x", "y", "z", "x"]
+    assert table.column("n").type == pa.int64()
+    for column in (table.column("few"), table.column("coded")):
+        dictionaries = {tuple(chunk.dictionary.to_pylist()) for chunk in column.chunks}
+        assert len(dictionaries) == 1
+    wide = compact_strings(pa.table({"many": many_column}))
+    assert wide.schema.field("many").type == pa.dictionary(pa.int16(), pa.string())
+    assert wide.column("many").to_pylist() == many
+    assert decode_strings(wide).equals(pa.table({"many": many_column}))
+
+
+def test_a_log_holds_strings_encoded_and_writes_them_as_strings(tmp_path):
+    table = _source().table
+    plain = decode_strings(table)
+    assert all(not pa.types.is_dictionary(field.type) for field in plain.schema)
+    pq.write_table(plain, tmp_path / "in.parquet")
+    log = read_log(tmp_path / "in.parquet")
+    assert pa.types.is_dictionary(log.schema.field("city").type)
+    assert log.column("city").tolist() == ["a", "b", "a", "c"]
+    write_log(log[np.array([3, 0])], tmp_path / "out.parquet")
+    written = pq.read_table(tmp_path / "out.parquet")
+    assert written.schema == plain.schema
+    assert written.equals(plain.take(pa.array([3, 0])))
+
+
+def test_factorize_of_an_encoded_slice_matches_pandas():
+    """A slice keeps the whole dictionary: only the values its rows use come back, in order of
+    first appearance, nulls as -1 (what pandas.factorize gives on the values)."""
+    values = ["c", None, "a", "c", "b", None, "a"]
+    log = InteractionLog.from_columns(list(range(7)), [1] * 7, [0] * 7, [1] * 7, "s",
+                                      feature=values)
+    assert pa.types.is_dictionary(log.schema.field("feature").type)
+    for rows in (np.arange(7), np.array([4, 1, 3, 2]), np.array([5, 6, 0])):
+        codes, uniques = log[rows].factorize("feature")
+        expected_codes, expected_uniques = pd.factorize(np.array(values, dtype=object)[rows])
+        assert codes.tolist() == expected_codes.tolist()
+        assert uniques.tolist() == expected_uniques.tolist()
+
+
+@pytest.mark.parametrize(("size", "index"), [(128, pa.int8()), (129, pa.int16()),
+                                             (32_768, pa.int16()), (32_769, pa.int32())])
+def test_compact_strings_index_width_at_its_limits(size, index):
+    values = [str(i) for i in range(size)]
+    table = compact_strings(pa.table({"v": values}))
+    assert table.schema.field("v").type.index_type == index
+    assert table.column("v").to_pylist() == values

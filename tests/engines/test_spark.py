@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphsel.data.log import decode_strings
 from graphsel.data.log import read_log as read_local_log
 from graphsel.data.log import read_pair as read_local_pair
 from graphsel.engines.histogram import auto_max_degree, percentile_from_histogram
@@ -83,7 +84,9 @@ def log_table(rows: list[tuple[Any, ...]], columns: str = "user_id item_id ts la
 
 
 def assert_same_rows(spark_rows: pa.Table, local_rows: pa.Table) -> None:
-    """Same columns, types and values (NaN equal to NaN), row for row."""
+    """Same columns, types and values (NaN equal to NaN), row for row; string columns as
+    strings (a log read in memory holds them dictionary-encoded, both engines write strings)."""
+    spark_rows, local_rows = decode_strings(spark_rows), decode_strings(local_rows)
     assert spark_rows.schema == local_rows.schema
     for name in local_rows.column_names:
         np.testing.assert_array_equal(spark_rows.column(name).to_numpy(zero_copy_only=False),

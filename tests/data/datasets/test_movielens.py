@@ -144,7 +144,7 @@ def movielens_100k_path():
 def test_ml100k_genre_split(movielens_100k_path):
     source, target, truth = get_dataset("movielens-100k")(path=movielens_100k_path)
     assert truth is None and (len(target), len(source)) == (5_317, 94_683)  # Horror
-    assert target.table.column("occupation").type == "string"  # names, not codes
+    assert target.table.schema.field("occupation").type.value_type == "string"  # names, not codes
     # the 18 duplicated titles count once; one unknown release year is null
     assert source.table.column("release_year").null_count > 0
     _, crime, _ = get_dataset("movielens-100k")(path=movielens_100k_path, target_genre="Crime")
