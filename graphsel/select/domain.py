@@ -86,8 +86,10 @@ MAX_CATEGORIES = 255
 """Categories kept per column (the most frequent); the others become missing. It is
 HistGradientBoosting's limit (``max_bins``)."""
 
-_PREDICT_BLOCK = 65_536
-"""Rows each fold's model scores at once."""
+_PREDICT_BLOCK = 16_384
+"""Rows each fold's model scores at once: the model copies a block to float64 and bins it,
+so each thread's temporaries are a few MB (65,536 rows: ML-1M's select peaked 11 MiB
+higher, in the same time)."""
 
 _ROW_BLOCK = 65_536
 """Rows made, hashed, compared or searched at once (:class:`FeatureRows`,
