@@ -99,3 +99,43 @@ def test_sample_vectors_check_factor_shapes(tiny):
     user_factors, item_factors = svd_factors(tiny, dim=2)
     with pytest.raises(InputError, match=r"item_factors has shape \(2, 2\), expected \(3, d\)"):
         sample_vectors(tiny, user_factors, item_factors[:2])
+
+
+def test_adjacency_matches_scipy_products_bit_for_bit():
+    """The in-place normalisation makes the entries, in the order, of the two sparse products
+    D_u^-1/2 @ W @ D_i^-1/2 it replaces."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    log = _log(rng.integers(0, 40, 600), rng.integers(0, 25, 600))
+    counts = adjacency(log, "none")
+    weighted = counts.copy()
+    weighted.data = np.log1p(weighted.data)
+    np.testing.assert_array_equal(adjacency(log, "log").toarray(), weighted.toarray())
+
+    def inv_sqrt(degree):
+        degree = np.asarray(degree).ravel()
+        return sp.diags(np.where(degree > 0, 1 / np.sqrt(np.maximum(degree, 1e-300)), 0.0))
+
+    oracle = inv_sqrt(weighted.sum(axis=1)) @ weighted @ inv_sqrt(weighted.sum(axis=0))
+    got = adjacency(log)
+    assert got.dtype == np.float64 and got.has_sorted_indices
+    np.testing.assert_array_equal(got.indptr, oracle.indptr)
+    np.testing.assert_array_equal(got.indices, oracle.indices)
+    np.testing.assert_array_equal(got.data, oracle.data)
+
+
+def test_users_without_an_edge_leave_the_other_factors_unchanged():
+    """The SVD runs on the users with an edge: an index with more users (none of them in the
+    logs) gives those users zero rows and everyone else the same factors, bit for bit."""
+    rng = np.random.default_rng(1)
+    log = _log(rng.integers(0, 30, 400), rng.integers(0, 20, 400))
+    alone = svd_factors(log, dim=4)
+    # the same rows on an index that also knows users 100..104 (of another log)
+    wide, _ = share_index(log, _log(np.arange(100, 105), np.zeros(5, dtype=np.int64),
+                                    name="other"))
+    users, items = svd_factors(wide, dim=4)
+    assert users.shape == (alone[0].shape[0] + 5, 4)
+    np.testing.assert_array_equal(users[:len(alone[0])], alone[0])
+    assert not users[len(alone[0]):].any()
+    np.testing.assert_array_equal(items, alone[1])
