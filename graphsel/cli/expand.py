@@ -65,8 +65,10 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
     config = (SelectionConfig() if config_path is None
               else SelectionConfig.from_yaml(config_path).require_local())
     config = config.subset(["graph"]).merged(
-        params={"graph": graph_flags(num_hops, max_degree, fanout, max_user_rows, mode, edges,
-                                     relations, as_of)}, seed=seed)
+        params={"graph": {**graph_flags(num_hops, max_degree, fanout, max_user_rows, mode,
+                                        edges, relations, as_of),
+                          "keep_graph": True}},  # the nodes' degrees are written
+        seed=seed)
     stage = config.stage("graph")  # checked with the config: bad options fail before reading
     assert isinstance(stage, GraphExpansion)
     with StepBar("expand", ["read", "expand", "write"],

@@ -308,6 +308,9 @@ def command(source: str, target: str, out: str, report_path: str | None, stages:
                          master, parse_conf(spark_conf), as_json, quiet)
         return
     config = _config(config_path, stages, flags, seed).merged(engine=engine)
+    if "graph" in config.stages and plots_dir is None and html_path is None:
+        # no figure draws the expansion: the graph is freed before the next stage runs
+        config = config.merged(params={"graph": {"keep_graph": False}})
     selector = config.build(progress=show)  # bad options fail before the logs are read
     source_log, target_log = read_pair(source, target)
     check_pair(source_log, target_log, min_rows=selector.min_target_rows(), both_labels=False)

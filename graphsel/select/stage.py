@@ -242,6 +242,11 @@ class SelectionContext:
             self._graphs[edges] = BipartiteGraph.from_log(candidates, edges=edges)
         return self._graphs[edges]
 
+    def forget_graph(self, edges: str) -> None:
+        """Drops the graph :meth:`graph` built for ``edges``, so that it can be freed (a later
+        call builds it anew)."""
+        self._graphs.pop(edges, None)
+
     def factors(self, candidates: InteractionLog, dim: int, normalize: str,
                 random_state: int) -> tuple[np.ndarray, np.ndarray] | None:
         """User and item graph factors for the scoring stages.

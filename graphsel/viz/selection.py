@@ -371,8 +371,8 @@ def selection_figures(selector: SampleSelector,
         figures.append(("hops.png", lambda: plot_hops(expansion)))
         if (selection.hop >= 0).any():
             figures.append(("selected_hops.png", lambda: plot_selected_hops(selection)))
-        focus = typical_seed(graph, expansion)
-        if focus is not None:
+        focus = None if graph is None else typical_seed(graph, expansion)  # keep_graph=False
+        if graph is not None and focus is not None:
             figures.append(("expansion.png", lambda: draw_expansion(
                 graph, expansion, seed_users=focus, selected_edges=_row_mask(graph, selection))))
     if target_p is not None:

@@ -425,3 +425,24 @@ def test_bad_engine_options_exit_2_in_one_line(tiny, tmp_path, args, words):
     for word in words:
         assert word in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("figures", "kept"), [((), False), (("--plots", "plots"), True),
+                                               (("--html", "page.html"), True)])
+def test_the_graph_is_kept_only_for_the_figures(tiny, tmp_path, monkeypatch, figures, kept):
+    """Without a figure to draw the expansion, the graph stage frees its graph (keep_graph)."""
+    from graphsel.select.expansion import GraphExpansion
+
+    seen = []
+    fit = GraphExpansion.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(self.keep_graph)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GraphExpansion, "fit", recording_fit)
+    paths = [figures[0], str(tmp_path / figures[1])] if figures else []
+    result = CliRunner().invoke(cli, [*tiny, "--out", str(tmp_path / "s.parquet"), "--stages",
+                                      "graph", *paths])
+    assert result.exit_code == 0, result.output
+    assert seen == [kept]

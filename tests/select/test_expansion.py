@@ -85,6 +85,20 @@ def test_the_context_builds_the_graph_once():
     assert third.graph_ is not first.graph_
 
 
+def test_without_keep_graph_the_graph_is_freed_and_the_rest_is_the_same():
+    source, target = _pair()
+    kept = GraphExpansion(2, max_degree=None).fit(source, target)
+    context = SelectionContext(target)
+    freed = GraphExpansion(2, max_degree=None, keep_graph=False).fit(source, target,
+                                                                       context=context)
+    assert freed.graph_ is None and kept.graph_ is not None
+    assert context._graphs == {}  # nothing else holds it
+    assert freed.hop_.tolist() == kept.hop_.tolist() == [0, 1, 2, -1]
+    assert freed.support_.tolist() == kept.support_.tolist()
+    assert freed.report_ == kept.report_
+    assert freed.expansion_.user_hop.tolist() == kept.expansion_.user_hop.tolist()
+
+
 @pytest.mark.parametrize("params, message", [
     ({"num_hops": -1}, "num_hops must be an integer >= 0 and <= 100, got -1"),
     ({"max_degree": "big"}, "max_degree must be a number >= 0, 'auto' or None, got 'big'"),
@@ -93,6 +107,7 @@ def test_the_context_builds_the_graph_once():
     ({"mode": "edge"}, r"Could not resolve mode 'edge' among \['any', 'both', 'item', 'user'\]"),
     ({"edges": "some"}, r"Could not resolve edges 'some' among \['all', 'positive'\]"),
     ({"as_of": 1.5}, "as_of must be integer Unix seconds or None, got 1.5"),
+    ({"keep_graph": "no"}, "keep_graph must be true or false, got 'no'"),
 ])
 def test_bad_parameters(params, message):
     source, target = _pair()
