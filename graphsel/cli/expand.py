@@ -86,6 +86,7 @@ def command(source: str, target: str, num_hops: int | None, max_degree: str | No
 def _write_nodes(stage: GraphExpansion, out_path: Path) -> pa.Table:
     """Writes every node the fitted ``stage`` reached, by node type then hop."""
     graph, result = stage.graph_, stage.expansion_
+    assert graph is not None  # the command fits with keep_graph=True
     columns: dict[str, list[np.ndarray]] = {"node_type": [], "node_id": [], "hop": [],
                                             "degree": []}
     for node_type, hops in ((USER, result.user_hop), (ITEM, result.item_hop)):

@@ -199,6 +199,7 @@ class GraphExpansion(SelectionStage):
 
     SCORES = (Score("hop", "hop_", np.int32, -1),)
     report_: GraphReport
+    graph_: BipartiteGraph | None
 
     def __init__(
         self,
