@@ -577,8 +577,8 @@ def validate_table(table: pa.Table, name: str) -> pa.Table:
         example = next((v for v in values if not isinstance(v, (int, float))
                         or not math.isfinite(v) or v != int(v)),
                        values[0] if values else None)
-        raise InputError(f"{name}: column 'ts' has type {_shown(ts.type)}, expected integer Unix "
-                         f"seconds (e.g. {example!r})")
+        raise InputError(f"{name}: column 'ts' has type {_shown(ts.type)}, expected integer "
+                         f"Unix seconds (e.g. {example!r})")
     if ts.null_count:
         row, _ = _first_bad(ts, pc.is_null(ts))
         raise InputError(f"{name}: column 'ts' has a null at row {row}")
@@ -606,8 +606,8 @@ def validate_table(table: pa.Table, name: str) -> pa.Table:
             continue
         column = table.column(col)
         if not _is_string(column.type):
-            raise InputError(f"{name}: column '{col}' has type {_shown(column.type)}, expected string "
-                             f"(e.g. {column[0].as_py()!r})")
+            raise InputError(f"{name}: column '{col}' has type {_shown(column.type)}, expected "
+                             f"string (e.g. {column[0].as_py()!r})")
         if column.null_count:
             row, _ = _first_bad(column, pc.is_null(column))
             raise InputError(f"{name}: column '{col}' has a null at row {row}")
@@ -622,8 +622,8 @@ def validate_table(table: pa.Table, name: str) -> pa.Table:
         t = table.column(col).type
         if not (_is_integer(t) or _is_string(t) or pa.types.is_floating(t)
                 or pa.types.is_boolean(t)):
-            raise InputError(f"{name}: feature column '{col}' has type {_shown(t)}, expected integer, "
-                             f"string (categorical) or float (numeric)")
+            raise InputError(f"{name}: feature column '{col}' has type {_shown(t)}, expected "
+                             f"integer, string (categorical) or float (numeric)")
     return compact_strings(table)
 
 

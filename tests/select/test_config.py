@@ -57,8 +57,8 @@ def test_subset_keeps_the_named_stages_and_their_parameters():
     ({"stages": []}, "run.yaml: selection.stages is empty"),
     ({"stages": ["graph", "magic"]}, "run.yaml: selection.stages: Could not resolve stage 'magic' among"),
     ({"graph": {"hops": 2}}, ("run.yaml: selection.graph: unknown key 'hops' (valid: num_hops, "
-                              "max_degree, fanout, max_user_rows, mode, edges, relations, as_of, random_state, "
-                              "keep_graph)")),
+                              "max_degree, fanout, max_user_rows, mode, edges, relations, as_of, "
+                              "random_state, keep_graph)")),
     ({"graph": 2}, "run.yaml: selection.graph must be a mapping"),
     ({"stages": ["graph"], "da": {"budget": 5}},
      ("run.yaml: selection.da sets parameters of the 'da' stage, which is not among the stages "
