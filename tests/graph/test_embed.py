@@ -139,3 +139,20 @@ def test_users_without_an_edge_leave_the_other_factors_unchanged():
     np.testing.assert_array_equal(users[:len(alone[0])], alone[0])
     assert not users[len(alone[0]):].any()
     np.testing.assert_array_equal(items, alone[1])
+
+
+def test_items_without_an_edge_leave_the_other_factors_unchanged():
+    """With fewer users than items the SVD transposes the matrix and draws over the users:
+    it then leaves out the items without an edge instead, bit for bit the same factors."""
+    rng = np.random.default_rng(2)
+    log = _log(rng.integers(0, 20, 400), rng.integers(0, 30, 400))
+    assert log.index.num_users < log.index.num_items
+    alone = svd_factors(log, dim=4)
+    # the same rows on an index that also knows items 100..104 (of another log)
+    wide, _ = share_index(log, _log(np.zeros(5, dtype=np.int64), np.arange(100, 105),
+                                    name="other"))
+    users, items = svd_factors(wide, dim=4)
+    assert items.shape == (alone[1].shape[0] + 5, 4)
+    np.testing.assert_array_equal(items[:len(alone[1])], alone[1])
+    assert not items[len(alone[1]):].any()
+    np.testing.assert_array_equal(users, alone[0])
