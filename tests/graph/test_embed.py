@@ -125,34 +125,23 @@ def test_adjacency_matches_scipy_products_bit_for_bit():
     np.testing.assert_array_equal(got.data, oracle.data)
 
 
-def test_users_without_an_edge_leave_the_other_factors_unchanged():
-    """The SVD runs on the users with an edge: an index with more users (none of them in the
-    logs) gives those users zero rows and everyone else the same factors, bit for bit."""
-    rng = np.random.default_rng(1)
-    log = _log(rng.integers(0, 30, 400), rng.integers(0, 20, 400))
+@pytest.mark.parametrize("side", [0, 1])
+def test_nodes_without_an_edge_leave_the_other_factors_unchanged(side):
+    """The SVD leaves out the nodes without an edge on the side it does not draw its random
+    matrix over: the users (side 0, more users than items), or the items (side 1: fewer
+    users than items, so it transposes and draws over the users). An index with five more
+    such nodes (of another log) gives them zero rows and everyone else the same factors,
+    bit for bit."""
+    rng = np.random.default_rng(1 + side)
+    sizes = (30, 20) if side == 0 else (20, 30)
+    log = _log(rng.integers(0, sizes[0], 400), rng.integers(0, sizes[1], 400))
     alone = svd_factors(log, dim=4)
-    # the same rows on an index that also knows users 100..104 (of another log)
-    wide, _ = share_index(log, _log(np.arange(100, 105), np.zeros(5, dtype=np.int64),
-                                    name="other"))
-    users, items = svd_factors(wide, dim=4)
-    assert users.shape == (alone[0].shape[0] + 5, 4)
-    np.testing.assert_array_equal(users[:len(alone[0])], alone[0])
-    assert not users[len(alone[0]):].any()
-    np.testing.assert_array_equal(items, alone[1])
-
-
-def test_items_without_an_edge_leave_the_other_factors_unchanged():
-    """With fewer users than items the SVD transposes the matrix and draws over the users:
-    it then leaves out the items without an edge instead, bit for bit the same factors."""
-    rng = np.random.default_rng(2)
-    log = _log(rng.integers(0, 20, 400), rng.integers(0, 30, 400))
-    assert log.index.num_users < log.index.num_items
-    alone = svd_factors(log, dim=4)
-    # the same rows on an index that also knows items 100..104 (of another log)
-    wide, _ = share_index(log, _log(np.zeros(5, dtype=np.int64), np.arange(100, 105),
-                                    name="other"))
-    users, items = svd_factors(wide, dim=4)
-    assert items.shape == (alone[1].shape[0] + 5, 4)
-    np.testing.assert_array_equal(items[:len(alone[1])], alone[1])
-    assert not items[len(alone[1]):].any()
-    np.testing.assert_array_equal(users, alone[0])
+    extra = [np.zeros(5, dtype=np.int64), np.zeros(5, dtype=np.int64)]
+    extra[side] = np.arange(100, 105)  # new users (side 0) or new items (side 1)
+    wide, _ = share_index(log, _log(*extra, name="other"))
+    factors = svd_factors(wide, dim=4)
+    grown, same = factors[side], factors[1 - side]
+    assert grown.shape == (len(alone[side]) + 5, 4)
+    np.testing.assert_array_equal(grown[:len(alone[side])], alone[side])
+    assert not grown[len(alone[side]):].any()
+    np.testing.assert_array_equal(same, alone[1 - side])
