@@ -243,13 +243,22 @@ def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
     assert plan.rows.tolist() == [101, 105] and plan.weight.tolist() == [1.0, 1.0]
     assert plan.schedule == "joint" and plan.focus is None
     assert get_strategy("budget_finetune").learner is FinetuneLearner
-    # with the source log the budget goes to the users in turns: row 105 is user 7's second
-    # row (101 is its best), so row 108, user 8's best, comes first
+    # with the source log the budget is shared out over (user, label) strata in proportion.
+    # Rank order: 1, 5, 8, 4, 0, 2 (selected), then 3, 6, 7, 9. Rows 0, 1, 3, 5, 6, 7, 9 are
+    # user 7's, rows 2, 4, 8 user 8's, all clicks: user 7's best row paces at 0.5 / 7 = 0.07,
+    # user 8's best (row 8) at 0.5 / 3 = 0.17, user 7's second (row 5) at 1.5 / 7 = 0.21
     user = np.zeros(110, np.int64)
-    user[[100, 101, 105]], user[[102, 108]], user[104] = 7, 8, 9
-    log = SimpleNamespace(user=user)  # the plan reads only the source's users
+    user[[100, 101, 103, 105, 106, 107, 109]], user[[102, 104, 108]] = 7, 8
+    log = SimpleNamespace(user=user, label=np.ones(110, np.int8))  # what the plan reads
     plan = get_strategy("budget_finetune").plan(StrategyContext(rows, selection, 0, log))
     assert plan.rows.tolist() == [101, 108]
+    strata = 2 * user[rows] + log.label[rows]
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.3, strata)).tolist() == [1, 5, 8]
+    # rows 6 and 7 not clicked: user 7's clicks pace at 0.1, 0.3, ..., its non-clicks at 0.25
+    # and 0.75, so row 6 comes before row 5 and the budget keeps user 7's click rate
+    log.label[[106, 107]] = 0
+    strata = 2 * user[rows] + log.label[rows]
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.3, strata)).tolist() == [1, 6, 8]
     # a selection under the budget is filled up with the best unselected row (row 3: 0.99)
     one = Selection(np.arange(10) == 1, np.ones(10, np.float32), {"knn_score": knn})
     plan = get_strategy("budget_finetune").plan(StrategyContext(rows, one, 0))
@@ -261,26 +270,24 @@ def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
     assert finetune.budget_mask(selection, 0.6).tolist() == mask.tolist()
 
 
-def test_budget_shared_out_by_group_takes_each_groups_best_rows_in_turns():
+def test_budget_takes_every_stratum_in_proportion_its_best_ranked_rows_first():
     rng = np.random.default_rng(3)
-    n = 40
-    mask = rng.random(n) < 0.8
+    sizes = [5, 10, 20, 5, 40]  # multiples of 5: a 0.2 budget takes exactly a fifth of each
+    strata = rng.permutation(np.repeat(np.arange(len(sizes)) * 3, sizes))
+    n = len(strata)
+    mask = rng.random(n) < 0.6
     knn = rng.random(n).astype(np.float32)
-    groups = rng.integers(0, 5, n)
     selection = Selection(mask, np.ones(n, np.float32), {"knn_score": knn})
-    chosen = finetune.budget_mask(selection, 0.25, groups)
-    # slow oracle: rounds over the groups, each round takes every group's next best row,
-    # a round's rows in score order; the budget cuts the sequence
-    queues = {g: sorted(np.flatnonzero(mask & (groups == g)), key=lambda r: -knn[r])
-              for g in np.unique(groups)}
-    sequence = []
-    while any(queues.values()):
-        heads = [queue.pop(0) for queue in queues.values() if queue]
-        sequence += sorted(heads, key=lambda r: -knn[r])
-    assert sorted(np.flatnonzero(chosen)) == sorted(sequence[:int(0.25 * n)])
-    # one group holding every row: the plain rank
-    same = finetune.budget_mask(selection, 0.25, np.zeros(n, np.int64))
-    assert same.tolist() == finetune.budget_mask(selection, 0.25).tolist()
+    chosen = finetune.budget_mask(selection, 0.2, strata)
+    # slow oracle: each stratum's rows by (unselected, -knn), its first fifth
+    expected = []
+    for stratum in np.unique(strata):
+        members = sorted(np.flatnonzero(strata == stratum), key=lambda r: (not mask[r], -knn[r]))
+        expected += members[:len(members) // 5]
+    assert np.flatnonzero(chosen).tolist() == sorted(expected)
+    # one stratum holding every row: the plain rank
+    same = finetune.budget_mask(selection, 0.2, np.zeros(n, np.int64))
+    assert same.tolist() == finetune.budget_mask(selection, 0.2).tolist()
 
 
 def test_a_selection_under_the_budget_is_filled_with_the_next_ranked_rows():
@@ -288,10 +295,9 @@ def test_a_selection_under_the_budget_is_filled_with_the_next_ranked_rows():
     knn = np.array([0.9, 0.3, 0.8, 0.95, np.nan, 0.1, 0.7, 0.2, 0.6, 0.5], np.float32)
     selection = Selection(mask, mask.astype(np.float32), {"knn_score": knn})
     # budget 4: the two selected rows, then the best two unselected (0.8: row 2, 0.7: row 6)
-    filled = finetune.budget_mask(selection, 0.4, fill=True)
+    filled = finetune.budget_mask(selection, 0.4)
     assert np.flatnonzero(filled).tolist() == [0, 2, 3, 6]
-    assert finetune.budget_mask(selection, 0.4).tolist() == mask.tolist()  # no fill: as is
-    # in turns: user 1 holds rows 2 and 6, so row 8 (user 2's best) comes before row 6
+    # by user (all clicks): user 0's rows in rank order are 3, 0, 9, 1, 7, 5, 4 (paces 0.07,
+    # 0.21, 0.36, ...), user 1's 2 and 6 (0.25, 0.75), user 2's only row 8 paces at 0.5
     users = np.array([0, 0, 1, 0, 0, 0, 1, 0, 2, 0])
-    assert np.flatnonzero(finetune.budget_mask(selection, 0.4, users, fill=True)).tolist() == [
-        0, 2, 3, 8]
+    assert np.flatnonzero(finetune.budget_mask(selection, 0.4, users)).tolist() == [0, 2, 3, 9]
