@@ -21,10 +21,11 @@ then fine-tunes on
   (:func:`budget_mask`): every user keeps a fifth of their rows and their click rate. Why: the
   kNN score favours a few heavy users' rows and, within a user, the clicks (on ML-1M
   Documentary a fifth taken by rank, in turns over users, was 74 % clicks against 58 % in
-  the source), so a plain top fifth teaches the model users who click everything. Chosen on validation, on
-  ``make bench-quality``'s 19 splits: a mean validation AUC of 0.7518 against 0.7418 for
-  the users in turns without labels it replaced (higher on 14 splits); strata of users alone
-  scored 0.7477, and random rows within the strata 0.7508 (the selection's rank is the rest).
+  the source), so a plain top fifth teaches the model users who click everything. Chosen on
+  validation, on ``make bench-quality``'s 19 splits: a mean validation AUC of 0.7518 against
+  0.7418 for the users in turns without labels it replaced (higher on 14 splits); strata of
+  users alone scored 0.7477, and random rows within the strata 0.7508 (the selection's rank
+  is the rest).
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can
@@ -181,7 +182,8 @@ def budget_mask(selection: Selection, fraction: float,
     stratum of ``n`` rows comes at ``(p + 0.5) / n`` of the way through the order (ties: the
     better-ranked row first). The budget then keeps the source's mix of strata (each user's
     share of the rows and each user's click rate), which a plain rank does not: the kNN score
-    favours a few heavy users' rows, and the positive rows of every user.
+    favours a few heavy users' rows, and the positive rows of every user. A stratum's
+    unselected rows may then come before another stratum's selected ones.
 
     >>> nan = np.nan
     >>> selection = Selection(np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], bool),
