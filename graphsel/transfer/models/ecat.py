@@ -200,7 +200,8 @@ class ECAT(nn.Module):
                                                   self.adapters, teacher.hidden[:-1]):
             x = layer(x, torch.sigmoid(gate(x)) * adapter(z_source))
             hidden.append(x)
-        return TeacherStudentOutput(ModelOutput(self.target.head(x), tuple(hidden)), teacher)
+        return TeacherStudentOutput(ModelOutput(self.target.logits(cat, x), tuple(hidden)),
+                                    teacher)
 
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         """``(B, F)`` int64, ``(B, M)`` float32 -> ``(B,)`` logits of the gated target."""

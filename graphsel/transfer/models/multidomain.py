@@ -48,6 +48,7 @@ from graphsel.errors import InputError
 from graphsel.transfer.features import DOMAIN_FIELD
 from graphsel.transfer.models.base import (
     EmbeddingBlock,
+    FMTerm,
     Head,
     MLPBlock,
     MLPLayer,
@@ -127,6 +128,8 @@ class DomainInput(nn.Module):
         num_numeric: ``M``.
         domain_field: index into ``cat``'s columns of the domain field.
         num_domains: ``K``, known domains (local indices ``1..K``; ``0`` is OOV).
+        fm: added to every model's logits (:meth:`with_fm`), on ``embedding``'s output.
+            Default None: none.
 
     Raises:
         InputError: ``domain_field`` outside ``[0, F)``, ``num_domains < 1``, or a domain
@@ -134,7 +137,7 @@ class DomainInput(nn.Module):
     """
 
     def __init__(self, embedding: EmbeddingBlock, num_numeric: int, domain_field: int,
-                 num_domains: int) -> None:
+                 num_domains: int, fm: FMTerm | None = None) -> None:
         super().__init__()
         fields = embedding.num_fields
         if not 0 <= domain_field < fields:
@@ -149,6 +152,7 @@ class DomainInput(nn.Module):
         self.num_numeric = num_numeric
         self.domain_field = domain_field
         self.num_slots = num_domains + 1
+        self.fm = fm
 
     @property
     def out_dim(self) -> int:
@@ -171,6 +175,10 @@ class DomainInput(nn.Module):
         """``(B, F)``, ``(B, M)`` -> ``(B, F*D + M)``, as :meth:`CTRModel.mlp_input`."""
         return _join(self.embedding(cat), num)
 
+    def with_fm(self, cat: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` ``logits`` plus the FM term of ``cat``, if there is one."""
+        return logits if self.fm is None else logits + self.fm(cat, self.embedding(cat))
+
 
 def _join(embedded: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
     """``(B, F, D)`` embeddings and ``(B, M)`` numerics -> ``(B, F*D + M)``."""
@@ -179,7 +187,8 @@ def _join(embedded: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
 
 
 class _MultiDomain(nn.Module):
-    """What every model here shares: its :class:`DomainInput` (input and domain slots)."""
+    """What every model here shares: its :class:`DomainInput` (input, domain slots and FM
+    term). A model defines :meth:`network`, its logits without the FM term."""
 
     def __init__(self, inputs: DomainInput) -> None:
         super().__init__()
@@ -192,6 +201,14 @@ class _MultiDomain(nn.Module):
     def domain_of(self, cat: torch.Tensor) -> torch.Tensor:
         """``(B, F)`` -> ``(B,)`` domain slot of each row."""
         return self.inputs.domain_of(cat)
+
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits of the model's own network."""
+        raise NotImplementedError
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits: :meth:`network`'s, plus the FM term."""
+        return self.inputs.with_fm(cat, self.network(cat, num))
 
 
 def _towers(num_slots: int, in_dim: int, hidden: Sequence[int], config: ModelConfig
@@ -218,8 +235,8 @@ class SharedBottom(_MultiDomain):
         self.bottom = bottom
         self.towers = towers
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits."""
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits (without the FM term)."""
         hidden = self.bottom(self.inputs(cat, num))
         return route(self.domain_of(cat), self.num_slots,
                      lambda slot, rows: self.towers[slot](hidden[rows]))
@@ -248,8 +265,8 @@ class MMoE(_MultiDomain):
         return route(self.domain_of(cat), self.num_slots,
                      lambda slot, rows: torch.softmax(self.gates[slot](x[rows]), dim=1))
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits."""
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits (without the FM term)."""
         x = self.inputs(cat, num)
         experts = torch.stack([expert(x) for expert in self.experts], dim=1)  # (B, E, H)
 
@@ -366,8 +383,8 @@ class PLE(_MultiDomain):
         self.last_level = last
         self.towers = towers
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits."""
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits (without the FM term)."""
         shared = self.inputs(cat, num)
         specific = shared.unsqueeze(1).expand(-1, self.num_slots, -1)
         for level in self.lower_levels:
@@ -484,8 +501,8 @@ class STAR(_MultiDomain):
         self.aux = aux
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits."""
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits (without the FM term)."""
         domain = self.domain_of(cat)
         embedded = self.inputs.embedding(cat)
         x = _join(embedded, num)
@@ -559,8 +576,8 @@ class PEPNet(_MultiDomain):
         condition = torch.cat([domain, x.detach()], dim=1)
         return embedding_gate, [gate(condition) for gate in self.layer_gates], x
 
-    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits."""
+    def network(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``, ``(B, M)`` -> ``(B,)`` logits (without the FM term)."""
         _, layer_gates, x = self.gates(cat, num)
         for layer, gate in zip(self.mlp.layers, layer_gates):
             x = layer(x * gate)
@@ -575,7 +592,8 @@ class PEPNet(_MultiDomain):
 def _inputs(vocab_sizes: Sequence[int], num_numeric: int, config: ModelConfig,
             domain_field: int, num_domains: int) -> DomainInput:
     embedding = EmbeddingBlock(vocab_sizes, config.embed_dim, sparse=config.sparse_embedding)
-    return DomainInput(embedding, num_numeric, domain_field, num_domains)
+    fm = FMTerm(vocab_sizes, sparse=config.sparse_embedding) if config.fm else None
+    return DomainInput(embedding, num_numeric, domain_field, num_domains, fm)
 
 
 def _mlp(in_dim: int, config: ModelConfig) -> MLPBlock:
@@ -587,7 +605,7 @@ _BUILDER_ARGS = """
         vocab_sizes: ``(F,)`` rows per field, OOV bucket included (the domain field too).
         num_numeric: ``M``. Default 0.
         config: embedding size, ``hidden`` (see the options module), dropout, batch norm,
-            sparse embeddings. Default ``ModelConfig()``.
+            sparse embeddings, FM term. Default ``ModelConfig()``.
         domain_field: index of the domain field among the ``F`` categorical fields.
         num_domains: ``K`` known domains (the field's local indices ``1..K``).
         options: the model's own options. Default: their dataclass's defaults.

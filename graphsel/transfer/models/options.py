@@ -54,6 +54,10 @@ class ModelConfig:
             Default False.
         sparse_embedding: the embedding table produces sparse gradients (the trainer then
             updates it with ``SparseAdam``, touching only the rows of the batch). Default True.
+        fm: add a factorisation machine's terms to the logit (DeepFM's FM component, Guo et
+            al., IJCAI 2017): a learnt weight per feature value and the inner products of
+            every pair of field embeddings, which are the MLP's embeddings (see
+            :class:`~graphsel.transfer.models.base.FMTerm`). Default False.
     """
 
     embed_dim: int = 16
@@ -61,6 +65,7 @@ class ModelConfig:
     dropout: float = 0.0
     batch_norm: bool = False
     sparse_embedding: bool = True
+    fm: bool = False
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1:

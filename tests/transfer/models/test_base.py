@@ -116,3 +116,52 @@ def test_register_model_rejects_duplicates(monkeypatch):
     assert get_model("test-tiny")([2])(torch.tensor([[1]]), torch.zeros(1, 0)).shape == (1,)
     with pytest.raises(ValueError, match="already registered"):
         register_model("test-tiny")(tiny)
+
+
+def brute_force_fm(first_order: torch.Tensor, offsets: torch.Tensor, cat: torch.Tensor,
+                   embedded: torch.Tensor) -> torch.Tensor:
+    """An FM's terms by the definition: the first-order weights, then a loop over field pairs."""
+    out = []
+    for b in range(cat.shape[0]):
+        value = sum(first_order[offsets[f] + cat[b, f], 0] for f in range(cat.shape[1]))
+        for f in range(cat.shape[1]):
+            for g in range(f + 1, cat.shape[1]):
+                value = value + embedded[b, f] @ embedded[b, g]
+        out.append(value)
+    return torch.stack(out)
+
+
+def test_fm_term_is_first_order_weights_plus_pairwise_inner_products():
+    fm = models.FMTerm([3, 4, 2])
+    assert fm.first_order.table.weight.abs().sum() == 0  # starts as the pairwise term alone
+    cat = torch.tensor([[1, 2, 0], [0, 3, 1]])
+    embedded = torch.tensor([[[1., 2.], [3., 4.], [-1., 0.5]],
+                             [[0., 1.], [2., -2.], [1., 1.]]])
+    # Row 0: <1,2>.<3,4> + <1,2>.<-1,.5> + <3,4>.<-1,.5> = 11 + 0 - 1 = 10; row 1: -2 + 1 + 0.
+    assert fm(cat, embedded).tolist() == [10.0, -1.0]
+    with torch.no_grad():
+        fm.first_order.table.weight.copy_(torch.arange(9.0).unsqueeze(1))
+    torch.testing.assert_close(fm(cat, embedded), brute_force_fm(
+        fm.first_order.table.weight, fm.first_order.offsets, cat, embedded))
+    # Rows 1 + 5 + 7 and 0 + 6 + 8 of the first-order table.
+    assert fm(cat, embedded).tolist() == [10.0 + 13.0, -1.0 + 14.0]
+
+
+def test_fm_config_adds_the_term_on_the_models_own_embeddings():
+    torch.manual_seed(0)
+    config = ModelConfig(embed_dim=2, hidden=(5, 3), fm=True)
+    model = build_base_model([3, 4], num_numeric=1, config=config)
+    with torch.no_grad():
+        model.fm.first_order.table.weight.normal_()
+    cat, num = torch.tensor([[1, 2], [0, 3]]), torch.tensor([[0.5], [-1.0]])
+    deep = model.head(model.mlp(model.mlp_input(cat, num)))
+    fm = brute_force_fm(model.fm.first_order.table.weight, model.embedding.offsets, cat,
+                        model.embedding(cat))
+    torch.testing.assert_close(model(cat, num), deep + fm)
+    torch.testing.assert_close(model.forward_hidden(cat, num).logits, deep + fm)
+    assert build_base_model([3, 4], 1, ModelConfig(embed_dim=2, hidden=(5, 3))).fm is None
+    # The embeddings get gradient through both parts; the first-order weights stay sparse.
+    model(cat, num).sum().backward()
+    assert model.fm.first_order.table.weight.grad.is_sparse
+    assert sorted(model.fm.first_order.table.weight.grad.coalesce().indices()[0].tolist()) == [
+        0, 1, 5, 6]

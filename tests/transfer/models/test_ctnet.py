@@ -73,6 +73,18 @@ def test_near_zero_adapters_reproduce_the_target_model():
     assert torch.equal(exact(cat, num), target(cat, num))
 
 
+def test_zero_adapters_reproduce_a_target_model_with_an_fm_term():
+    fm = ModelConfig(embed_dim=4, hidden=(8, 4), fm=True)
+    source, target = tiny_model(0, fm), tiny_model(1, fm)
+    with torch.no_grad():
+        target.fm.first_order.table.weight.normal_()
+    cat, num = tiny_inputs()
+    model = CTNet(source, target, adapter_init_std=0.0)
+    assert torch.equal(model(cat, num), target(cat, num))
+    assert (target(cat, num) - target.head(target.mlp(target.mlp_input(cat, num)))).abs().max(
+        ) > 0.1  # the FM term is a real part of what is reproduced
+
+
 def test_a_non_zero_adapter_changes_the_output():
     source, target = tiny_model(0), tiny_model(1)
     model = CTNet(source, target, adapter_init_std=0.0)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from graphsel.transfer.data import CTRBatch, CTRDataset
 from graphsel.transfer.models import ecat as ecat_module
 from graphsel.transfer.models.base import (
+    ModelConfig,
     ModelOutput,
     get_model,
 )
@@ -119,6 +120,22 @@ def test_initial_ecat_computes_the_target_model_and_the_gate_can_shut_the_source
             gate.weight.zero_()
             gate.bias.fill_(-1e4)  # sigmoid -> 0: the target lets no source knowledge in
     assert torch.equal(model(batch.cat, batch.num), target(batch.cat, batch.num))
+
+
+def test_a_shut_gate_computes_a_target_model_with_an_fm_term():
+    fm = ModelConfig(embed_dim=4, hidden=(8, 4), fm=True)
+    source, target = tiny_model(0, fm), tiny_model(1, fm)
+    with torch.no_grad():
+        target.fm.first_order.table.weight.normal_()
+    batch = _batch()
+    model = ECAT(source, target)
+    with torch.no_grad():
+        for gate in model.gates:
+            gate.weight.zero_()
+            gate.bias.fill_(-1e4)
+    assert torch.equal(model(batch.cat, batch.num), target(batch.cat, batch.num))
+    deep = target.head(target.mlp(target.mlp_input(batch.cat, batch.num)))
+    assert (target(batch.cat, batch.num) - deep).abs().max() > 0.1  # the FM term counts
 
 
 def test_no_gradient_reaches_the_source_model():

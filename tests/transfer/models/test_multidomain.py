@@ -342,3 +342,18 @@ def test_star_finetune_trains_star_on_every_row_then_fine_tunes_it_on_the_target
         expected += [("STAR", t + window, False, 0.01), ("STAR", t, True, 0.005)]
     assert fits == expected
     assert [e.choice.domain_feature for e in results.effort] == [True]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fm_config_adds_the_fm_term_to_every_models_network(name):
+    torch.manual_seed(0)
+    model = get_model(name)(list(VOCAB), 1, ModelConfig(embed_dim=3, hidden=(6, 4), fm=True),
+                            domain_field=0, num_domains=3).eval()
+    with torch.no_grad():
+        model.inputs.fm.first_order.table.weight.normal_()
+        embedded = model.inputs.embedding(CAT)
+        pairwise = sum(embedded[:, f] * embedded[:, g] for f in range(3)
+                       for g in range(f + 1, 3)).sum(1)
+        first = model.inputs.fm.first_order(CAT).sum((1, 2))
+        torch.testing.assert_close(model(CAT, NUM), model.network(CAT, NUM) + first + pairwise)
+    assert build(name).inputs.fm is None
