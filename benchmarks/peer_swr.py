@@ -109,10 +109,6 @@ class Setting:
     model: ModelConfig
     lr_grid: tuple[tuple[float, float], ...]
 
-    def label(self, name: str, setting: str) -> str:
-        """The table row of model ``name`` in this setting: ``star``, ``star+fm``."""
-        return name if setting == "plain" else f"{name}+{setting}"
-
 
 MLP_WIDTHS = (256, 128)
 """The MLP widths of every setting."""
@@ -122,6 +118,11 @@ SETTINGS: dict[str, Setting] = {
                   ((1e-3, 3e-3), (1e-3, 1e-2))),
 }
 """The settings by name (``--settings``); see the module docstring."""
+
+
+def row_label(setting: str, name: str) -> str:
+    """The table row of model ``name`` in ``setting``: ``star`` (plain), ``star+fm``."""
+    return name if setting == "plain" else f"{name}+{setting}"
 SEEDS: tuple[int, ...] = (0, 1, 2)
 SMALL_EPOCHS = 2
 
@@ -240,7 +241,7 @@ def report(runs: dict[tuple[str, str], list[Run]]) -> str:
         runs: each (setting, model)'s chosen runs, one per seed.
     """
     domains = list(SCENARIOS)
-    labels = {key: SETTINGS[key[0]].label(key[1], key[0]) for key in runs}
+    labels = {key: row_label(*key) for key in runs}
     auc_rows = []
     for (setting, name), model_runs in runs.items():
         published = PUBLISHED.get(name)
@@ -352,15 +353,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(split.valid):,}/{len(split.test):,}; fields {', '.join(split.fields)}",
                   flush=True)
         for (setting, name), model_runs in runs.items():
-            config = SETTINGS[setting]
             model_runs.append(train_and_score(
-                name, split, seed, config.model, grids[setting], epochs, args.threads,
-                args.device, label=config.label(name, setting)))
+                name, split, seed, SETTINGS[setting].model, grids[setting], epochs,
+                args.threads, args.device, label=row_label(setting, name)))
     print(report(runs))
     if args.json:
-        text = json.dumps({SETTINGS[setting].label(name, setting):
-                           [dataclasses.asdict(r) for r in model_runs]
-                           for (setting, name), model_runs in runs.items()}, indent=1)
+        text = json.dumps({row_label(*key): [dataclasses.asdict(r) for r in model_runs]
+                           for key, model_runs in runs.items()}, indent=1)
         partial = args.json.with_name(args.json.name + ".partial")
         partial.write_text(text)
         partial.replace(args.json)

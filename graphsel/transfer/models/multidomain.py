@@ -23,6 +23,9 @@ The domain field is embedded with the others and stays in the shared input
                               layer's input (PPNet), conditioned on the domain embedding
 ============================  ===============================================================
 
+With ``ModelConfig(fm=True)`` every model adds DeepFM's FM term on the shared embeddings
+(:class:`~graphsel.transfer.models.base.FMTerm`) to its network's logit.
+
 A domain-specific part runs only on its domain's rows (:func:`route`), so a row's output
 depends on no other domain's specific parameters and they get no gradient from it. The
 builders are registered in :data:`~graphsel.transfer.models.base.MODELS` under the names
