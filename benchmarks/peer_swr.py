@@ -94,6 +94,8 @@ TARGET_BEST_AUC = 0.8160
 
 MODEL_NAMES: tuple[str, ...] = ("base", *PUBLISHED)
 TRAIN = TrainConfig(epochs=10, batch_size=4096, patience=2, progress=False)
+SEEDS: tuple[int, ...] = (0, 1, 2)
+SMALL_EPOCHS = 2
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,6 @@ SETTINGS: dict[str, Setting] = {
 def row_label(setting: str, name: str) -> str:
     """The table row of model ``name`` in ``setting``: ``star`` (plain), ``star+fm``."""
     return name if setting == "plain" else f"{name}+{setting}"
-SEEDS: tuple[int, ...] = (0, 1, 2)
-SMALL_EPOCHS = 2
 
 
 @dataclass(frozen=True)
@@ -196,8 +196,8 @@ def build(name: str, split: Split, config: ModelConfig) -> torch.nn.Module:
 def train_and_score(name: str, split: Split, seed: int, model_config: ModelConfig,
                     grid: Sequence[tuple[float, float]], epochs: int, threads: int,
                     device: str = "cpu", label: str | None = None) -> Run:
-    """Trains ``name`` of ``model_config`` once per grid point, keeps the best on validation, scores
-    it on test (``label``, default ``name``, names it in the progress lines)."""
+    """Trains ``name`` of ``model_config`` once per grid point, keeps the best on validation,
+    scores it on test (``label``, default ``name``, names it in the progress lines)."""
     best: tuple[float, tuple[float, float], int, torch.nn.Module] | None = None
     rows, seconds = 0, 0.0
     for lr, embedding_lr in grid:
