@@ -35,6 +35,7 @@ __all__ = [
     "MLPBlock",
     "Head",
     "FMTerm",
+    "fm_term",
     "CTRModel",
     "ModelOutput",
     "ModelBuilder",
@@ -321,6 +322,12 @@ def model_names() -> list[str]:
     return sorted(MODELS.names())
 
 
+def fm_term(vocab_sizes: Sequence[int], config: ModelConfig) -> FMTerm | None:
+    """The :class:`FMTerm` of a model of ``config`` over ``vocab_sizes``, or None without
+    ``config.fm``."""
+    return FMTerm(vocab_sizes, sparse=config.sparse_embedding) if config.fm else None
+
+
 @register_model("base")
 def build_base_model(
     vocab_sizes: Sequence[int], num_numeric: int = 0, config: ModelConfig | None = None
@@ -336,5 +343,5 @@ def build_base_model(
     embedding = EmbeddingBlock(vocab_sizes, config.embed_dim, sparse=config.sparse_embedding)
     mlp = MLPBlock(len(vocab_sizes) * config.embed_dim + num_numeric, config.hidden,
                    batch_norm=config.batch_norm, dropout=config.dropout)
-    fm = FMTerm(vocab_sizes, sparse=config.sparse_embedding) if config.fm else None
+    fm = fm_term(vocab_sizes, config)  # before the head: the seeded draws keep their order
     return CTRModel(embedding, mlp, Head(mlp.out_dim), fm)

@@ -55,6 +55,7 @@ from graphsel.transfer.models.base import (
     Head,
     MLPBlock,
     MLPLayer,
+    fm_term,
     get_model,
     register_model,
 )
@@ -595,8 +596,8 @@ class PEPNet(_MultiDomain):
 def _inputs(vocab_sizes: Sequence[int], num_numeric: int, config: ModelConfig,
             domain_field: int, num_domains: int) -> DomainInput:
     embedding = EmbeddingBlock(vocab_sizes, config.embed_dim, sparse=config.sparse_embedding)
-    fm = FMTerm(vocab_sizes, sparse=config.sparse_embedding) if config.fm else None
-    return DomainInput(embedding, num_numeric, domain_field, num_domains, fm)
+    return DomainInput(embedding, num_numeric, domain_field, num_domains,
+                       fm_term(vocab_sizes, config))
 
 
 def _mlp(in_dim: int, config: ModelConfig) -> MLPBlock:
