@@ -205,8 +205,9 @@ def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence
 
 def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per strategy: win / tie / loss against ``merge_all`` and ``target_only`` (95 % paired
-    bootstrap CI), mean AUC lift, the same against its random control where it has one
-    (``selected`` against ``random_same_size``), mean rows x epochs and training seconds
+    bootstrap CI), mean AUC lift, the same against its control where it has one
+    (``selected`` against ``random_same_size``, ``ensemble`` against
+    ``merge_all_ensemble``), mean rows x epochs and training seconds
     (chosen points), mean tuning seconds."""
     names: list[str] = []
     for done in splits.values():
@@ -266,7 +267,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         rows.append(cells)
     return format_table(
         ["strategy", "splits", "vs merge_all W/T/L", "lift", "vs target_only W/T/L", "lift",
-         "vs random control W/T/L, lift", "rows x epochs", "train s", "tuning s",
+         "vs control W/T/L, lift", "rows x epochs", "train s", "tuning s",
          "capped fits"], rows,
         title="summary over splits (95% paired user-bootstrap CI; lift = mean AUC difference)")
 

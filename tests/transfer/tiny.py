@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import torch
 
 from graphsel.data.datasets import get_dataset
@@ -13,6 +15,7 @@ from graphsel.select.domain import DomainClassifier
 from graphsel.select.pipeline import SampleSelector
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
+from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 
 VOCAB = (5, 4)
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
@@ -66,6 +69,19 @@ def synthetic_pair() -> tuple[InteractionLog, InteractionLog]:
     """The synthetic default at scale 0.05: ``(source, target)``."""
     split = get_dataset("synthetic")(scale=0.05)
     return split.source, split.target
+
+
+def with_test_labels_flipped(source: InteractionLog, target: InteractionLog,
+                             protocol: ProtocolConfig) -> InteractionLog:
+    """``target`` with every label of its test rows (under ``protocol``'s split) flipped:
+    a run on it must choose and train exactly as on ``target`` (the test never picks)."""
+    test = split_by_time(source, target, protocol).target_test
+    label = np.asarray(target.label).copy()
+    label[test] = 1 - label[test]
+    table = target.table.set_column(target.table.column_names.index("label"), "label",
+                                    pa.array(label))
+    return InteractionLog(table, target.index, target.user, target.item, target.ts, label,
+                          target.name)
 
 
 def strip_seconds(payload: Any) -> Any:

@@ -12,6 +12,8 @@ default is written once, here; the models, losses and learners take these object
 :class:`FinetuneOptions` ``strategy_options: {merge_finetune: ...}``: the fine-tuning step
 :class:`WeightedOptions` ``strategy_options: {weighted_all: ...}``: the tempering grid
 :class:`SubdomainOptions` ``strategy_options: {subdomain_gap: ...}``: sub-domains and gap probes
+:class:`EnsembleOptions` ``strategy_options: {ensemble: ...}``: the strategies whose models it averages
+:class:`SeedEnsembleOptions` ``strategy_options: {merge_all_ensemble: ...}``: how many models
 =======================  ==========================================================================
 
 >>> DIITOptions().num_sources, AdapterOptions(adapter="linear").adapter
@@ -39,6 +41,8 @@ __all__ = [
     "WeightedOptions",
     "SUBDOMAIN_COLUMNS",
     "SubdomainOptions",
+    "EnsembleOptions",
+    "SeedEnsembleOptions",
 ]
 
 
@@ -327,3 +331,42 @@ class SubdomainOptions:
         check_integer("probe_epochs", self.probe_epochs, 1)
         if not (isinstance(self.max_gap, (int, float)) and math.isfinite(self.max_gap)):
             raise InputError(f"max_gap must be a finite number, got {self.max_gap!r}")
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """Options of ``ensemble``: at each seed, the mean logit of other strategies' models.
+
+    Attributes:
+        members: the strategies whose scored models are averaged; a run with ``ensemble``
+            trains the ones its ``strategies`` do not name. Default ``("star_finetune",
+            "ctnet", "merge_finetune_selected")``: the set of the highest mean validation
+            AUC among six sets tried on eight ``make bench-quality`` splits (#13; chosen on
+            validation, not test).
+    """
+
+    members: tuple[str, ...] = ("star_finetune", "ctnet", "merge_finetune_selected")
+
+    def __post_init__(self) -> None:
+        members = tuple(self.members) if isinstance(self.members, (list, tuple)) else ()
+        if (len(members) < 2 or not all(isinstance(m, str) and m for m in members)
+                or len(set(members)) < len(members)):
+            raise InputError(f"members must be a list of at least two distinct strategy "
+                             f"names, got {self.members!r}")
+        object.__setattr__(self, "members", members)
+
+
+@dataclass(frozen=True)
+class SeedEnsembleOptions:
+    """Options of ``merge_all_ensemble``: ``merge_all``'s model trained ``size`` times, each
+    from its own initialisation and batch order, predicting their mean logit (the control of
+    ``ensemble``: as many models, no transfer recipe).
+
+    Attributes:
+        size: models. Default: as many as ``ensemble`` averages by default.
+    """
+
+    size: int = len(EnsembleOptions.members)
+
+    def __post_init__(self) -> None:
+        check_integer("size", self.size, 1)

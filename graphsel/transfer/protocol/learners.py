@@ -40,15 +40,21 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
 from graphsel.data.log import InteractionLog
 from graphsel.transfer.data import CTRDataset
 from graphsel.transfer.features import FeatureSpec
 from graphsel.transfer.models.base import CTRModel, ModelConfig, build_base_model
+from graphsel.transfer.models.options import SeedEnsembleOptions
 from graphsel.transfer.models.towers import warm_start
 from graphsel.transfer.protocol.results import Effort
-from graphsel.transfer.protocol.strategies import SourcePlan
+from graphsel.transfer.protocol.strategies import (
+    SourcePlan,
+    merge_all,
+    register_strategy,
+)
 from graphsel.transfer.train.losses import LossFn
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import Trainer, predict
@@ -58,6 +64,8 @@ __all__ = [
     "PeriodData",
     "Learner",
     "PlanLearner",
+    "LogitMean",
+    "SeedEnsembleLearner",
     "fit_if_any",
     "joint_rows",
     "focus_rows",
@@ -275,3 +283,66 @@ class PlanLearner(Learner):
             self.trainer.fit(self.model, data.target, data.valid)
         else:
             self.trainer.fit(self.model, joint_rows(data), data.valid)
+
+
+class LogitMean(nn.Module):
+    """The mean logit of ``models`` (each ``(cat, num) -> (B,)`` logits): an ensemble.
+
+    >>> _ = torch.manual_seed(0)
+    >>> a, b = (build_base_model([3], 0, ModelConfig(2, (2,))) for _ in range(2))
+    >>> cat, num = torch.tensor([[1], [2]]), torch.zeros(2, 0)
+    >>> torch.allclose(LogitMean([a, b])(cat, num), (a(cat, num) + b(cat, num)) / 2)
+    True
+    """
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` int64, ``(B, M)`` float32 -> ``(B,)`` mean logits."""
+        return torch.stack([model(cat, num) for model in self.members]).mean(dim=0)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The training seed (batch order) of model ``member`` of a run at ``seed``: ``seed``
+    itself for the first, so that it trains as the run's single model would.
+
+    >>> member_seed(3, 0), member_seed(3, 1) == member_seed(3, 1) != member_seed(4, 1)
+    (3, True)
+    """
+    if member == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+
+
+class SeedEnsembleLearner(Learner):
+    """``merge_all_ensemble``: the plan's base model trained ``size`` times, predicting their
+    mean logit (a deep ensemble, Lakshminarayanan et al., NeurIPS 2017).
+
+    Each model trains as :class:`PlanLearner`'s does, from its own initialisation (drawn one
+    after another from the run's seeded generator, so the first is the single model's) and
+    batch order (:func:`member_seed`). It is the control of ``ensemble``, which averages as
+    many models of different transfer recipes: what averaging alone gives, without transfer.
+
+    Args:
+        context: the run's context (every model's trainer counts in its effort).
+        options: how many models. Default ``SeedEnsembleOptions()``.
+    """
+
+    mixes_domains = True
+
+    def __init__(self, context: LearnerContext,
+                 options: SeedEnsembleOptions | None = None) -> None:
+        super().__init__(context)
+        size = (options or SeedEnsembleOptions()).size
+        self.members = [PlanLearner(replace(context, train=replace(
+            context.train, seed=member_seed(context.train.seed, j)))) for j in range(size)]
+        self.model = LogitMean([member.model for member in self.members])
+
+    def fit_period(self, data: PeriodData) -> None:
+        for member in self.members:
+            member.fit_period(data)
+
+
+register_strategy("merge_all_ensemble", learner=SeedEnsembleLearner)(merge_all)

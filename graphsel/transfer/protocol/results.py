@@ -371,6 +371,8 @@ class EffortRecord:
             the seed reused the first seed's choice).
         tuning_seconds: training seconds of all trials (the price of tuning).
         picked: for ``auto``, the strategy whose model it took at this seed; else None.
+            (``ensemble``'s ``choice`` is its first member's; its members are in
+            ``details``.)
         details: what the scored model's learner chose or measured
             (:meth:`~graphsel.transfer.protocol.learners.Learner.details`, e.g.
             ``subdomain_gap``'s per-sub-domain gaps); empty for most. Default empty.
@@ -424,7 +426,8 @@ def details_table(name: str, records: Sequence[EffortRecord]) -> str:
     """
     if not any("subdomains" in r.details for r in records):
         return "\n".join(f"{name} seed {r.seed}: " + ", ".join(
-            f"{key} {value}" for key, value in r.details.items() if not isinstance(value, list))
+            f"{key} {_detail(value)}" for key, value in r.details.items()
+            if not isinstance(value, list) or all(isinstance(v, str) for v in value))
             for r in records if r.details)
     order: list[str] = []
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
@@ -438,6 +441,11 @@ def details_table(name: str, records: Sequence[EffortRecord]) -> str:
     return format_table(["sub-domain", "rows"] + [f"seed {s}" for s in by_seed] + ["kept"],
                         rows, title=f"{name}: validation log-loss gap of each source "
                                     f"sub-domain (with it minus without it; + hurts)")
+
+
+def _detail(value: Any) -> str:
+    """A scalar detail as it is; a list of names joined by ``+`` (``ensemble``'s members)."""
+    return "+".join(value) if isinstance(value, list) else str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,7 +631,7 @@ class Results:
                 [[name, c.format(), c.verdict] for name, c in self.vs_merge_all.items()]))
         if self.vs_control:
             lines.append(format_table(
-                ["strategy", "random control", "AUC - control [95% CI]", "verdict"],
+                ["strategy", "control", "AUC - control [95% CI]", "verdict"],
                 [[name, control, c.format(), c.verdict]
                  for name, (control, c) in self.vs_control.items()]))
         picks = [(r.seed, r.picked) for r in self.effort if r.picked is not None]
@@ -665,6 +673,8 @@ class Results:
                 values = [r.scores.auc for r in self.records
                           if r.strategy == name and r.period == period]
                 defined = [v for v in values if v is not None]
-                cells.append("n/a" if len(defined) < len(values) else float(np.mean(defined)))
+                cells.append("" if not values  # not scored there (ensemble: the test only)
+                             else "n/a" if len(defined) < len(values)
+                             else float(np.mean(defined)))
             rows.append(cells)
         return format_table(headers, rows, title="AUC per period (evaluated on the next one)")

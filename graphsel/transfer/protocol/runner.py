@@ -49,6 +49,9 @@ step per module of :mod:`graphsel.transfer.protocol`:
    resamples test *users* (all their rows) and scores both strategies' seed-averaged AUC on
    it, so the test-set noise cancels in the difference; the spread over seeds is reported
    separately as ``std``.
+6. **Combines** (after every other strategy, at each seed): ``ensemble`` averages its members'
+   models (:func:`average_members`), then ``auto`` picks one model among the others
+   (:func:`pick_auto`, ``ensemble`` included). Both read the validation rows only.
 
 **Resuming.** With a :class:`~graphsel.transfer.protocol.checkpoints.RunStore`, the fitted
 selection and each finished (strategy, seed) unit are saved as soon as they are done, and
@@ -115,9 +118,12 @@ from graphsel.transfer.protocol.results import (
 from graphsel.transfer.protocol.split import ProtocolConfig, TimeSplit, split_by_time
 from graphsel.transfer.protocol.strategies import (
     AUTO,
+    COMBINERS,
+    ENSEMBLE,
     SourcePlan,
     Strategy,
     StrategyContext,
+    default_options,
     get_strategy,
     strategy_names,
 )
@@ -127,6 +133,7 @@ from graphsel.transfer.train.trainer import seed_everything
 
 __all__ = [
     "ValidationRows",
+    "average_members",
     "pick_auto",
     "fit_selection",
     "feature_columns",
@@ -528,7 +535,9 @@ def compare_strategies(
         raise InputError(f"no strategy given; choose from {strategy_names()}")
     if len(set(names)) != len(names):
         raise InputError(f"strategies {names} name a strategy twice")
-    chosen = [get_strategy(name) for name in names if name != AUTO]
+    options = dict(strategy_options or {})
+    names, members = _with_members(names, options)
+    chosen = [get_strategy(name) for name in names if name not in COMBINERS]
     if AUTO in names and not chosen:
         raise InputError("strategy 'auto' needs other strategies in the run to pick from")
     if source.index is not target.index:
@@ -544,13 +553,12 @@ def compare_strategies(
         selection, summary = _fit_or_load_selection(selector or SampleSelector(), source,
                                                     target, split, truth, store)
     cache = _EncodingCache(source, target, split, protocol.domain_column)
-    options = dict(strategy_options or {})
     for name in options:
         if name not in names:
             raise InputError(f"strategy_options names {name!r}, which is not run "
                              f"(strategies: {', '.join(names)})")
     records: list[PeriodRecord] = []
-    test_predictions: dict[str, list[np.ndarray]] = {name: [] for name in names if name != AUTO}
+    test_predictions: dict[str, list[np.ndarray]] = {s.name: [] for s in chosen}
     valid_predictions: dict[str, list[np.ndarray]] = {name: [] for name in test_predictions}
     efforts: list[EffortRecord] = []
     choices: dict[str, GridPoint] = {}
@@ -580,24 +588,30 @@ def compare_strategies(
                 test_predictions[strategy.name].append(unit.test_predictions)
                 valid_predictions[strategy.name].append(unit.valid_predictions)
                 efforts.append(unit.effort)
+    valid, test = split.target_valid, split.target_test
+    validation = ValidationRows(target.label[valid], target.user[valid], valid_predictions)
+    y, users = target.label[test], target.user[test]
+    if ENSEMBLE in names:
+        combined = average_members(members, [int(s) for s in seeds], records,
+                                   test_predictions, efforts, validation, y, users)
+        records += combined.records
+        test_predictions[ENSEMBLE] = combined.test_predictions
+        valid_predictions[ENSEMBLE] = combined.valid_predictions
+        efforts += combined.efforts
     if AUTO in names:
-        valid = split.target_valid
         auto_records, auto_predictions, auto_efforts = pick_auto(
-            [strategy.name for strategy in chosen], [int(s) for s in seeds], records,
-            test_predictions, efforts,
-            ValidationRows(target.label[valid], target.user[valid], valid_predictions),
-            protocol.auto_margin, protocol.n_boot)
+            [name for name in names if name != AUTO], [int(s) for s in seeds], records,
+            test_predictions, efforts, validation, protocol.auto_margin, protocol.n_boot)
         records += auto_records
         test_predictions[AUTO] = auto_predictions
         efforts += auto_efforts
-    test = split.target_test
     stacked = {name: np.stack(test_predictions[name], axis=1) for name in names}
-    y, users = target.label[test], target.user[test]
     comparisons = {baseline: compare_with_baseline(y, users, stacked, protocol.n_boot, baseline)
                    for baseline in (BASELINE, MERGE_BASELINE)}
     vs_control = {s.name: (s.control, compare_with_baseline(
         y, users, {s.control: stacked[s.control], s.name: stacked[s.name]}, protocol.n_boot,
-        s.control)[s.name]) for s in chosen if s.control is not None and s.control in stacked}
+        s.control)[s.name]) for s in map(get_strategy, names)
+        if s.control is not None and s.control in stacked}
     return Results(names, [int(s) for s in seeds], split.periods, records,
                    comparisons[BASELINE], split.summary(), summary,
                    vs_merge_all=comparisons[MERGE_BASELINE], effort=efforts,
@@ -605,6 +619,123 @@ def compare_strategies(
                    test_labels=np.asarray(target.label[test]).copy(),
                    test_predictions={name: p.astype(np.float64).mean(axis=1)
                                      for name, p in stacked.items()})
+
+
+def _with_members(names: list[str], options: Mapping[str, Any]
+                  ) -> tuple[list[str], tuple[str, ...]]:
+    """``names`` with ``ensemble``'s members that it does not name inserted before
+    ``ensemble``, and those members (empty without ``ensemble``).
+
+    Raises:
+        InputError: a member that is unknown or is itself a combining strategy.
+    """
+    if ENSEMBLE not in names:
+        return names, ()
+    members = options.get(ENSEMBLE, default_options(ENSEMBLE)).members
+    for member in members:
+        if member in COMBINERS:
+            raise InputError(f"strategy_options.ensemble.members: {member!r} combines other "
+                             f"strategies' models; name strategies that train their own")
+        get_strategy(member)  # an unknown name is an InputError naming the choices
+    at = names.index(ENSEMBLE)
+    missing = [member for member in members if member not in names]
+    return names[:at] + missing + names[at:], members
+
+
+@dataclass(frozen=True)
+class Combined:
+    """A combining strategy's results, one entry per seed: its test-period records, test and
+    validation predictions, and effort records."""
+
+    records: list[PeriodRecord]
+    test_predictions: list[np.ndarray]
+    valid_predictions: list[np.ndarray]
+    efforts: list[EffortRecord]
+
+
+def logit_mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """The sigmoid of the mean logit of several models' ``(N,)`` click probabilities (each
+    clipped to ``[1e-7, 1 - 1e-7]``): what averaging the models' logits predicts.
+
+    >>> logit_mean([np.array([0.5, 0.9]), np.array([0.5, 0.1])]).round(6).tolist()
+    [0.5, 0.5]
+    """
+    p = np.clip(np.stack([np.asarray(q, dtype=np.float64) for q in probabilities]),
+                1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-np.mean(np.log(p) - np.log1p(-p), axis=0)))
+
+
+def average_members(members: Sequence[str], seeds: Sequence[int],
+                    records: Sequence[PeriodRecord],
+                    test_predictions: Mapping[str, Sequence[np.ndarray]],
+                    efforts: Sequence[EffortRecord], valid: ValidationRows,
+                    test_label: np.ndarray, test_user: np.ndarray) -> Combined:
+    """The ``ensemble`` strategy: per seed, the mean logit of ``members``' scored models
+    (:func:`logit_mean`), on the validation and the test rows.
+
+    Models of different recipes err differently, so their mean ranks better than each
+    (Dietterich 2000; a deep ensemble of one recipe is ``merge_all_ensemble``, its control).
+    Nothing is chosen: the members are fixed before the run
+    (:class:`~graphsel.transfer.models.options.EnsembleOptions`), so the test rows only
+    score it. Its record is the test period's (the members' predictions on earlier periods'
+    rows are not kept), its training rows, source rows and seconds the members' sums; its
+    effort record sums theirs, holds its validation AUC, its first member's grid point as its
+    choice, and ``details = {"members": [...]}``.
+
+    Args:
+        members: the strategies averaged (each trained in the run).
+        seeds: the run's seeds, in order (``test_predictions[name][i]`` is seed ``i``'s).
+        records: every member's period records.
+        test_predictions: per member, its ``(N_test,)`` predictions per seed.
+        efforts: every member's :class:`EffortRecord` per seed.
+        valid: the validation rows and the members' predictions on them.
+        test_label: ``(N_test,)`` labels of the test rows.
+        test_user: ``(N_test,)`` their users (GAUC).
+
+    >>> point = GridPoint(0.001, 0.0, False)
+    >>> efforts = [EffortRecord(name, 0, point, 0.6, Effort(epochs=2)) for name in "ab"]
+    >>> valid = ValidationRows(np.array([0, 1]), np.array([0, 0]),
+    ...                        {"a": [np.array([0.2, 0.6])], "b": [np.array([0.4, 0.2])]})
+    >>> out = average_members(["a", "b"], [0], [], {"a": [np.array([0.3, 0.9])],
+    ...                       "b": [np.array([0.3, 0.1])]}, efforts, valid,
+    ...                       np.array([0, 1]), np.array([0, 0]))
+    >>> out.test_predictions[0].round(4).tolist(), out.efforts[0].valid_auc
+    ([0.3, 0.5], 1.0)
+    >>> out.efforts[0].effort.epochs, out.efforts[0].details
+    (4, {'members': ['a', 'b']})
+    """
+    by_key = {(e.strategy, e.seed): e for e in efforts}
+    last = {(r.strategy, r.seed): r for r in records}  # records come in period order
+    out = Combined([], [], [], [])
+    for i, seed in enumerate(seeds):
+        test = logit_mean([test_predictions[name][i] for name in members])
+        valid_p = logit_mean([valid.predictions[name][i] for name in members])
+        scored = [by_key[name, seed] for name in members]
+        ends = [last[name, seed] for name in members if (name, seed) in last]
+        if ends:
+            out.records.append(PeriodRecord(
+                ENSEMBLE, seed, ends[0].period, score_predictions(test_label, test, test_user),
+                sum(r.n_train for r in ends), sum(r.n_source for r in ends), len(test_label),
+                round(sum(r.seconds for r in ends), 3)))
+        out.test_predictions.append(test)
+        out.valid_predictions.append(valid_p)
+        out.efforts.append(EffortRecord(
+            ENSEMBLE, seed, scored[0].choice,
+            score_predictions(valid.label, valid_p, valid.user).auc,
+            _sum_efforts([e.effort for e in scored]),
+            tuning_seconds=round(sum(e.tuning_seconds for e in scored), 3),
+            details={"members": list(members)}))
+    return out
+
+
+def _sum_efforts(costs: Sequence[Effort]) -> Effort:
+    """Several models' costs as one (``max_epochs``: the most of any)."""
+    return Effort(fits=sum(c.fits for c in costs), epochs=sum(c.epochs for c in costs),
+                  max_epochs=max(c.max_epochs for c in costs),
+                  steps=sum(c.steps for c in costs),
+                  rows_x_epochs=sum(c.rows_x_epochs for c in costs),
+                  seconds=round(sum(c.seconds for c in costs), 3),
+                  capped_fits=sum(c.capped_fits for c in costs))
 
 
 @dataclass(frozen=True)
@@ -643,7 +774,8 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
 
     Only validation rows are compared; the test rows are scored by the candidates and merely
     carried over, so the choice is nested: the test set never picks. The cost of ``auto`` is
-    every candidate's (its effort sums theirs). When the rule compared, the effort record's
+    every candidate's (its effort sums theirs; ``ensemble``'s is its members', counted once).
+    When the rule compared, the effort record's
     ``details`` hold the contender (the picked one, or the best one that fell short when
     ``merge_all`` was kept) and its validation lead over ``merge_all``:
     ``{"contender", "valid_auc_diff", "valid_lo"}``.
@@ -700,15 +832,10 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
         auto_records += [replace(r, strategy=AUTO) for r in records
                          if r.strategy == best.strategy and r.seed == seed]
         auto_predictions.append(test_predictions[best.strategy][i])
-        costs = [e.effort for e in scored]
-        total = Effort(fits=sum(c.fits for c in costs), epochs=sum(c.epochs for c in costs),
-                       max_epochs=max(c.max_epochs for c in costs),
-                       steps=sum(c.steps for c in costs),
-                       rows_x_epochs=sum(c.rows_x_epochs for c in costs),
-                       seconds=round(sum(c.seconds for c in costs), 3),
-                       capped_fits=sum(c.capped_fits for c in costs))
+        trained = [e for e in scored if e.strategy != ENSEMBLE]  # its cost is its members'
+        total = _sum_efforts([e.effort for e in trained])
         auto_efforts.append(EffortRecord(AUTO, seed, best.choice, best.valid_auc, total,
                                          tuning_seconds=round(sum(
-                                             e.tuning_seconds for e in scored), 3),
+                                             e.tuning_seconds for e in trained), 3),
                                          picked=best.strategy, details=details))
     return auto_records, auto_predictions, auto_efforts

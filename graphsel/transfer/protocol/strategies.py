@@ -52,7 +52,9 @@ from graphsel.transfer.models.options import (
     AdapterOptions,
     DIITOptions,
     ECATOptions,
+    EnsembleOptions,
     FinetuneOptions,
+    SeedEnsembleOptions,
     SubdomainOptions,
     WeightedOptions,
 )
@@ -65,6 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "random_same_size_mask",
     "AUTO",
+    "ENSEMBLE",
+    "COMBINERS",
     "selection_of",
     "selected_focus",
     "SCHEDULES",
@@ -162,9 +166,11 @@ class Strategy:
             that trains the strategy's models, or None for the base model trained on the plan.
         options: the learner's default options (a frozen dataclass), or None when it takes
             none. A run may replace them (``strategy_options:`` in a config).
-        control: the strategy that does the same with a random subset of the source in
-            place of the selection (``random_same_size`` for ``selected``), or None. A run
-            with both compares them (``Results.vs_control``).
+        control: the strategy that does the same without what this one adds: a random
+            subset of the source in place of the selection (``random_same_size`` for
+            ``selected``), as many ``merge_all`` models in place of the recipes
+            (``merge_all_ensemble`` for ``ensemble``); or None. A run with both compares
+            them (``Results.vs_control``).
     """
 
     name: str
@@ -210,7 +216,7 @@ def register_strategy(name: str, *, needs_selection: bool = False,
             model on the plan.
         options: the learner's default options. Default None: those given to
             :func:`declare_strategy`, if any.
-        control: its random control strategy (:attr:`Strategy.control`). Default None.
+        control: its control strategy (:attr:`Strategy.control`). Default None.
 
     Raises:
         ValueError: if ``name`` is already registered (a programming error, not bad input).
@@ -368,11 +374,25 @@ declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", Subdomai
 for _name, _options in MULTI_DOMAIN_MODELS.items():
     declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
 declare_strategy("star_finetune", "graphsel.transfer.models.multidomain", FinetuneOptions())
+declare_strategy("merge_all_ensemble", "graphsel.transfer.protocol.learners", SeedEnsembleOptions())
 
 
 # --------------------------------------------------------------------------------------------
-# auto: the strategy a user who does not read tables runs
+# ensemble and auto: strategies that combine the models of the run's other strategies
 # --------------------------------------------------------------------------------------------
+
+ENSEMBLE = "ensemble"
+"""The name of the strategy that trains nothing of its own: the runner gives it, per seed, the
+mean logit of its members' models (:class:`~graphsel.transfer.models.options.EnsembleOptions`;
+:func:`graphsel.transfer.protocol.runner.average_members`)."""
+
+
+@register_strategy(ENSEMBLE, options=EnsembleOptions(), control="merge_all_ensemble")
+def ensemble(context: StrategyContext) -> SourcePlan:
+    """Averages other strategies' models; it has no rows of its own."""
+    raise InputError("strategy 'ensemble' averages the models of other strategies of a run "
+                     "(the runner scores it); it has no source rows of its own")
+
 
 AUTO = "auto"
 """The name of the strategy that trains nothing of its own: the runner gives it, per seed, the
@@ -385,3 +405,8 @@ def auto(context: StrategyContext) -> SourcePlan:
     """Picks among the run's other strategies; it has no rows of its own."""
     raise InputError("strategy 'auto' picks among the other strategies of a run (the "
                      "runner scores it); it has no source rows of its own")
+
+
+COMBINERS: tuple[str, ...] = (ENSEMBLE, AUTO)
+"""The strategies the runner scores from the other strategies' models, in the order it does
+(``auto`` may pick ``ensemble``)."""

@@ -6,17 +6,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from graphsel.data.log import InteractionLog
 from graphsel.transfer import features as features_module
 from graphsel.transfer.features import DOMAIN_FIELD
 from graphsel.transfer.models.base import ModelConfig
 from graphsel.transfer.protocol.runner import compare_strategies
-from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
+from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.train.trainer import TrainConfig
-from tests.transfer.tiny import synthetic_pair, tiny_selector
+from tests.transfer.tiny import synthetic_pair, tiny_selector, with_test_labels_flipped
 
 TINY = ModelConfig(embed_dim=4, hidden=(16,))
 CAP = 40
@@ -74,19 +72,9 @@ def test_every_strategy_tries_the_same_grid_on_the_first_seed(results):
     assert set(payload["vs_merge_all"]) == set(STRATEGIES) - {"merge_all"}
 
 
-def _with_test_labels_flipped(source: InteractionLog, target: InteractionLog) -> InteractionLog:
-    test = split_by_time(source, target, GRID).target_test
-    label = np.asarray(target.label).copy()
-    label[test] = 1 - label[test]
-    table = target.table.set_column(target.table.column_names.index("label"), "label",
-                                    pa.array(label))
-    return InteractionLog(table, target.index, target.user, target.item, target.ts, label,
-                          target.name)
-
-
 def test_tuning_never_reads_the_test_labels(data, results):
     source, target = data
-    flipped = _run(source, _with_test_labels_flipped(source, target))
+    flipped = _run(source, with_test_labels_flipped(source, target, GRID))
 
     def tuned(res):
         return [(r.strategy, r.seed, r.choice, r.valid_auc, r.trials,
