@@ -2,7 +2,9 @@
 
 - every ```python block runs, in order, in one namespace, inside a temporary directory;
 - every ```console line starting with ``$ graphsel`` runs through the CLI and must exit 0;
-  ``$GRAPHSEL_DATA`` in a command needs the public data (skipped or failed like any data test).
+  ``$GRAPHSEL_DATA`` in a command needs the public data (skipped or failed like any data test);
+- every ```yaml block of ``strategy_options:`` loads as a ``graphsel run`` config, each
+  option it names set as written.
 """
 
 from __future__ import annotations
@@ -61,6 +63,25 @@ def test_console_examples_run(command, tmp_path, monkeypatch):
     args = shlex.split(command)[1:]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, f"{command}\n{result.output}"
+
+
+def test_strategy_options_blocks_load(tmp_path):
+    import yaml
+
+    from graphsel.transfer.config import load_config
+
+    blocks = [body for body in _blocks("yaml") if body.startswith("strategy_options:")]
+    assert len(blocks) >= 2
+    for number, body in enumerate(blocks):
+        path = tmp_path / f"block{number}.yaml"
+        path.write_text(body)
+        config = load_config(path)
+        for name, values in yaml.safe_load(body)["strategy_options"].items():
+            options = config.options_for(name)
+            for key, value in values.items():
+                if not isinstance(value, dict):  # nested options are checked by their own tests
+                    written = getattr(options, key)
+                    assert written == (tuple(value) if isinstance(value, list) else value)
 
 
 def _readme_text() -> str:

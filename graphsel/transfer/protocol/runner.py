@@ -133,6 +133,8 @@ from graphsel.transfer.train.trainer import seed_everything
 
 __all__ = [
     "ValidationRows",
+    "Combined",
+    "logit_mean",
     "average_members",
     "pick_auto",
     "fit_selection",
@@ -596,7 +598,7 @@ def compare_strategies(
                                    test_predictions, efforts, validation, y, users)
         records += combined.records
         test_predictions[ENSEMBLE] = combined.test_predictions
-        valid_predictions[ENSEMBLE] = combined.valid_predictions
+        valid_predictions[ENSEMBLE] = combined.valid_predictions  # auto's candidate too
         efforts += combined.efforts
     if AUTO in names:
         auto_records, auto_predictions, auto_efforts = pick_auto(
@@ -740,8 +742,8 @@ def _sum_efforts(costs: Sequence[Effort]) -> Effort:
 
 @dataclass(frozen=True)
 class ValidationRows:
-    """The target's validation rows as ``auto`` sees them: labels, users (a bootstrap
-    replicate resamples users) and, per candidate, its scored model's ``(N_valid,)``
+    """The target's validation rows as ``ensemble`` and ``auto`` see them: labels, users (a
+    bootstrap replicate resamples users) and, per strategy, its scored model's ``(N_valid,)``
     predictions per seed."""
 
     label: np.ndarray
