@@ -57,7 +57,12 @@ from graphsel.errors import InputError, choice_error
 from graphsel.select.config import SelectionConfig
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.split import ProtocolConfig
-from graphsel.transfer.protocol.strategies import default_options, strategy_names
+from graphsel.transfer.protocol.strategies import (
+    ENSEMBLE,
+    default_options,
+    ensemble_members,
+    strategy_names,
+)
 from graphsel.transfer.train.options import TrainConfig
 
 __all__ = ["DatasetConfig", "ExperimentConfig", "TASKS", "build_dataclass", "config_from_dict",
@@ -131,6 +136,8 @@ class ExperimentConfig:
             if type(options) is not type(default):
                 raise InputError(f"the options of strategy {name!r} must be a "
                                  f"{type(default).__name__}, got {options!r}")
+        if ENSEMBLE in self.strategies:
+            ensemble_members(self.options_for(ENSEMBLE))
 
     def options_for(self, name: str) -> Any:
         """Strategy ``name``'s learner options: those given, else its defaults (None for a

@@ -93,6 +93,13 @@ def test_source_and_target_paths(tmp_path):
     ("mode: sometimes\n", r"exp\.yaml: protocol: Could not resolve mode 'sometimes'"),
     ("auto_margin: 6\n", r"exp\.yaml: protocol: auto_margin must be in \[0, 5\] \(standard "
                          r"errors\), got 6"),
+    ("strategy_options: {ensemble: {members: [merge_all]}}\n",
+     r"exp\.yaml: strategy_options\.ensemble: members must be a list of at least two distinct"),
+    ("strategy_options: {ensemble: {members: [merge_all, auto]}}\n",
+     r"exp\.yaml: strategy_options\.ensemble\.members: 'auto' combines other strategies' "
+     r"models"),
+    ("strategy_options: {ensemble: {members: [merge_all, best]}}\n",
+     r"exp\.yaml: Could not resolve strategy 'best'"),
     ("selection: {hops: 2}\n", r"exp\.yaml: selection: unknown key 'hops' \(valid: stages"),
     ("selection: {knn: {kk: 2}}\n", r"exp\.yaml: selection\.knn: unknown key 'kk' \(valid: index"),
     ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),

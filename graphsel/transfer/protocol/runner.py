@@ -123,7 +123,7 @@ from graphsel.transfer.protocol.strategies import (
     SourcePlan,
     Strategy,
     StrategyContext,
-    default_options,
+    ensemble_members,
     get_strategy,
     strategy_names,
 )
@@ -633,12 +633,7 @@ def _with_members(names: list[str], options: Mapping[str, Any]
     """
     if ENSEMBLE not in names:
         return names, ()
-    members = options.get(ENSEMBLE, default_options(ENSEMBLE)).members
-    for member in members:
-        if member in COMBINERS:
-            raise InputError(f"strategy_options.ensemble.members: {member!r} combines other "
-                             f"strategies' models; name strategies that train their own")
-        get_strategy(member)  # an unknown name is an InputError naming the choices
+    members = ensemble_members(options.get(ENSEMBLE))
     at = names.index(ENSEMBLE)
     missing = [member for member in members if member not in names]
     return names[:at] + missing + names[at:], members

@@ -69,6 +69,7 @@ __all__ = [
     "AUTO",
     "ENSEMBLE",
     "COMBINERS",
+    "ensemble_members",
     "selection_of",
     "selected_focus",
     "SCHEDULES",
@@ -410,3 +411,23 @@ def auto(context: StrategyContext) -> SourcePlan:
 COMBINERS: tuple[str, ...] = (ENSEMBLE, AUTO)
 """The strategies the runner scores from the other strategies' models, in the order it does
 (``auto`` may pick ``ensemble``)."""
+
+
+def ensemble_members(options: EnsembleOptions | None = None) -> tuple[str, ...]:
+    """The members of ``ensemble`` with ``options`` (default: its default options), checked
+    without importing any strategy's module.
+
+    >>> ensemble_members(EnsembleOptions(("merge_all", "ctnet")))
+    ('merge_all', 'ctnet')
+
+    Raises:
+        InputError: a member that is not a strategy, or that combines other strategies'
+            models itself (``ensemble``, ``auto``).
+    """
+    members = (options or default_options(ENSEMBLE)).members
+    for member in members:
+        default_options(member)  # an unknown name is an InputError naming the choices
+        if member in COMBINERS:
+            raise InputError(f"strategy_options.ensemble.members: {member!r} combines other "
+                             f"strategies' models; name strategies that train their own")
+    return tuple(members)
