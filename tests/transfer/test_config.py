@@ -96,8 +96,7 @@ def test_source_and_target_paths(tmp_path):
     ("strategy_options: {ensemble: {members: [merge_all]}}\n",
      r"exp\.yaml: strategy_options\.ensemble: members must be a list of at least two distinct"),
     ("strategy_options: {ensemble: {members: [merge_all, auto]}}\n",
-     r"exp\.yaml: strategy_options\.ensemble\.members: 'auto' combines other strategies' "
-     r"models"),
+     r"exp\.yaml: strategy_options\.ensemble\.members: 'auto' combines other strategies"),
     ("strategy_options: {ensemble: {members: [merge_all, best]}}\n",
      r"exp\.yaml: Could not resolve strategy 'best'"),
     ("selection: {hops: 2}\n", r"exp\.yaml: selection: unknown key 'hops' \(valid: stages"),

@@ -14,7 +14,12 @@ from graphsel.transfer.config import config_from_dict
 from graphsel.transfer.models.base import ModelConfig
 from graphsel.transfer.models.options import EnsembleOptions, SeedEnsembleOptions
 from graphsel.transfer.protocol import learners, runner
-from graphsel.transfer.protocol.results import Effort, EffortRecord, GridPoint, PeriodRecord
+from graphsel.transfer.protocol.results import (
+    Effort,
+    EffortRecord,
+    GridPoint,
+    PeriodRecord,
+)
 from graphsel.transfer.protocol.runner import (
     ValidationRows,
     average_members,
@@ -177,7 +182,7 @@ def test_seed_ensemble_learner_starts_with_the_single_model(data, monkeypatch):
     results = _run(source, target, ["merge_all", "merge_all_ensemble"], options, seeds=[0])
     learner = models["ensemble"]
     assert len(learner.members) == 3
-    assert [m.context.train.seed for m in learner.members][0] == 0
+    assert learner.members[0].context.train.seed == 0
     assert len({m.context.train.seed for m in learner.members}) == 3
     # the first member is merge_all's own model: the same initialisation and batch order
     (single,) = [r for r in results.test_records() if r.strategy == "merge_all"]
