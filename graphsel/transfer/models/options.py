@@ -12,7 +12,7 @@ default is written once, here; the models, losses and learners take these object
 :class:`FinetuneOptions` ``strategy_options: {merge_finetune: ...}``: the fine-tuning step
 :class:`WeightedOptions` ``strategy_options: {weighted_all: ...}``: the tempering grid
 :class:`SubdomainOptions` ``strategy_options: {subdomain_gap: ...}``: sub-domains and gap probes
-:class:`EnsembleOptions` ``strategy_options: {ensemble: ...}``: the strategies whose models it averages
+:class:`EnsembleOptions` ``strategy_options: {ensemble: ...}``: the strategies it averages
 :class:`SeedEnsembleOptions` ``strategy_options: {merge_all_ensemble: ...}``: how many models
 =======================  ==========================================================================
 

@@ -364,15 +364,14 @@ class EffortRecord:
         strategy: the strategy's name.
         seed: the run's seed.
         choice: the grid point of the scored model (the best validation AUC among
-            ``trials``, or the first seed's choice when this seed did not tune).
+            ``trials``, or the first seed's choice when this seed did not tune; for
+            ``ensemble``, its first member's, its members being in ``details``).
         valid_auc: the validation AUC of the scored model.
         effort: the scored model's training cost.
         trials: every grid point tried at this seed with its validation AUC (empty when
             the seed reused the first seed's choice).
         tuning_seconds: training seconds of all trials (the price of tuning).
         picked: for ``auto``, the strategy whose model it took at this seed; else None.
-            (``ensemble``'s ``choice`` is its first member's; its members are in
-            ``details``.)
         details: what the scored model's learner chose or measured
             (:meth:`~graphsel.transfer.protocol.learners.Learner.details`, e.g.
             ``subdomain_gap``'s per-sub-domain gaps); empty for most. Default empty.

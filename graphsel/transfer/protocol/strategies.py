@@ -375,7 +375,8 @@ declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", Subdomai
 for _name, _options in MULTI_DOMAIN_MODELS.items():
     declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
 declare_strategy("star_finetune", "graphsel.transfer.models.multidomain", FinetuneOptions())
-declare_strategy("merge_all_ensemble", "graphsel.transfer.protocol.learners", SeedEnsembleOptions())
+declare_strategy("merge_all_ensemble", "graphsel.transfer.protocol.learners",
+                 SeedEnsembleOptions())
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,11 +389,20 @@ mean logit of its members' models (:class:`~graphsel.transfer.models.options.Ens
 :func:`graphsel.transfer.protocol.runner.average_members`)."""
 
 
-@register_strategy(ENSEMBLE, options=EnsembleOptions(), control="merge_all_ensemble")
-def ensemble(context: StrategyContext) -> SourcePlan:
-    """Averages other strategies' models; it has no rows of its own."""
-    raise InputError("strategy 'ensemble' averages the models of other strategies of a run "
-                     "(the runner scores it); it has no source rows of its own")
+def _combines(name: str, does: str) -> StrategyBuilder:
+    """The plan builder of a strategy the runner scores from other strategies' models: it
+    has no rows of its own, so building its plan is an error."""
+
+    def build(context: StrategyContext) -> SourcePlan:
+        raise InputError(f"strategy {name!r} {does} other strategies of a run (the runner "
+                         f"scores it); it has no source rows of its own")
+
+    build.__doc__ = f"{name}: {does} other strategies of a run; it has no rows of its own."
+    return build
+
+
+register_strategy(ENSEMBLE, options=EnsembleOptions(), control="merge_all_ensemble")(
+    _combines(ENSEMBLE, "averages the models of"))
 
 
 AUTO = "auto"
@@ -401,11 +411,7 @@ model of the other strategy of the run with the best validation AUC
 (:func:`graphsel.transfer.protocol.runner.pick_auto`)."""
 
 
-@register_strategy(AUTO)
-def auto(context: StrategyContext) -> SourcePlan:
-    """Picks among the run's other strategies; it has no rows of its own."""
-    raise InputError("strategy 'auto' picks among the other strategies of a run (the "
-                     "runner scores it); it has no source rows of its own")
+register_strategy(AUTO)(_combines(AUTO, "picks among the"))
 
 
 COMBINERS: tuple[str, ...] = (ENSEMBLE, AUTO)

@@ -6,7 +6,6 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
@@ -15,18 +14,22 @@ from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
 from graphsel.select.pipeline import Selection
 from graphsel.transfer.data import CTRDataset
-from graphsel.transfer.models.base import ModelConfig, build_base_model
 from graphsel.transfer.features import FeatureEncoder
 from graphsel.transfer.models import finetune
+from graphsel.transfer.models.base import ModelConfig, build_base_model
 from graphsel.transfer.models.finetune import FinetuneLearner, mix_states
 from graphsel.transfer.models.options import FinetuneOptions
 from graphsel.transfer.protocol.learners import LearnerContext, PeriodData
 from graphsel.transfer.protocol.runner import compare_strategies, fit_selection
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
-from graphsel.transfer.protocol.strategies import SourcePlan, StrategyContext, get_strategy
+from graphsel.transfer.protocol.strategies import (
+    SourcePlan,
+    StrategyContext,
+    get_strategy,
+)
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import FitResult, Trainer
-from tests.transfer.tiny import tiny_selector
+from tests.transfer.tiny import tiny_selector, with_test_labels_flipped
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
 
@@ -218,13 +221,7 @@ def test_auto_takes_each_seeds_best_validation_model_and_never_reads_test_labels
     picks = [e.picked for e in compare_strategies(
         source, target, names, model=TINY, train=train, protocol=protocol,
         seeds=[0, 1]).effort if e.strategy == "auto"]
-    test = split_by_time(source, target, protocol).target_test
-    label = np.asarray(target.label).copy()
-    label[test] = 1 - label[test]
-    flipped = InteractionLog(target.table.set_column(target.table.column_names.index("label"),
-                                                     "label", pa.array(label)),
-                             target.index, target.user, target.item, target.ts, label,
-                             target.name)
+    flipped = with_test_labels_flipped(source, target, protocol)
     assert picks == [e.picked for e in compare_strategies(
         source, flipped, names, model=TINY, train=train, protocol=protocol,
         seeds=[0, 1]).effort if e.strategy == "auto"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from graphsel.data.log import InteractionLog
@@ -26,7 +25,7 @@ from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import get_strategy
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import Trainer
-from tests.transfer.tiny import synthetic_pair
+from tests.transfer.tiny import synthetic_pair, with_test_labels_flipped
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
 QUICK = TrainConfig(epochs=1, batch_size=256, lr=0.01, num_threads=1, progress=False)
@@ -148,13 +147,7 @@ def test_test_labels_are_never_read(data):
     options = {"subdomain_gap": SubdomainOptions(max_subdomains=3)}
     first = compare_strategies(source, target, ["subdomain_gap"], model=TINY, train=QUICK,
                                protocol=protocol, strategy_options=options)
-    test = split_by_time(source, target, protocol).target_test
-    label = np.asarray(target.label).copy()
-    label[test] = 1 - label[test]
-    table = target.table.set_column(target.table.column_names.index("label"), "label",
-                                    pa.array(label))
-    flipped = InteractionLog(table, target.index, target.user, target.item, target.ts, label,
-                             target.name)
+    flipped = with_test_labels_flipped(source, target, protocol)
     again = compare_strategies(source, flipped, ["subdomain_gap"], model=TINY, train=QUICK,
                                protocol=protocol, strategy_options=options)
     assert again.effort[0].details == first.effort[0].details

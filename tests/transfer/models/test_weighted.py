@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from graphsel.data.log import InteractionLog
 from graphsel.errors import InputError
 from graphsel.select.domain import DomainClassifier
 from graphsel.transfer.models.base import ModelConfig
 from graphsel.transfer.models.options import WeightedOptions
-from graphsel.transfer.models.weighted import WeightedLearner, density_ratios, tempered_weights
+from graphsel.transfer.models.weighted import (
+    WeightedLearner,
+    density_ratios,
+    tempered_weights,
+)
 from graphsel.transfer.protocol.runner import compare_strategies
 from graphsel.transfer.protocol.split import ProtocolConfig, split_by_time
 from graphsel.transfer.protocol.strategies import StrategyContext, get_strategy
 from graphsel.transfer.train.options import TrainConfig
 from graphsel.transfer.train.trainer import Trainer
-from tests.transfer.tiny import synthetic_pair
+from tests.transfer.tiny import synthetic_pair, with_test_labels_flipped
 
 TINY = ModelConfig(embed_dim=4, hidden=(8, 4))
 QUICK = TrainConfig(epochs=1, batch_size=256, lr=0.01, num_threads=1, progress=False)
@@ -113,21 +115,13 @@ def test_alpha_zero_lambda_one_is_merge_all_and_test_labels_are_never_read(data)
     point = next(p for p in effort.details["grid"] if (p["alpha"], p["lambda"]) == (0.0, 1.0))
     assert point["valid_auc"] == valid["merge_all"]
     # flipping every test label changes neither the weights, the choice nor a prediction
-    test = split_by_time(source, target, protocol).target_test
-    label = np.asarray(target.label).copy()
-    label[test] = 1 - label[test]
-    flipped = relabel(target, label)
+    flipped = with_test_labels_flipped(source, target, protocol)
     again = compare_strategies(source, flipped, ["weighted_all"], model=TINY, train=QUICK,
                                protocol=protocol)
     assert again.effort[0].details == effort.details
     np.testing.assert_array_equal(again.test_predictions["weighted_all"],
                                   default.test_predictions["weighted_all"])
 
-
-def relabel(log: InteractionLog, label: np.ndarray) -> InteractionLog:
-    """``log`` with its labels replaced (same rows, ids and index)."""
-    table = log.table.set_column(log.table.column_names.index("label"), "label", pa.array(label))
-    return InteractionLog(table, log.index, log.user, log.item, log.ts, label, log.name)
 
 
 def test_the_learner_is_registered_with_its_options():
