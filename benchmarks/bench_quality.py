@@ -208,7 +208,9 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     bootstrap CI), mean AUC lift, the same against its control where it has one
     (``selected`` against ``random_same_size``, ``ensemble`` against
     ``merge_all_ensemble``), mean rows x epochs and training seconds
-    (chosen points), mean tuning seconds."""
+    (chosen points), mean tuning seconds; ``lift_share``, its mean lift over ``target_only``
+    as a share of ``merge_all``'s (None unless ``merge_all`` ran and lifted: the cost
+    target of a recipe on a fraction of the source rows is a share of 0.95)."""
     names: list[str] = []
     for done in splits.values():
         names += [n for n in done["results"]["strategies"] if n not in names]
@@ -240,6 +242,11 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
             [e["tuning_seconds"] for e in efforts if e["trials"]] or [0.0])), 2)
         entry["capped_fits"] = int(sum(e["effort"]["capped_fits"] for e in efforts))
         summary[name] = entry
+    merge_lift = summary.get(MERGE_BASELINE, {}).get(f"vs_{BASELINE}", {}).get("mean_lift")
+    for entry in summary.values():
+        lift = entry[f"vs_{BASELINE}"]["mean_lift"]
+        entry["lift_share"] = (round(lift / merge_lift, 4) if lift is not None
+                               and merge_lift is not None and merge_lift > 0 else None)
     return summary
 
 
@@ -258,6 +265,8 @@ def summary_table(summary: dict[str, Any]) -> str:
             lift = versus["mean_lift"]
             cells += ["/".join(str(versus[v]) for v in VERDICTS),
                       "" if lift is None else f"{lift:+.4f}"]
+        share = entry["lift_share"]
+        cells += ["" if share is None else f"{100 * share:.0f} %"]
         control = entry.get("vs_control")
         cells += ["" if control is None else
                   f"{'/'.join(str(control[v]) for v in VERDICTS)} "
@@ -267,8 +276,8 @@ def summary_table(summary: dict[str, Any]) -> str:
         rows.append(cells)
     return format_table(
         ["strategy", "splits", "vs merge_all W/T/L", "lift", "vs target_only W/T/L", "lift",
-         "vs control W/T/L, lift", "rows x epochs", "train s", "tuning s",
-         "capped fits"], rows,
+         "share of merge_all's lift", "vs control W/T/L, lift", "rows x epochs", "train s",
+         "tuning s", "capped fits"], rows,
         title="summary over splits (95% paired user-bootstrap CI; lift = mean AUC difference)")
 
 

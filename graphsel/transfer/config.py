@@ -58,7 +58,7 @@ from graphsel.select.config import SelectionConfig
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.protocol.strategies import (
-    ENSEMBLE,
+    ENSEMBLES,
     default_options,
     ensemble_members,
     strategy_names,
@@ -136,8 +136,8 @@ class ExperimentConfig:
             if type(options) is not type(default):
                 raise InputError(f"the options of strategy {name!r} must be a "
                                  f"{type(default).__name__}, got {options!r}")
-        if ENSEMBLE in self.strategies:
-            ensemble_members(self.options_for(ENSEMBLE))
+        for name in (name for name in self.strategies if name in ENSEMBLES):
+            ensemble_members(self.options_for(name), name)
 
     def options_for(self, name: str) -> Any:
         """Strategy ``name``'s learner options: those given, else its defaults (None for a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -48,3 +49,41 @@ def test_bad_split_name_is_one_line(tmp_path):
 def test_jobs_below_one_is_one_line(tmp_path):
     run = _run(tmp_path, "--jobs", "0")
     assert run.returncode == 2 and run.stderr.strip() == "error: --jobs must be >= 1, got 0"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _split(lifts: dict[str, float]) -> dict:
+    """A split's JSON as summarize reads it: each strategy's lift over target_only."""
+    names = ["target_only", *lifts]
+    effort = {"rows_x_epochs": 10, "seconds": 1.0, "capped_fits": 0}
+    return {"results": {
+        "strategies": names,
+        "vs_target_only": {n: {"auc_diff": d, "ci95": [d - 0.01, d + 0.01]}
+                           for n, d in lifts.items()},
+        "vs_merge_all": {n: {"auc_diff": d - lifts["merge_all"], "ci95": [-1.0, 1.0]}
+                         for n, d in lifts.items() if n != "merge_all"},
+        "effort": [{"strategy": n, "effort": effort, "tuning_seconds": 0.0, "trials": []}
+                   for n in names]}}
+
+
+def test_lift_share_is_the_mean_lift_over_merge_alls():
+    bench = _module()
+    summary = bench.summarize({"a": _split({"merge_all": 0.02, "cheap": 0.01}),
+                               "b": _split({"merge_all": 0.01, "cheap": 0.017})})
+    # (0.01 + 0.017) / 2 over (0.02 + 0.01) / 2
+    assert summary["cheap"]["lift_share"] == 0.9
+    assert summary["merge_all"]["lift_share"] == 1.0
+    assert summary["target_only"]["lift_share"] is None  # no lift over itself
+    versus = summary["cheap"]["vs_target_only"]
+    assert (versus["win"], versus["tie"], versus["loss"]) == (1, 1, 0)  # [0, 0.02] is a tie
+    table = bench.summary_table(summary)
+    assert "share of merge_all's lift" in table and " 90 %" in table
+    # merge_all below target_only: no share to speak of
+    worse = bench.summarize({"a": _split({"merge_all": -0.01, "cheap": 0.01})})
+    assert worse["cheap"]["lift_share"] is None

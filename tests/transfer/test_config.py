@@ -99,6 +99,8 @@ def test_source_and_target_paths(tmp_path):
      r"exp\.yaml: strategy_options\.ensemble\.members: 'auto' combines other strategies"),
     ("strategy_options: {ensemble: {members: [merge_all, best]}}\n",
      r"exp\.yaml: Could not resolve strategy 'best'"),
+    ("strategy_options: {budget_ensemble: {members: [budget_finetune, ensemble]}}\n",
+     r"exp\.yaml: strategy_options\.budget_ensemble\.members: 'ensemble' combines other"),
     ("selection: {hops: 2}\n", r"exp\.yaml: selection: unknown key 'hops' \(valid: stages"),
     ("selection: {knn: {kk: 2}}\n", r"exp\.yaml: selection\.knn: unknown key 'kk' \(valid: index"),
     ("selection: {stages: [graph, magic]}\n", r"exp\.yaml: .*stage 'magic'"),

@@ -25,7 +25,8 @@ period's target and source rows, as ``merge_all`` trains it:
 did before.
 
 This module also holds the method's learners and registers the strategies ``ctnet``,
-``ctnet_linear`` (warm-started, linear adapters) and ``ctnet_cold`` (declared in
+``ctnet_linear`` (warm-started, linear adapters), ``ctnet_cold`` and ``budget_ctnet``
+(``ctnet`` on ``budget_finetune``'s rows, a member of ``budget_ensemble``; declared in
 :mod:`graphsel.transfer.protocol.strategies`, with their
 :class:`~graphsel.transfer.models.options.AdapterOptions`).
 
@@ -51,6 +52,7 @@ from graphsel.transfer.models.base import (
     build_base_model,
     register_model,
 )
+from graphsel.transfer.models.finetune import budget_finetune
 from graphsel.transfer.models.options import ADAPTER_INIT_STD, AdapterOptions
 from graphsel.transfer.models.towers import (
     FrozenTower,
@@ -208,4 +210,7 @@ class CTNetLearner(ColdCTNetLearner):
 register_strategy("ctnet", learner=CTNetLearner)(merge_all)
 register_strategy("ctnet_linear", learner=CTNetLearner)(merge_all)
 register_strategy("ctnet_cold", learner=ColdCTNetLearner)(merge_all)
+# ctnet on budget_finetune's rows (a member of budget_ensemble): the source tower and the
+# entire-space start see the target's rows and 20 % of the source rows
+register_strategy("budget_ctnet", needs_selection=True, learner=CTNetLearner)(budget_finetune)
 

@@ -67,7 +67,7 @@ from graphsel.transfer.models.multidomain_options import (
     STAROptions,
     TowerOptions,
 )
-from graphsel.transfer.models.finetune import FinetuneLearner
+from graphsel.transfer.models.finetune import FinetuneLearner, budget_finetune
 from graphsel.transfer.models.options import FinetuneOptions, ModelConfig
 from graphsel.transfer.protocol.learners import LearnerContext, PlanLearner
 from graphsel.transfer.protocol.strategies import merge_all, register_strategy
@@ -782,3 +782,6 @@ class StarFinetuneLearner(FinetuneLearner):
 
 register_strategy("star_finetune", learner=StarFinetuneLearner,
                   options=FinetuneOptions())(merge_all)
+# star_finetune on budget_finetune's rows (a member of budget_ensemble)
+register_strategy("budget_star_finetune", needs_selection=True, learner=StarFinetuneLearner,
+                  options=FinetuneOptions())(budget_finetune)

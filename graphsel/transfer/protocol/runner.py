@@ -49,9 +49,10 @@ step per module of :mod:`graphsel.transfer.protocol`:
    resamples test *users* (all their rows) and scores both strategies' seed-averaged AUC on
    it, so the test-set noise cancels in the difference; the spread over seeds is reported
    separately as ``std``.
-6. **Combines** (after every other strategy, at each seed): ``ensemble`` averages its members'
-   models (:func:`average_members`), then ``auto`` picks one model among the others
-   (:func:`pick_auto`, ``ensemble`` included). Both read the validation rows only.
+6. **Combines** (after every other strategy, at each seed): ``ensemble`` and
+   ``budget_ensemble`` average their members' models (:func:`average_members`), then
+   ``auto`` picks one model among the others (:func:`pick_auto`, the ensembles included).
+   They read the validation rows only.
 
 **Resuming.** With a :class:`~graphsel.transfer.protocol.checkpoints.RunStore`, the fitted
 selection and each finished (strategy, seed) unit are saved as soon as they are done, and
@@ -120,6 +121,7 @@ from graphsel.transfer.protocol.strategies import (
     AUTO,
     COMBINERS,
     ENSEMBLE,
+    ENSEMBLES,
     SourcePlan,
     Strategy,
     StrategyContext,
@@ -593,12 +595,12 @@ def compare_strategies(
     valid, test = split.target_valid, split.target_test
     validation = ValidationRows(target.label[valid], target.user[valid], valid_predictions)
     y, users = target.label[test], target.user[test]
-    if ENSEMBLE in names:
-        combined = average_members(members, [int(s) for s in seeds], records,
-                                   test_predictions, efforts, validation, y, users)
+    for name, averaged in members.items():
+        combined = average_members(averaged, [int(s) for s in seeds], records,
+                                   test_predictions, efforts, validation, y, users, name)
         records += combined.records
-        test_predictions[ENSEMBLE] = combined.test_predictions
-        valid_predictions[ENSEMBLE] = combined.valid_predictions  # auto's candidate too
+        test_predictions[name] = combined.test_predictions
+        valid_predictions[name] = combined.valid_predictions  # auto's candidate too
         efforts += combined.efforts
     if AUTO in names:
         auto_records, auto_predictions, auto_efforts = pick_auto(
@@ -624,19 +626,19 @@ def compare_strategies(
 
 
 def _with_members(names: list[str], options: Mapping[str, Any]
-                  ) -> tuple[list[str], tuple[str, ...]]:
-    """``names`` with ``ensemble``'s members that it does not name inserted before
-    ``ensemble``, and those members (empty without ``ensemble``).
+                  ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """``names`` with each ensemble's members that the run does not name inserted before
+    that ensemble, and the members of each ensemble of the run (:data:`ENSEMBLES`).
 
     Raises:
         InputError: a member that is unknown or is itself a combining strategy.
     """
-    if ENSEMBLE not in names:
-        return names, ()
-    members = ensemble_members(options.get(ENSEMBLE))
-    at = names.index(ENSEMBLE)
-    missing = [member for member in members if member not in names]
-    return names[:at] + missing + names[at:], members
+    members = {name: ensemble_members(options.get(name), name)
+               for name in names if name in ENSEMBLES}
+    for name, averaged in members.items():
+        at = names.index(name)
+        names = names[:at] + [m for m in averaged if m not in names] + names[at:]
+    return names, members
 
 
 @dataclass(frozen=True)
@@ -666,9 +668,10 @@ def average_members(members: Sequence[str], seeds: Sequence[int],
                     records: Sequence[PeriodRecord],
                     test_predictions: Mapping[str, Sequence[np.ndarray]],
                     efforts: Sequence[EffortRecord], valid: ValidationRows,
-                    test_label: np.ndarray, test_user: np.ndarray) -> Combined:
-    """The ``ensemble`` strategy: per seed, the mean logit of ``members``' scored models
-    (:func:`logit_mean`), on the validation and the test rows.
+                    test_label: np.ndarray, test_user: np.ndarray, name: str = ENSEMBLE
+                    ) -> Combined:
+    """An ensemble strategy (``ensemble``, ``budget_ensemble``): per seed, the mean logit of
+    ``members``' scored models (:func:`logit_mean`), on the validation and the test rows.
 
     Models of different recipes err differently, so their mean ranks better than each
     (Dietterich 2000; a deep ensemble of one recipe is ``merge_all_ensemble``, its control).
@@ -688,6 +691,7 @@ def average_members(members: Sequence[str], seeds: Sequence[int],
         valid: the validation rows and the members' predictions on them.
         test_label: ``(N_test,)`` labels of the test rows.
         test_user: ``(N_test,)`` their users (GAUC).
+        name: the ensemble's strategy name, in its records. Default ``"ensemble"``.
 
     >>> point = GridPoint(0.001, 0.0, False)
     >>> efforts = [EffortRecord(name, 0, point, 0.6, Effort(epochs=2)) for name in "ab"]
@@ -705,19 +709,19 @@ def average_members(members: Sequence[str], seeds: Sequence[int],
     last = {(r.strategy, r.seed): r for r in records}  # records come in period order
     out = Combined([], [], [], [])
     for i, seed in enumerate(seeds):
-        test = logit_mean([test_predictions[name][i] for name in members])
-        valid_p = logit_mean([valid.predictions[name][i] for name in members])
-        scored = [by_key[name, seed] for name in members]
-        ends = [last[name, seed] for name in members if (name, seed) in last]
+        test = logit_mean([test_predictions[member][i] for member in members])
+        valid_p = logit_mean([valid.predictions[member][i] for member in members])
+        scored = [by_key[member, seed] for member in members]
+        ends = [last[member, seed] for member in members if (member, seed) in last]
         if ends:
             out.records.append(PeriodRecord(
-                ENSEMBLE, seed, ends[0].period, score_predictions(test_label, test, test_user),
+                name, seed, ends[0].period, score_predictions(test_label, test, test_user),
                 sum(r.n_train for r in ends), sum(r.n_source for r in ends), len(test_label),
                 round(sum(r.seconds for r in ends), 3)))
         out.test_predictions.append(test)
         out.valid_predictions.append(valid_p)
         out.efforts.append(EffortRecord(
-            ENSEMBLE, seed, scored[0].choice,
+            name, seed, scored[0].choice,
             score_predictions(valid.label, valid_p, valid.user).auc,
             _sum_efforts([e.effort for e in scored]),
             tuning_seconds=round(sum(e.tuning_seconds for e in scored), 3),
@@ -829,7 +833,7 @@ def pick_auto(candidates: Sequence[str], seeds: Sequence[int], records: Sequence
         auto_records += [replace(r, strategy=AUTO) for r in records
                          if r.strategy == best.strategy and r.seed == seed]
         auto_predictions.append(test_predictions[best.strategy][i])
-        trained = [e for e in scored if e.strategy != ENSEMBLE]  # its cost is its members'
+        trained = [e for e in scored if e.strategy not in ENSEMBLES]  # cost: their members'
         total = _sum_efforts([e.effort for e in trained])
         auto_efforts.append(EffortRecord(AUTO, seed, best.choice, best.valid_auc, total,
                                          tuning_seconds=round(sum(

@@ -68,6 +68,9 @@ __all__ = [
     "random_same_size_mask",
     "AUTO",
     "ENSEMBLE",
+    "BUDGET_ENSEMBLE",
+    "BUDGET_MEMBERS",
+    "ENSEMBLES",
     "COMBINERS",
     "ensemble_members",
     "selection_of",
@@ -370,23 +373,35 @@ declare_strategy("merge_finetune_selected", "graphsel.transfer.models.finetune",
 declare_strategy("merge_finetune_random", "graphsel.transfer.models.finetune",
                  FinetuneOptions())
 declare_strategy("budget_finetune", "graphsel.transfer.models.finetune", FinetuneOptions())
+declare_strategy("budget_ctnet", "graphsel.transfer.models.ctnet", AdapterOptions())
 declare_strategy("weighted_all", "graphsel.transfer.models.weighted", WeightedOptions())
 declare_strategy("subdomain_gap", "graphsel.transfer.models.subdomain", SubdomainOptions())
 for _name, _options in MULTI_DOMAIN_MODELS.items():
     declare_strategy(_name, "graphsel.transfer.models.multidomain", _options)
 declare_strategy("star_finetune", "graphsel.transfer.models.multidomain", FinetuneOptions())
+declare_strategy("budget_star_finetune", "graphsel.transfer.models.multidomain",
+                 FinetuneOptions())
 declare_strategy("merge_all_ensemble", "graphsel.transfer.protocol.learners",
                  SeedEnsembleOptions())
 
 
 # --------------------------------------------------------------------------------------------
-# ensemble and auto: strategies that combine the models of the run's other strategies
+# ensemble, budget_ensemble and auto: strategies that combine the run's other models
 # --------------------------------------------------------------------------------------------
 
 ENSEMBLE = "ensemble"
 """The name of the strategy that trains nothing of its own: the runner gives it, per seed, the
 mean logit of its members' models (:class:`~graphsel.transfer.models.options.EnsembleOptions`;
 :func:`graphsel.transfer.protocol.runner.average_members`)."""
+
+BUDGET_ENSEMBLE = "budget_ensemble"
+"""``ensemble`` of the recipes that train on the 20 % source budget (``budget_finetune``'s
+rows): the cheap recipe's answer to ``ensemble``. Its members share one plan, so it trains
+on those rows alone."""
+
+BUDGET_MEMBERS: tuple[str, ...] = ("budget_finetune", "budget_star_finetune", "budget_ctnet")
+"""The default members of ``budget_ensemble``: ``ensemble``'s recipes (the base model and
+STAR fine-tuned, CTNet warm-started) on the budget's rows."""
 
 
 def _combines(name: str, does: str) -> StrategyBuilder:
@@ -403,6 +418,12 @@ def _combines(name: str, does: str) -> StrategyBuilder:
 
 register_strategy(ENSEMBLE, options=EnsembleOptions(), control="merge_all_ensemble")(
     _combines(ENSEMBLE, "averages the models of"))
+register_strategy(BUDGET_ENSEMBLE, options=EnsembleOptions(BUDGET_MEMBERS))(
+    _combines(BUDGET_ENSEMBLE, "averages the models of"))
+
+ENSEMBLES: tuple[str, ...] = (ENSEMBLE, BUDGET_ENSEMBLE)
+"""The strategies that average their members' models (each with
+:class:`~graphsel.transfer.models.options.EnsembleOptions`)."""
 
 
 AUTO = "auto"
@@ -414,26 +435,29 @@ model of the other strategy of the run with the best validation AUC
 register_strategy(AUTO)(_combines(AUTO, "picks among the"))
 
 
-COMBINERS: tuple[str, ...] = (ENSEMBLE, AUTO)
+COMBINERS: tuple[str, ...] = (*ENSEMBLES, AUTO)
 """The strategies the runner scores from the other strategies' models, in the order it does
-(``auto`` may pick ``ensemble``)."""
+(``auto`` may pick an ensemble)."""
 
 
-def ensemble_members(options: EnsembleOptions | None = None) -> tuple[str, ...]:
-    """The members of ``ensemble`` with ``options`` (default: its default options), checked
-    without importing any strategy's module.
+def ensemble_members(options: EnsembleOptions | None = None, name: str = ENSEMBLE
+                     ) -> tuple[str, ...]:
+    """The members of the ensemble ``name`` (one of :data:`ENSEMBLES`) with ``options``
+    (default: its default options), checked without importing any strategy's module.
 
     >>> ensemble_members(EnsembleOptions(("merge_all", "ctnet")))
     ('merge_all', 'ctnet')
+    >>> ensemble_members(name="budget_ensemble")
+    ('budget_finetune', 'budget_star_finetune', 'budget_ctnet')
 
     Raises:
         InputError: a member that is not a strategy, or that combines other strategies'
             models itself (``ensemble``, ``auto``).
     """
-    members = (options or default_options(ENSEMBLE)).members
+    members = (options or default_options(name)).members
     for member in members:
         default_options(member)  # an unknown name is an InputError naming the choices
         if member in COMBINERS:
-            raise InputError(f"strategy_options.ensemble.members: {member!r} combines other "
+            raise InputError(f"strategy_options.{name}.members: {member!r} combines other "
                              f"strategies' models; name strategies that train their own")
     return tuple(members)

@@ -267,6 +267,30 @@ def test_budget_plan_holds_the_top_ranked_selected_rows_within_the_budget():
     assert finetune.budget_mask(selection, 0.6).tolist() == mask.tolist()
 
 
+def test_budget_ensemble_members_train_on_budget_finetunes_rows():
+    from graphsel.transfer.models.ctnet import CTNetLearner
+    from graphsel.transfer.models.multidomain import StarFinetuneLearner
+
+    rng = np.random.default_rng(5)
+    rows = np.arange(200, 240)
+    mask = rng.random(40) < 0.5
+    selection = Selection(mask, np.ones(40, np.float32),
+                          {"knn_score": rng.random(40).astype(np.float32)})
+    log = SimpleNamespace(user=rng.integers(0, 4, 240), label=rng.integers(0, 2, 240))
+    context = StrategyContext(rows, selection, 0, log)
+    budget = get_strategy("budget_finetune").plan(context)
+    assert len(budget) == 8  # a fifth of the 40 rows
+    for name, learner in (("budget_ctnet", CTNetLearner),
+                          ("budget_star_finetune", StarFinetuneLearner)):
+        strategy = get_strategy(name)
+        plan = strategy.plan(context)
+        assert plan.rows.tolist() == budget.rows.tolist() and plan.focus is None
+        assert plan.weight.tolist() == [1.0] * 8 and plan.schedule == "joint"
+        assert strategy.learner is learner and strategy.needs_selection
+    assert get_strategy("budget_ensemble").options.members == (
+        "budget_finetune", "budget_star_finetune", "budget_ctnet")
+
+
 def test_budget_takes_every_stratum_in_proportion_its_best_ranked_rows_first():
     rng = np.random.default_rng(3)
     sizes = [5, 10, 20, 5, 40]  # multiples of 5: a 0.2 budget takes exactly a fifth of each

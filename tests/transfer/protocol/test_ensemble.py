@@ -129,6 +129,30 @@ def test_the_run_adds_missing_members_and_scores_their_mean(data, monkeypatch):
     assert "merge_all_ensemble" in table.split("AUC - control")[1]
 
 
+def test_two_ensembles_each_average_their_own_members(data):
+    source, target = data
+    options = {"ensemble": PAIR,
+               "budget_ensemble": EnsembleOptions(("target_only", "pretrain_finetune"))}
+    results = compare_strategies(
+        source, target, ["ensemble", "budget_ensemble", "auto"], model=TINY, train=QUICK,
+        protocol=dataclasses.replace(PROTOCOL, auto_margin=0.0), seeds=[0],
+        strategy_options=options)
+    # each ensemble's missing members train ahead of it; target_only once, for both
+    assert results.strategies == ["merge_all", "target_only", "ensemble", "pretrain_finetune",
+                                  "budget_ensemble", "auto"]
+    records = {r.strategy: r for r in results.test_records()}
+    for name, members in (("ensemble", PAIR.members),
+                          ("budget_ensemble", ("target_only", "pretrain_finetune"))):
+        assert records[name].n_train == sum(records[m].n_train for m in members)
+        np.testing.assert_allclose(results.test_predictions[name], logit_mean(
+            [results.test_predictions[m] for m in members]), rtol=1e-6)
+    effort = {r.strategy: r for r in results.effort}
+    assert effort["budget_ensemble"].details == {"members": ["target_only", "pretrain_finetune"]}
+    # auto counts every trained model once, neither ensemble's sum
+    assert effort["auto"].effort.epochs == sum(
+        effort[n].effort.epochs for n in ("merge_all", "target_only", "pretrain_finetune"))
+
+
 def test_auto_may_pick_the_ensemble_and_counts_its_members_once(data):
     source, target = data
     results = compare_strategies(

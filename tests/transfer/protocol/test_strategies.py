@@ -41,9 +41,10 @@ def test_registry_lists_the_builtins_then_the_seed_papers_then_the_recipes_in_or
                                 "ctnet_linear", "ctnet_cold", "ecat", "ecat_cold", "diit",
                                 "diit_cold", "ecdctr", "merge_finetune",
                                 "merge_finetune_selected", "merge_finetune_random",
-                                "budget_finetune", "weighted_all", "subdomain_gap",
-                                "shared_bottom", "mmoe", "ple", "star", "pepnet",
-                                "star_finetune", "merge_all_ensemble", "ensemble", "auto"]
+                                "budget_finetune", "budget_ctnet", "weighted_all",
+                                "subdomain_gap", "shared_bottom", "mmoe", "ple", "star",
+                                "pepnet", "star_finetune", "budget_star_finetune",
+                                "merge_all_ensemble", "ensemble", "budget_ensemble", "auto"]
 
 
 def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
@@ -57,7 +58,7 @@ def test_listing_and_checking_strategies_imports_no_torch_until_one_is_used():
             "s.get_strategy('ctnet_linear').options.adapter)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
-    assert out.split() == ["29", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
+    assert out.split() == ["32", "False", "True", "graphsel.transfer.models.ctnet", "linear"]
 
 
 def test_default_options_are_declared_with_the_names():
