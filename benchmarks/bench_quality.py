@@ -238,8 +238,9 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
         entry["splits"] = sum(name in done["results"]["strategies"] for done in splits.values())
         entry["rows_x_epochs"] = int(np.mean([e["effort"]["rows_x_epochs"] for e in efforts]))
         entry["train_seconds"] = round(float(np.mean([e["effort"]["seconds"] for e in efforts])), 2)
-        entry["tuning_seconds"] = round(float(np.mean(
-            [e["tuning_seconds"] for e in efforts if e["trials"]] or [0.0])), 2)
+        entry["tuning_seconds"] = round(float(np.mean(  # the seeds that tuned (an
+            [e["tuning_seconds"] for e in efforts  # ensemble's: its members' first seed)
+             if e["trials"] or e["tuning_seconds"]] or [0.0])), 2)
         entry["capped_fits"] = int(sum(e["effort"]["capped_fits"] for e in efforts))
         summary[name] = entry
     merge_lift = summary.get(MERGE_BASELINE, {}).get(f"vs_{BASELINE}", {}).get("mean_lift")

@@ -68,8 +68,9 @@ def _split(lifts: dict[str, float]) -> dict:
                            for n, d in lifts.items()},
         "vs_merge_all": {n: {"auc_diff": d - lifts["merge_all"], "ci95": [-1.0, 1.0]}
                          for n, d in lifts.items() if n != "merge_all"},
-        "effort": [{"strategy": n, "effort": effort, "tuning_seconds": 0.0, "trials": []}
-                   for n in names]}}
+        # "cheap" tuned without trials of its own (as an ensemble: its members' seconds)
+        "effort": [{"strategy": n, "effort": effort, "trials": [],
+                    "tuning_seconds": 2.0 if n == "cheap" else 0.0} for n in names]}}
 
 
 def test_lift_share_is_the_mean_lift_over_merge_alls():
@@ -80,6 +81,8 @@ def test_lift_share_is_the_mean_lift_over_merge_alls():
     assert summary["cheap"]["lift_share"] == 0.9
     assert summary["merge_all"]["lift_share"] == 1.0
     assert summary["target_only"]["lift_share"] is None  # no lift over itself
+    assert (summary["cheap"]["tuning_seconds"], summary["merge_all"]["tuning_seconds"]) == (
+        2.0, 0.0)
     versus = summary["cheap"]["vs_target_only"]
     assert (versus["win"], versus["tie"], versus["loss"]) == (1, 1, 0)  # [0, 0.02] is a tie
     table = bench.summary_table(summary)
