@@ -25,7 +25,10 @@ then fine-tunes on
   validation, on ``make bench-quality``'s 19 splits: a mean validation AUC of 0.7518 against
   0.7418 for the users in turns without labels it replaced (higher on 14 splits); strata of
   users alone scored 0.7477, and random rows within the strata 0.7508 (the selection's rank
-  is the rest).
+  is the rest). ``budget_star_finetune`` and ``budget_ctnet`` train on the same rows, and
+  ``budget_ensemble`` averages the three models (#13's cost target: 102 % of
+  ``merge_all``'s lift over ``target_only`` on ``make bench-quality``, where this recipe
+  alone keeps 86 %).
 
 The fine-tuning step early-stops on the target's validation rows and keeps the merged model
 when no fine-tuning epoch beats it on validation (``Trainer.fit(keep_start=True)``), so it can

@@ -396,8 +396,8 @@ mean logit of its members' models (:class:`~graphsel.transfer.models.options.Ens
 
 BUDGET_ENSEMBLE = "budget_ensemble"
 """``ensemble`` of the recipes that train on the 20 % source budget (``budget_finetune``'s
-rows): the cheap recipe's answer to ``ensemble``. Its members share one plan, so it trains
-on those rows alone."""
+rows): the cheap recipe's answer to ``ensemble``. Its default members share that one plan,
+so it trains on those source rows alone."""
 
 BUDGET_MEMBERS: tuple[str, ...] = ("budget_finetune", "budget_star_finetune", "budget_ctnet")
 """The default members of ``budget_ensemble``: ``ensemble``'s recipes (the base model and
