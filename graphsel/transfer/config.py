@@ -136,8 +136,9 @@ class ExperimentConfig:
             if type(options) is not type(default):
                 raise InputError(f"the options of strategy {name!r} must be a "
                                  f"{type(default).__name__}, got {options!r}")
-        for name in (name for name in self.strategies if name in ENSEMBLES):
-            ensemble_members(self.options_for(name), name)
+        for name in self.strategies:
+            if name in ENSEMBLES:
+                ensemble_members(self.options_for(name), name)
 
     def options_for(self, name: str) -> Any:
         """Strategy ``name``'s learner options: those given, else its defaults (None for a

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_graph.py"
+from tests.benchmarks import load_benchmark
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_graph", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_graph")
 
 
 def test_small_benchmark_prints_the_table_and_agrees_with_pyg(capsys):

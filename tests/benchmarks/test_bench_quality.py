@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.benchmarks import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_quality.py"
 
@@ -51,13 +52,6 @@ def test_jobs_below_one_is_one_line(tmp_path):
     assert run.returncode == 2 and run.stderr.strip() == "error: --jobs must be >= 1, got 0"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _split(lifts: dict[str, float]) -> dict:
     """A split's JSON as summarize reads it: each strategy's lift over target_only."""
     names = ["target_only", *lifts]
@@ -74,7 +68,7 @@ def _split(lifts: dict[str, float]) -> dict:
 
 
 def test_lift_share_is_the_mean_lift_over_merge_alls():
-    bench = _module()
+    bench = load_benchmark("bench_quality")
     summary = bench.summarize({"a": _split({"merge_all": 0.02, "cheap": 0.01}),
                                "b": _split({"merge_all": 0.01, "cheap": 0.017})})
     # (0.01 + 0.017) / 2 over (0.02 + 0.01) / 2

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scaling.py"
+from tests.benchmarks import load_benchmark
 
 
 def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_scaling", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_scaling")
 
 
 def test_small_benchmark_prints_one_row_per_scale_and_the_plot(capsys, tmp_path):

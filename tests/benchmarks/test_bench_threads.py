@@ -3,23 +3,19 @@ ML-1M run it builds is a valid 4-strategy config."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "bench_threads.py"
 
 
 def _module():
-    if "bench_threads" not in sys.modules:  # its dataclass needs the module registered
-        spec = importlib.util.spec_from_file_location("bench_threads", SCRIPT)
-        assert spec is not None and spec.loader is not None
-        sys.modules["bench_threads"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["bench_threads"])
-    return sys.modules["bench_threads"]
+    return load_benchmark("bench_threads")
 
 
 def test_quick_benchmark_prints_the_table():
