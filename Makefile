@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install notebooks lab bench bench-graph bench-select bench-scaling bench-train bench-transfer bench-quality bench-spark bench-syncrec bench-threads peer-swr clean
+.PHONY: demo test install notebooks lab bench bench-graph bench-select bench-scaling bench-train bench-transfer bench-quality bench-continual bench-spark bench-syncrec bench-threads peer-swr clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-transfer: $(STAMP)
 
 bench-quality: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_quality.py
+
+bench-continual: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/bench_continual.py
 
 bench-spark: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[spark]'

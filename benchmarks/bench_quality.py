@@ -69,7 +69,12 @@ from graphsel.errors import InputError
 from graphsel.transfer.config import DatasetConfig, ExperimentConfig, load_config
 from graphsel.transfer.models.options import ModelConfig
 from graphsel.transfer.protocol.experiment import run_experiment
-from graphsel.transfer.protocol.results import BASELINE, MERGE_BASELINE, VERDICTS, Comparison
+from graphsel.transfer.protocol.results import (
+    BASELINE,
+    MERGE_BASELINE,
+    VERDICTS,
+    Comparison,
+)
 from graphsel.transfer.protocol.split import ProtocolConfig
 from graphsel.transfer.protocol.strategies import strategy_names
 from graphsel.transfer.train.options import TrainConfig
@@ -133,6 +138,20 @@ def quick_splits() -> dict[str, ExperimentConfig]:
     return splits
 
 
+def pick_splits(splits: dict[str, ExperimentConfig], names: str) -> dict[str, ExperimentConfig]:
+    """The splits named in ``names`` (comma-separated, in that order).
+
+    Raises:
+        InputError: an unknown name (the message lists the valid ones).
+    """
+    wanted = [name for name in names.split(",") if name]
+    unknown = [name for name in wanted if name not in splits]
+    if unknown:
+        raise InputError(f"--splits: unknown split {unknown[0]!r} (valid: "
+                         f"{', '.join(splits) or 'none without GRAPHSEL_DATA'})")
+    return {name: splits[name] for name in wanted}
+
+
 def fingerprint(config: ExperimentConfig) -> str:
     """A hash of the settings: a finished split is reused only if they did not change."""
     return hashlib.sha256(repr(config).encode()).hexdigest()[:16]
@@ -173,10 +192,10 @@ def _cpu_seconds() -> float:
 
 
 def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence[str],
-               jobs: int) -> dict[str, dict[str, Any]]:
-    """Runs each split not :func:`finished` in its own process (this script with ``argv`` and
-    ``--only NAME``, one thread, :data:`WORKER_ENV`), ``jobs`` at a time; returns every
-    split's JSON.
+               jobs: int, script: str = __file__) -> dict[str, dict[str, Any]]:
+    """Runs each split not :func:`finished` in its own process (``script``, by default this
+    one, with ``argv`` and ``--only NAME``, one thread, :data:`WORKER_ENV`), ``jobs`` at a
+    time; returns every split's JSON.
 
     Raises:
         InputError: a split's process failed (the others are stopped; finished splits keep
@@ -190,7 +209,7 @@ def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence
             while pending and len(running) < jobs:
                 name = pending.pop(0)
                 running[name] = subprocess.Popen(
-                    [sys.executable, __file__, *argv, "--only", name], env=env)
+                    [sys.executable, script, *argv, "--only", name], env=env)
             time.sleep(0.5)
             for name, process in list(running.items()):
                 if process.poll() is not None:
@@ -222,7 +241,7 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
                            if name in done["results"].get(key, {})]
             counts = dict.fromkeys(VERDICTS, 0)
             for c in comparisons:
-                counts[_verdict(c["ci95"])] += 1
+                counts[interval_verdict(c["ci95"])] += 1
             entry[f"vs_{baseline}"] = {
                 **counts, "mean_lift": (round(float(np.mean([c["auc_diff"] for c in comparisons])),
                                         6) if comparisons else None)}
@@ -231,7 +250,7 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if controls:
             entry["vs_control"] = {
                 "control": controls[0]["control"],
-                **{v: sum(_verdict(c["ci95"]) == v for c in controls) for v in VERDICTS},
+                **{v: sum(interval_verdict(c["ci95"]) == v for c in controls) for v in VERDICTS},
                 "mean_lift": round(float(np.mean([c["auc_diff"] for c in controls])), 6)}
         efforts = [e for done in splits.values() for e in done["results"]["effort"]
                    if e["strategy"] == name]
@@ -251,7 +270,7 @@ def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _verdict(ci95: Sequence[float]) -> str:
+def interval_verdict(ci95: Sequence[float]) -> str:
     """The verdict of a JSON comparison's interval (:attr:`Comparison.verdict`)."""
     lo, hi = ci95
     return Comparison(0.0, (lo, hi)).verdict
@@ -335,12 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             data = os.environ.get("GRAPHSEL_DATA")
             splits = builtin_splits(data, seeds, strategies) if data else {}
             if args.splits is not None:
-                wanted = [s for s in args.splits.split(",") if s]
-                unknown = [s for s in wanted if s not in splits]
-                if unknown:
-                    raise InputError(f"--splits: unknown split {unknown[0]!r} (valid: "
-                                     f"{', '.join(splits) or 'none without GRAPHSEL_DATA'})")
-                splits = {name: splits[name] for name in wanted}
+                splits = pick_splits(splits, args.splits)
             elif args.configs:
                 splits = {}
         for file in args.configs:
