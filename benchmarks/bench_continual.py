@@ -51,8 +51,8 @@ from bench_quality import (
     interval_verdict,
     pick_splits,
     quick_splits,
-    run_split,
-    run_splits,
+    run_all_or_only,
+    time_line,
 )
 from scipy import stats
 
@@ -194,24 +194,17 @@ def main(argv: list[str] | None = None) -> int:
             splits = builtin_splits(data, SEEDS, strategies)
             splits = pick_splits(splits, args.splits if args.splits is not None else
                                  ",".join(name for name in splits if name.startswith("ml1m-")))
-        runs = mode_splits(splits, strategies, args.seeds)
-        if args.jobs < 1:
-            raise InputError(f"--jobs must be >= 1, got {args.jobs}")
         out = Path(args.out)
-        (out / "splits").mkdir(parents=True, exist_ok=True)
-        if args.only is not None:
-            run_split(args.only, runs[args.only], out / "splits")
-            return 0
         start = time.perf_counter()
-        done = run_splits(runs, out / "splits", sys.argv[1:] if argv is None else argv,
-                          args.jobs, script=__file__)
+        done = run_all_or_only(mode_splits(splits, strategies, args.seeds), out, args.only,
+                               sys.argv[1:] if argv is None else argv, args.jobs, __file__)
+        if done is None:
+            return 0
         summary = summarize(list(splits), done, strategies)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    total = (f"{len(done)} runs, {args.jobs} at a time: {time.perf_counter() - start:.0f} s "
-             f"wall, {sum(d['cpu_seconds'] for d in done.values()):.0f} CPU s in the runs' "
-             f"processes (load average now {os.getloadavg()[0]:.1f})")
+    total = time_line(done, "runs", args.jobs, time.perf_counter() - start)
     text = f"{summary_tables(summary)}\n\n{total}"
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps({"summary": summary, "runs": done}, indent=1))

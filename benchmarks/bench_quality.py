@@ -222,6 +222,32 @@ def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence
     return {name: json.loads((folder / f"{name}.json").read_text()) for name in splits}
 
 
+def run_all_or_only(splits: dict[str, ExperimentConfig], out: Path, only: str | None,
+                    argv: Sequence[str], jobs: int,
+                    script: str = __file__) -> dict[str, dict[str, Any]] | None:
+    """A benchmark's runs, in ``out / "splits"``: in a worker process (``only``, the name
+    :func:`run_splits` passes with ``--only``) that one split, returning None; else every
+    split (:func:`run_splits`), returning their JSON.
+
+    Raises:
+        InputError: ``jobs`` below 1, or a split's process failed.
+    """
+    if jobs < 1:
+        raise InputError(f"--jobs must be >= 1, got {jobs}")
+    (out / "splits").mkdir(parents=True, exist_ok=True)
+    if only is not None:
+        run_split(only, splits[only], out / "splits")
+        return None
+    return run_splits(splits, out / "splits", argv, jobs, script)
+
+
+def time_line(done: dict[str, dict[str, Any]], unit: str, jobs: int, seconds: float) -> str:
+    """How long the runs took: wall seconds, their processes' CPU seconds, the load now."""
+    cpu = sum(d.get("cpu_seconds", 0.0) for d in done.values())
+    return (f"{len(done)} {unit}, {jobs} at a time: {seconds:.0f} s wall, {cpu:.0f} CPU s in "
+            f"the {unit}' processes (load average now {os.getloadavg()[0]:.1f})")
+
+
 def summarize(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per strategy: win / tie / loss against ``merge_all`` and ``target_only`` (95 % paired
     bootstrap CI), mean AUC lift, the same against its control where it has one
@@ -366,23 +392,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not splits:
             raise InputError("no split to run: set GRAPHSEL_DATA, or give --configs or --quick")
-        if args.jobs < 1:
-            raise InputError(f"--jobs must be >= 1, got {args.jobs}")
         out = Path(args.out)
-        (out / "splits").mkdir(parents=True, exist_ok=True)
-        if args.only is not None:
-            run_split(args.only, splits[args.only], out / "splits")
-            return 0
         start = time.perf_counter()
-        done = run_splits(splits, out / "splits", sys.argv[1:] if argv is None else argv,
-                          args.jobs)
+        done = run_all_or_only(splits, out, args.only, sys.argv[1:] if argv is None else argv,
+                               args.jobs)
+        if done is None:
+            return 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = summarize(done)
-    total = (f"{len(done)} splits, {args.jobs} at a time: {time.perf_counter() - start:.0f} s "
-             f"wall, {sum(d.get('cpu_seconds', 0.0) for d in done.values()):.0f} CPU s in the "
-             f"splits' processes (load average now {os.getloadavg()[0]:.1f})")
+    total = time_line(done, "splits", args.jobs, time.perf_counter() - start)
     text = "\n\n".join([summary_table(summary), total] + [
         f"{name} ({d['seconds']} s, {d.get('cpu_seconds', '?')} CPU s)\n{d['table']}"
         for name, d in done.items()])
