@@ -83,7 +83,8 @@ def mode_splits(splits: dict[str, ExperimentConfig], strategies: Sequence[str],
     return runs
 
 
-def _aucs(done: dict[str, Any], strategy: str) -> dict[tuple[int, int], float]:
+def period_aucs(done: dict[str, Any], strategy: str) -> dict[tuple[int, int], float]:
+    """A run's test AUC of ``strategy`` per ``(seed, period)``."""
     return {(r["seed"], r["period"]): r["auc"] for r in done["results"]["periods"]
             if r["strategy"] == strategy}
 
@@ -100,7 +101,7 @@ def period_differences(continual: dict[str, Any], once: dict[str, Any],
     once (``diff``, the mean over seeds of the per-seed differences), its 95 % t interval
     over seeds (``ci95``; ``[diff, diff]`` with one seed or equal differences), the seeds
     where continual is ahead, and the verdict of the interval."""
-    a, b = _aucs(continual, strategy), _aucs(once, strategy)
+    a, b = period_aucs(continual, strategy), period_aucs(once, strategy)
     if a.keys() != b.keys():
         raise InputError(f"{strategy}: the continual and once runs have other seeds or periods")
     rows = []
@@ -122,10 +123,10 @@ def period_differences(continual: dict[str, Any], once: dict[str, Any],
 
 def summarize(splits: Sequence[str], runs: dict[str, dict[str, Any]],
               strategies: Sequence[str]) -> dict[str, Any]:
-    """``{"splits": {split: {strategy: [period row, ...]}}, "periods": {strategy: [...]}}``:
-    each split's :func:`period_differences` and each mode's chosen grid point, and per
-    strategy and period over the splits: win / tie / loss of continual against once and the
-    mean difference."""
+    """``{"splits": {split: {strategy: {"periods": [...], "choice": {mode: point}}}},
+    "periods": {strategy: [...]}}``: each split's :func:`period_differences` and each mode's
+    chosen grid point, and per strategy and period over the splits: win / tie / loss of
+    continual against once and the mean difference."""
     per_split: dict[str, Any] = {}
     for split in splits:
         continual, once = runs[f"{split}.{CONTINUAL}"], runs[f"{split}.{ONCE}"]

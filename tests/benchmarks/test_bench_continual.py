@@ -88,7 +88,7 @@ def test_quick_benchmark_writes_its_tables_and_resumes(tmp_path, capsys):
         rows = payload["summary"]["splits"][split]["ctnet"]["periods"]
         assert [r["period"] for r in rows] == [0, 1, 2] and all(r["seeds"] == 2 for r in rows)
         # each diff is the runs' own per-seed records, differenced
-        continual, once = (bench._aucs(payload["runs"][f"{split}.{mode}"], "ctnet")
+        continual, once = (bench.period_aucs(payload["runs"][f"{split}.{mode}"], "ctnet")
                            for mode in ("continual", "once"))
         for row in rows:
             p = row["period"]
