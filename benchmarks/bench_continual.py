@@ -193,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError("GRAPHSEL_DATA is not set (the shared data folder), or use "
                                  "--quick")
             splits = builtin_splits(data, SEEDS, strategies)
-            splits = pick_splits(splits, args.splits if args.splits is not None else
-                                 ",".join(name for name in splits if name.startswith("ml1m-")))
+            splits = (pick_splits(splits, args.splits) if args.splits is not None else
+                      {name: config for name, config in splits.items()
+                       if name.startswith("ml1m-")})
         out = Path(args.out)
         start = time.perf_counter()
         done = run_all_or_only(mode_splits(splits, strategies, args.seeds), out, args.only,
