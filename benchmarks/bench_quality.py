@@ -192,10 +192,10 @@ def _cpu_seconds() -> float:
 
 
 def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence[str],
-               jobs: int, script: str = __file__) -> dict[str, dict[str, Any]]:
-    """Runs each split not :func:`finished` in its own process (``script``, by default this
-    one, with ``argv`` and ``--only NAME``, one thread, :data:`WORKER_ENV`), ``jobs`` at a
-    time; returns every split's JSON.
+               jobs: int, script: str) -> dict[str, dict[str, Any]]:
+    """Runs each split not :func:`finished` in its own process (the benchmark ``script``
+    with ``argv`` and ``--only NAME``, one thread, :data:`WORKER_ENV`), ``jobs`` at a time;
+    returns every split's JSON.
 
     Raises:
         InputError: a split's process failed (the others are stopped; finished splits keep
@@ -224,7 +224,7 @@ def run_splits(splits: dict[str, ExperimentConfig], folder: Path, argv: Sequence
 
 def run_all_or_only(splits: dict[str, ExperimentConfig], out: Path, only: str | None,
                     argv: Sequence[str], jobs: int,
-                    script: str = __file__) -> dict[str, dict[str, Any]] | None:
+                    script: str) -> dict[str, dict[str, Any]] | None:
     """A benchmark's runs, in ``out / "splits"``: in a worker process (``only``, the name
     :func:`run_splits` passes with ``--only``) that one split, returning None; else every
     split (:func:`run_splits`), returning their JSON.
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         start = time.perf_counter()
         done = run_all_or_only(splits, out, args.only, sys.argv[1:] if argv is None else argv,
-                               args.jobs)
+                               args.jobs, __file__)
         if done is None:
             return 0
     except InputError as exc:
